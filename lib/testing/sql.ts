@@ -1,0 +1,85 @@
+import pg from 'pg';
+import { parseLsn } from '../lsn.js';
+import { waitFor } from './processes.js';
+import type { Row } from './types.js';
+
+/** Runs one statement over a short-lived connection. */
+export async function querySql<R extends Row = Row>(connectionString: string, text: string, params?: unknown[]): Promise<R[]> {
+  const client = new pg.Client({ connectionString, connectionTimeoutMillis: 5000 });
+  // A server killed under an idle connection emits 'error'; the query's rejection reports it.
+  client.on('error', () => {});
+  await client.connect();
+  try {
+    const result = await client.query<R>(text, params);
+    return result.rows;
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+async function one(connectionString: string, text: string): Promise<unknown> {
+  const rows = await querySql(connectionString, text);
+  return rows[0] ? Object.values(rows[0])[0] : undefined;
+}
+
+/**
+ * The replica controls that work over SQL alone, shared by every provider. Each awaits the
+ * effect, not just the command.
+ */
+export const replicaSql = {
+  async pauseReplay(cs: string, timeoutMs: number): Promise<void> {
+    await querySql(cs, 'select pg_wal_replay_pause()');
+    // 'pause requested' already stops replay: the startup process checks the request before
+    // applying each record, so nothing committed after this returns becomes visible. It turns
+    // into 'paused' only when the next record arrives.
+    await waitFor('replay to pause', timeoutMs, async () =>
+      (await one(cs, 'select pg_get_wal_replay_pause_state()')) !== 'not paused' ? true : undefined,
+    );
+  },
+
+  async resumeReplay(cs: string, timeoutMs: number): Promise<void> {
+    await querySql(cs, 'select pg_wal_replay_resume()');
+    await waitFor('replay to resume', timeoutMs, async () =>
+      (await one(cs, 'select pg_get_wal_replay_pause_state()')) === 'not paused' ? true : undefined,
+    );
+  },
+
+  async setApplyDelay(cs: string, ms: number, timeoutMs: number): Promise<void> {
+    // ALTER SYSTEM takes no parameters; ms is a checked integer.
+    await querySql(cs, `alter system set recovery_min_apply_delay = '${ms}ms'`);
+    await querySql(cs, 'select pg_reload_conf()');
+    await waitFor('recovery_min_apply_delay to take effect', timeoutMs, async () =>
+      Number(await one(cs, "select setting from pg_settings where name = 'recovery_min_apply_delay'")) === ms ? true : undefined,
+    );
+  },
+
+  async promote(cs: string, timeoutMs: number): Promise<void> {
+    await querySql(cs, `select pg_promote(true, ${Math.max(1, Math.ceil(timeoutMs / 1000))})`);
+    await waitFor('promotion', timeoutMs, async () => ((await one(cs, 'select pg_is_in_recovery()')) === false ? true : undefined));
+  },
+
+  async replayLsn(cs: string): Promise<string> {
+    return String(await one(cs, 'select pg_last_wal_replay_lsn()::text'));
+  },
+
+  async waitForReplay(cs: string, target: string, timeoutMs: number): Promise<void> {
+    const wanted = parseLsn(target);
+    await waitFor(`replay to reach ${target}`, timeoutMs, async () =>
+      parseLsn(String(await one(cs, 'select pg_last_wal_replay_lsn()::text'))) >= wanted ? true : undefined,
+    );
+  },
+
+  async streaming(cs: string): Promise<boolean> {
+    return (await one(cs, 'select status from pg_stat_wal_receiver')) === 'streaming';
+  },
+};
+
+export const primarySql = {
+  async insertLsn(cs: string): Promise<string> {
+    return String(await one(cs, 'select pg_current_wal_insert_lsn()::text'));
+  },
+  /** Everything committed so far is at or below the flush LSN (an end-of-record position). */
+  async flushLsn(cs: string): Promise<string> {
+    return String(await one(cs, 'select pg_current_wal_flush_lsn()::text'));
+  },
+};
