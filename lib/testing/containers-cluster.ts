@@ -36,6 +36,7 @@ async function load() {
 
 class ContainerNode {
   running = true;
+  readonly pid = undefined;
   constructor(
     readonly name: string,
     public role: 'primary' | 'replica',
@@ -115,6 +116,7 @@ class ContainerReplica extends ContainerNode implements ReplicaHandle {
 
 class ContainerRedis implements RedisHandle {
   running = true;
+  readonly pid = undefined;
   constructor(private readonly container: Started, private readonly timeoutMs: number) {}
   get host() {
     return this.container.getHost();

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
-import { processError, signalGroup, sleep, spawnDaemon, waitFor, type Daemon, type RunAs } from './processes.js';
+import { alive, childPids, processError, signalGroup, sleep, spawnDaemon, waitFor, type Daemon, type RunAs } from './processes.js';
 import { primarySql, querySql, replicaSql } from './sql.js';
 import type { PrimaryHandle, ReplicaHandle, Row } from './types.js';
 
@@ -101,10 +101,13 @@ export class NativePostgres {
   async kill(): Promise<void> {
     const daemon = this.#daemon;
     if (!daemon?.isRunning()) return;
+    // As in a machine crash, every process of the server dies at once (the children are
+    // their own process groups, so they are signalled one by one).
+    const children = childPids(daemon.pid);
     signalGroup(daemon.pid, 'SIGKILL');
+    for (const pid of children) signalGroup(pid, 'SIGKILL');
     await daemon.exited();
-    // Every process of the group got the signal; give the kernel a moment to reap them all.
-    await waitFor(`${this.name}'s processes to exit`, 10_000, async () => (groupAlive(daemon.pid) ? undefined : true));
+    await waitFor(`${this.name}'s processes to exit`, 10_000, async () => (children.some(alive) ? undefined : true));
   }
 
   /** Immediate shutdown (SIGQUIT): no checkpoint, but shared memory is released. */
@@ -154,15 +157,6 @@ export class NativePostgres {
     } catch {
       return '';
     }
-  }
-}
-
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
   }
 }
 

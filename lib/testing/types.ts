@@ -15,6 +15,8 @@ export interface NodeHandle {
   readonly connectionString: string;
   /** Whether the server process is running (as far as this handle knows). */
   readonly running: boolean;
+  /** PID of the server process (its process group holds all its processes); native provider only. */
+  readonly pid: number | undefined;
   /** Runs one statement on this node over a fresh connection and returns its rows. */
   query<R extends Row = Row>(sql: string, params?: unknown[]): Promise<R[]>;
   /** Fast shutdown (SIGINT); resolves once the process has exited. */
@@ -57,6 +59,8 @@ export interface RedisHandle {
   /** `redis://127.0.0.1:<port>` */
   readonly url: string;
   readonly running: boolean;
+  /** PID of redis-server; native provider only. */
+  readonly pid: number | undefined;
   /** SIGTERM; resolves once the process has exited. */
   stop(): Promise<void>;
   /** Starts it again on the same port; resolves once it answers PING. */
