@@ -1,2 +1,12 @@
 export { ErrorCodes, ReplicaRouterError, type ErrorCode } from './errors.js';
 export { formatLsn, maxLsn, parseLsn, tryParseLsn, type Lsn } from './lsn.js';
+export { createRouter, type Router, type Topology, type TopologyNode } from './router.js';
+export type { RouterOptions, ReplicaConfig } from './options.js';
+export type { Consistency } from './consistency.js';
+export { RoutedPool } from './pool.js';
+export { RoutedClient } from './client.js';
+export { memoryStore, type MemoryStoreOptions } from './stores/memory.js';
+export type { LsnStore, StoredPosition } from './stores/store.js';
+export type { MonitorOptions } from './monitor.js';
+export type { Reason, PrimaryReason, ReplicaReason } from './routing-policy.js';
+export { DEFAULT_WRITE_FUNCTIONS, type StatementKind } from './classifier.js';

@@ -1,4 +1,5 @@
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
+import { suggest } from '../suggest.js';
 
 /** Which machinery starts the cluster. */
 export type ClusterProvider = 'native' | 'containers' | 'auto';
@@ -72,35 +73,6 @@ const MAX_REPLICAS = 16;
 
 function invalid(message: string): ReplicaRouterError {
   return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `startCluster: ${message}`);
-}
-
-/** Levenshtein distance, for "did you mean" hints on misspelt option names. */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1]!.toLowerCase() === b[j - 1]!.toLowerCase() ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
-
-/** The closest known name within two edits, for error messages. */
-export function suggest(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of known) {
-    const d = distance(name, candidate);
-    if (d < bestDistance) {
-      best = candidate;
-      bestDistance = d;
-    }
-  }
-  return best;
 }
 
 function nonNegativeInteger(name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): number {

@@ -1,0 +1,180 @@
+import { EventEmitter } from 'node:events';
+import type pg from 'pg';
+import type { Classification } from './classifier.js';
+import type { Engine, NodePool } from './engine.js';
+import { isConnectionError, isRecoveryConflict, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
+
+const CLIENT_EVENTS = ['error', 'notice', 'notification', 'end', 'drain'] as const;
+
+interface Binding {
+  node: NodePool;
+  client: pg.PoolClient;
+  forward: Map<string, (...args: unknown[]) => void>;
+}
+
+/**
+ * A checked-out client from {@link RoutedPool.connect}. It holds no connection until its first
+ * statement, then binds to the node that statement routes to:
+ * - a read (or `BEGIN READ ONLY`) binds to a replica ready for the session, else the primary;
+ * - `BEGIN`, a write, or anything not clearly a read binds to the primary;
+ * - inside a transaction every statement stays on the bound node;
+ * - outside one, a write on a replica-bound client moves it to the primary, and once on the
+ *   primary it stays there (session state such as `SET` lives on that connection).
+ */
+export class RoutedClient extends EventEmitter {
+  readonly #engine: Engine;
+  #binding: Binding | undefined;
+  #inTransaction = false;
+  #transactionWrote = false;
+  /** A cursor or stream ran here: keep the connection until release. */
+  #pinned = false;
+  #released = false;
+  /** Statements run one at a time, in the order they were issued, as on a pg client. */
+  #chain: Promise<unknown> = Promise.resolve();
+
+  /** @internal */
+  constructor(engine: Engine) {
+    super();
+    this.#engine = engine;
+  }
+
+  /** The node this client is bound to (`primary`, a replica name), or undefined before its first statement. */
+  get node(): string | undefined {
+    return this.#binding?.node.name;
+  }
+
+  /** Same forms as `pg.Client#query`, including submittables and callbacks. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values: unknown[] | undefined, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
+  query<T extends Submittable>(submittable: T): T;
+  query(arg: unknown, values?: unknown, callback?: unknown): unknown {
+    const q = normalizeQuery(arg, values, callback);
+    if (this.#released) {
+      const err = new Error('Client was closed and is not queryable');
+      if (q.submittable) {
+        process.nextTick(() => (q.submittable as unknown as { handleError?: (e: Error) => void }).handleError?.(err));
+        return q.submittable;
+      }
+      if (q.callback) return void process.nextTick(() => q.callback!(err));
+      return Promise.reject(err);
+    }
+    const run = this.#chain.then(() => this.#run(q.arg, q.values, q.text, q.submittable));
+    this.#chain = run.catch(() => {});
+    if (q.submittable) {
+      run.catch((err: Error) => (q.submittable as unknown as { handleError?: (e: Error) => void }).handleError?.(err));
+      return q.submittable;
+    }
+    if (q.callback) {
+      const cb = q.callback;
+      run.then((result) => cb(null, result as pg.QueryResult), (err: Error) => cb(err));
+      return undefined;
+    }
+    return run;
+  }
+
+  async #run(arg: QueryArg, values: unknown[] | undefined, text: string | undefined, submittable: Submittable | undefined): Promise<unknown> {
+    const engine = this.#engine;
+    await engine.started();
+    const scope = engine.scope();
+    const classification = await engine.classify(text);
+    let exclude: Set<string> | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const node = await this.#target(classification, exclude);
+      const binding = await this.#bind(node);
+      const startsTransaction = classification.kind === 'begin' || classification.kind === 'begin-read-only';
+      node.served++;
+      try {
+        if (submittable) {
+          this.#pinned = true;
+          binding.client.query(submittable as never);
+          return submittable;
+        }
+        const result = await binding.client.query(arg as pg.QueryConfig, values);
+        this.#after(classification, node, scope, true);
+        return result;
+      } catch (err) {
+        this.#after(classification, node, scope, false);
+        const retryable = node.role === 'replica' && attempt === 0 && !this.#inTransaction && !this.#pinned;
+        if (retryable && (isConnectionError(err) || isRecoveryConflict(err))) {
+          if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
+          this.#unbind(err as Error); // the connection may be broken: destroy it
+          exclude = new Set([node.name]);
+          if (startsTransaction) this.#inTransaction = false;
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  /** Where the next statement runs. */
+  async #target(classification: Classification, exclude: Set<string> | undefined): Promise<NodePool> {
+    const engine = this.#engine;
+    const bound = this.#binding?.node;
+    if (bound && (this.#inTransaction || this.#pinned || bound.role === 'primary')) return bound;
+    const kind = classification.kind;
+    const statement = kind === 'read' || kind === 'begin-read-only' ? 'read' : 'other';
+    if (bound && (kind === 'commit' || kind === 'rollback' || kind === 'transaction')) return bound;
+    const route = await engine.route(statement, engine.scope(), bound?.name, exclude);
+    return route.node;
+  }
+
+  async #bind(node: NodePool): Promise<Binding> {
+    if (this.#released) throw new Error('Client was closed and is not queryable');
+    if (this.#binding?.node === node) return this.#binding;
+    this.#unbind();
+    const client = await node.pool.connect();
+    const forward = new Map<string, (...args: unknown[]) => void>();
+    for (const event of CLIENT_EVENTS) {
+      const listener = (...args: unknown[]) => this.emit(event, ...args);
+      forward.set(event, listener);
+      client.on(event, listener);
+    }
+    this.#binding = { node, client, forward };
+    return this.#binding;
+  }
+
+  #unbind(err?: Error | boolean): void {
+    const binding = this.#binding;
+    if (!binding) return;
+    this.#binding = undefined;
+    for (const [event, listener] of binding.forward) binding.client.removeListener(event, listener);
+    binding.client.release(err);
+  }
+
+  /** Tracks transactions and records writes once they are committed. */
+  #after(classification: Classification, node: NodePool, scope: ReturnType<Engine['scope']>, ok: boolean): void {
+    const kind = classification.kind;
+    if (kind === 'begin' || kind === 'begin-read-only') {
+      if (ok) {
+        this.#inTransaction = true;
+        this.#transactionWrote = false;
+      }
+      return;
+    }
+    if (!this.#inTransaction) {
+      if (node.role === 'primary' && kind === 'write') this.#engine.noteWrite(scope);
+      return;
+    }
+    if (node.role === 'primary' && kind !== 'read') this.#transactionWrote = true;
+    if (kind === 'commit' || kind === 'rollback') {
+      // A failed COMMIT may still have committed (connection lost): count it as a write.
+      if (kind === 'commit' && this.#transactionWrote) this.#engine.noteWrite(scope);
+      this.#inTransaction = false;
+      this.#transactionWrote = false;
+      // A read-only transaction on a replica is over: route the next statement afresh.
+      if (node.role === 'replica' && !this.#pinned) this.#unbind();
+    }
+  }
+
+  /**
+   * Returns the connection to its node's pool. A truthy argument (an Error or `true`)
+   * destroys it instead, as with pg.
+   */
+  release(err?: Error | boolean | unknown): void {
+    if (this.#released) throw new Error('Release called on client which has already been released to the pool.');
+    this.#released = true;
+    this.#unbind(err instanceof Error || err === true ? (err as Error | true) : undefined);
+  }
+}

@@ -1,0 +1,137 @@
+import type pg from 'pg';
+import { isConsistency, type Consistency } from './consistency.js';
+import { ErrorCodes, ReplicaRouterError } from './errors.js';
+import type { MonitorOptions } from './monitor.js';
+import { memoryStore } from './stores/memory.js';
+import type { LsnStore } from './stores/store.js';
+import { suggest } from './suggest.js';
+
+/** A replica's pool configuration: a `pg.PoolConfig` plus an optional name. */
+export type ReplicaConfig = pg.PoolConfig & { name?: string };
+
+/**
+ * Options for {@link createRouter}.
+ */
+export interface RouterOptions {
+  /** The primary's `pg.PoolConfig` (e.g. `{ connectionString }`). */
+  primary: pg.PoolConfig;
+  /**
+   * One entry per replica *server*: the replay check and the query must reach the same server,
+   * so never put a load balancer that spreads one address over several replicas here.
+   */
+  replicas?: ReplicaConfig[];
+  /** Where session positions are kept between scopes. Default {@link memoryStore}. */
+  store?: LsnStore;
+  /** Default consistency level. Default `'session'`. */
+  consistency?: Consistency;
+  /**
+   * How long a read may wait for a replica to catch up to its floor before going to the
+   * primary, in ms. Default 0 (check once, then fall back).
+   */
+  maxWaitMs?: number;
+  /** Replica monitor settings. */
+  monitor?: Partial<MonitorOptions>;
+  /** More functions with side effects (`name` or `prefix*`): SELECTs calling them go to the primary. */
+  writeFunctions?: string[];
+  /** Classified statements remembered (LRU, keyed by SQL text). Default 5000. */
+  classifierCacheSize?: number;
+}
+
+export interface ResolvedRouterOptions {
+  primary: pg.PoolConfig;
+  replicas: Array<{ name: string; config: pg.PoolConfig }>;
+  store: LsnStore;
+  consistency: Consistency;
+  maxWaitMs: number;
+  monitor: MonitorOptions;
+  writeFunctions: string[];
+  classifierCacheSize: number;
+}
+
+const KNOWN = ['primary', 'replicas', 'store', 'consistency', 'maxWaitMs', 'monitor', 'writeFunctions', 'classifierCacheSize'];
+const MONITOR_KNOWN = ['intervalMs', 'timeoutMs', 'downAfter', 'upAfter'];
+
+function invalid(message: string): ReplicaRouterError {
+  return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `createRouter: ${message}`);
+}
+
+function checkKeys(where: string, value: object, known: string[]): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      const hint = suggest(key, known);
+      throw invalid(`unknown option "${where}${key}"${hint ? ` (did you mean "${where}${hint}"?)` : ''}`);
+    }
+  }
+}
+
+function integer(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalid(`${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function poolConfig(name: string, value: unknown): pg.PoolConfig {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(`${name} must be a pg.PoolConfig object, e.g. { connectionString: 'postgres://…' }`);
+  }
+  return value as pg.PoolConfig;
+}
+
+/** Checks options once, at creation, and fills in defaults. */
+export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOptions {
+  if (options === null || typeof options !== 'object') throw invalid('options must be an object with at least { primary }');
+  checkKeys('', options, KNOWN);
+  if (options.primary === undefined) throw invalid('primary is required: { primary: { connectionString } }');
+  const primary = poolConfig('primary', options.primary);
+
+  const list = options.replicas ?? [];
+  if (!Array.isArray(list)) throw invalid('replicas must be an array of pg.PoolConfig & { name? }');
+  const names = new Set<string>();
+  const replicas = list.map((entry, i) => {
+    const { name = `replica${i + 1}`, ...config } = poolConfig(`replicas[${i}]`, entry) as ReplicaConfig;
+    if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+      throw invalid(`replicas[${i}].name must be 1–64 letters, digits or _.:-, got ${JSON.stringify(name)}`);
+    }
+    if (name === 'primary' || names.has(name)) throw invalid(`replicas[${i}].name "${name}" is ${name === 'primary' ? 'reserved' : 'used twice'}`);
+    names.add(name);
+    return { name, config };
+  });
+
+  const consistency = options.consistency ?? 'session';
+  if (!isConsistency(consistency)) {
+    throw invalid(
+      `consistency must be 'primary', 'session', 'read-your-writes', 'eventual' or { maxStalenessMs: number ≥ 0 }, got ${JSON.stringify(consistency)}`,
+    );
+  }
+
+  const store = options.store ?? memoryStore();
+  if (typeof store?.get !== 'function' || typeof store.raise !== 'function') {
+    throw invalid('store must implement LsnStore ({ get(key), raise(key, position) }); see memoryStore()');
+  }
+
+  const monitor = options.monitor ?? {};
+  if (typeof monitor !== 'object' || monitor === null) throw invalid('monitor must be an object');
+  checkKeys('monitor.', monitor, MONITOR_KNOWN);
+
+  const writeFunctions = options.writeFunctions ?? [];
+  if (!Array.isArray(writeFunctions) || writeFunctions.some((f) => typeof f !== 'string' || !/^[A-Za-z_][A-Za-z0-9_$]*\*?$/.test(f))) {
+    throw invalid('writeFunctions must be an array of function names (a trailing * matches a prefix)');
+  }
+
+  return {
+    primary,
+    replicas,
+    store,
+    consistency,
+    maxWaitMs: integer('maxWaitMs', options.maxWaitMs ?? 0, 0, 60_000),
+    monitor: {
+      intervalMs: integer('monitor.intervalMs', monitor.intervalMs ?? 500, 10, 600_000),
+      timeoutMs: integer('monitor.timeoutMs', monitor.timeoutMs ?? 1000, 50, 600_000),
+      downAfter: integer('monitor.downAfter', monitor.downAfter ?? 2, 1, 100),
+      upAfter: integer('monitor.upAfter', monitor.upAfter ?? 2, 1, 100),
+    },
+    writeFunctions,
+    classifierCacheSize: integer('classifierCacheSize', options.classifierCacheSize ?? 5000, 1, 10_000_000),
+  };
+}

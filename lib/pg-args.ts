@@ -1,0 +1,68 @@
+import type pg from 'pg';
+
+/** Something pg can run: SQL text, a QueryConfig, or a submittable (pg-cursor, pg-query-stream). */
+export type QueryArg = string | pg.QueryConfig | Submittable;
+
+/** pg's submittable protocol (`client.query(submittable)` returns it). */
+export interface Submittable {
+  submit: (connection: unknown) => void;
+  text?: string;
+  cursor?: { text?: string };
+}
+
+export type Callback = (err: Error | null, result?: pg.QueryResult) => void;
+
+export interface NormalizedQuery {
+  arg: QueryArg;
+  values: unknown[] | undefined;
+  callback: Callback | undefined;
+  submittable: Submittable | undefined;
+  text: string | undefined;
+}
+
+export function isSubmittable(value: unknown): value is Submittable {
+  return typeof value === 'object' && value !== null && typeof (value as Submittable).submit === 'function';
+}
+
+/**
+ * Reads pg's `query` overloads — (text, values?, cb?), (config, values?, cb?), (submittable) —
+ * without copying or changing the caller's config object.
+ */
+export function normalizeQuery(arg: unknown, values: unknown, callback: unknown): NormalizedQuery {
+  if (typeof values === 'function') {
+    callback = values;
+    values = undefined;
+  }
+  if (arg === null || arg === undefined || (typeof arg !== 'string' && typeof arg !== 'object')) {
+    throw new TypeError('Client was passed a null or undefined query');
+  }
+  const submittable = isSubmittable(arg) ? arg : undefined;
+  let text: string | undefined;
+  if (typeof arg === 'string') text = arg;
+  else if (submittable) text = submittable.text ?? submittable.cursor?.text;
+  else text = (arg as pg.QueryConfig).text;
+  return {
+    arg: arg as QueryArg,
+    values: values as unknown[] | undefined,
+    callback: typeof callback === 'function' ? (callback as Callback) : undefined,
+    submittable,
+    text: typeof text === 'string' ? text : undefined,
+  };
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', '57P01', '57P02', '57P03']);
+
+/** The server is unreachable or went away: the node is suspect. */
+export function isConnectionError(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || code.startsWith('08'))) return true;
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(err.message);
+}
+
+/** A hot standby cancelled the query because replay needed to proceed (SQLSTATE 40001/40P01). */
+export function isRecoveryConflict(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return (code === '40001' || code === '40P01') && /conflict with recovery/i.test(err.message);
+}

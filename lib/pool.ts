@@ -1,0 +1,202 @@
+import { EventEmitter } from 'node:events';
+import type pg from 'pg';
+import { RoutedClient } from './client.js';
+import type { Engine, NodePool, Route } from './engine.js';
+import { isConnectionError, isRecoveryConflict, normalizeQuery, type Callback, type QueryArg, type Submittable } from './pg-args.js';
+
+const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as const;
+
+/**
+ * A `pg.Pool` look-alike that routes every statement: reads to a replica that is ready for the
+ * session, everything else to the primary. Use it wherever a `pg.Pool` goes (Kysely, Drizzle,
+ * Knex, TypeORM, Prisma's adapter-pg, or plain pg code).
+ *
+ * @example
+ * ```ts
+ * const { rows } = await router.pool.query('select * from users where id = $1', [42]);
+ * const client = await router.pool.connect();
+ * try {
+ *   await client.query('begin');            // binds the client to the primary
+ *   await client.query('update users set name = $1 where id = $2', ['Ada', 42]);
+ *   await client.query('commit');
+ * } finally {
+ *   client.release();
+ * }
+ * ```
+ */
+export class RoutedPool extends EventEmitter {
+  readonly #engine: Engine;
+  #ending = false;
+  #ended = false;
+
+  /** @internal use `createRouter()` */
+  constructor(engine: Engine) {
+    super();
+    this.#engine = engine;
+    for (const node of this.#nodes()) {
+      for (const event of POOL_EVENTS) {
+        // Same arguments as pg.Pool's events; 'connect' lets you prepare every new connection.
+        node.pool.on(event, (...args: unknown[]) => {
+          if (event === 'error' && this.listenerCount('error') === 0) {
+            // pg.Pool would crash the process here; an idle replica connection dying (a replica
+            // restarting) must not. The monitor takes the node out of rotation.
+            if (node.role === 'replica') return;
+          }
+          this.emit(event, ...args);
+        });
+      }
+    }
+  }
+
+  /** The primary's pool options (as pg.Pool exposes them). */
+  get options(): pg.PoolOptions {
+    return (this.#engine.primary.pool as unknown as { options: pg.PoolOptions }).options;
+  }
+
+  /** Connections open across all nodes. */
+  get totalCount(): number {
+    return this.#sum('totalCount');
+  }
+
+  get idleCount(): number {
+    return this.#sum('idleCount');
+  }
+
+  get waitingCount(): number {
+    return this.#sum('waitingCount');
+  }
+
+  get ending(): boolean {
+    return this.#ending;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /**
+   * Same forms as `pg.Pool#query`: `(text, values?)`, `(config)` (passed through untouched),
+   * with an optional callback, and submittables (`new Cursor(…)`, `new QueryStream(…)`), which
+   * run on a client released when they end.
+   */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values: unknown[] | undefined, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
+  query<T extends Submittable>(submittable: T): T;
+  query(arg: unknown, values?: unknown, callback?: unknown): unknown {
+    const q = normalizeQuery(arg, values, callback);
+    if (this.#ending) {
+      const err = new Error('Cannot use a pool after calling end on the pool');
+      if (q.callback) return void process.nextTick(() => q.callback!(err));
+      return Promise.reject(err);
+    }
+    if (q.submittable) return this.#submit(q.submittable);
+    const promise = this.#run(q.arg, q.values, q.text);
+    if (q.callback) {
+      const cb = q.callback;
+      promise.then((result) => cb(null, result), (err: Error) => cb(err));
+      return undefined;
+    }
+    return promise;
+  }
+
+  async #run(arg: QueryArg, values: unknown[] | undefined, text: string | undefined): Promise<pg.QueryResult> {
+    const engine = this.#engine;
+    await engine.started();
+    const scope = engine.scope();
+    const classification = await engine.classify(text);
+    const statement = classification.kind === 'read' ? 'read' : 'other';
+    let exclude: Set<string> | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const route: Route = await engine.route(statement, scope, undefined, exclude);
+      const node = route.node;
+      node.served++;
+      try {
+        const result = await node.pool.query(arg as pg.QueryConfig, values);
+        if (node.role === 'primary' && statement !== 'read') engine.noteWrite(scope);
+        return result;
+      } catch (err) {
+        // A failed write may still have committed (a lost connection after COMMIT): stay safe.
+        if (node.role === 'primary' && statement !== 'read') engine.noteWrite(scope);
+        if (node.role === 'replica' && attempt === 0 && (isConnectionError(err) || isRecoveryConflict(err))) {
+          if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
+          exclude = new Set([node.name]);
+          continue;
+        }
+        throw err;
+      }
+    }
+  }
+
+  #submit<T extends Submittable>(submittable: T): T {
+    // pg.Pool cannot run submittables; here one runs on a routed client that is released when
+    // the submittable ends (its 'end', 'error' or 'close' event, or cursor.close()).
+    const client = new RoutedClient(this.#engine);
+    let released = false;
+    const release = (err?: unknown) => {
+      if (released) return;
+      released = true;
+      client.release(err instanceof Error ? err : undefined);
+    };
+    const emitter = submittable as unknown as Partial<EventEmitter> & { close?: (cb?: (err?: Error) => void) => unknown };
+    if (typeof emitter.once === 'function') {
+      emitter.once('end', () => release());
+      emitter.once('close', () => release());
+      emitter.once('error', (err: unknown) => release(err));
+    }
+    if (typeof emitter.close === 'function') {
+      const close = emitter.close.bind(submittable);
+      emitter.close = (cb?: (err?: Error) => void) =>
+        close((err?: Error) => {
+          release(err);
+          cb?.(err);
+        });
+    }
+    client.query(submittable);
+    return submittable;
+  }
+
+  /**
+   * Checks out a client. It binds to a node lazily, on its first statement: a read goes to a
+   * ready replica, `BEGIN` or a write to the primary; it stays on its node for a transaction and
+   * moves to the primary when a write arrives outside one.
+   */
+  connect(): Promise<RoutedClient>;
+  connect(callback: (err: Error | undefined, client: RoutedClient | undefined, done: (release?: unknown) => void) => void): void;
+  connect(callback?: (err: Error | undefined, client: RoutedClient | undefined, done: (release?: unknown) => void) => void): Promise<RoutedClient> | void {
+    if (this.#ending) {
+      const err = new Error('Cannot use a pool after calling end on the pool');
+      if (callback) return void process.nextTick(() => callback(err, undefined, () => {}));
+      return Promise.reject(err);
+    }
+    const client = new RoutedClient(this.#engine);
+    if (callback) return void process.nextTick(() => callback(undefined, client, (release?: unknown) => client.release(release)));
+    return Promise.resolve(client);
+  }
+
+  /** Ends every pool and the monitor. */
+  end(): Promise<void>;
+  end(callback: (err?: Error) => void): void;
+  end(callback?: (err?: Error) => void): Promise<void> | void {
+    if (this.#ending) {
+      const err = new Error('Called end on pool more than once');
+      if (callback) return void callback(err);
+      return Promise.reject(err);
+    }
+    this.#ending = true;
+    const done = this.#engine.close().then(() => {
+      this.#ended = true;
+      this.emit('end');
+    });
+    if (callback) return void done.then(() => callback(), callback);
+    return done;
+  }
+
+  #nodes(): NodePool[] {
+    return [this.#engine.primary, ...this.#engine.replicas.values()];
+  }
+
+  #sum(key: 'totalCount' | 'idleCount' | 'waitingCount'): number {
+    return this.#nodes().reduce((total, node) => total + node.pool[key], 0);
+  }
+}

@@ -1,0 +1,128 @@
+
+import type { Consistency } from './consistency.js';
+import { isConsistency } from './consistency.js';
+import { Engine } from './engine.js';
+import { ErrorCodes, ReplicaRouterError } from './errors.js';
+import { formatLsn } from './lsn.js';
+import { resolveRouterOptions, type RouterOptions } from './options.js';
+import { RoutedPool } from './pool.js';
+import { scopes } from './context.js';
+
+/** One node as {@link Router.topology} reports it. */
+export interface TopologyNode {
+  readonly name: string;
+  readonly role: 'primary' | 'replica';
+  /** `up`, `down`, `not-replica` (a replica that left recovery: out of rotation), `unknown`. */
+  readonly status: 'unknown' | 'up' | 'down' | 'not-replica';
+  /** Replica: last known `pg_last_wal_replay_lsn()`; primary: `pg_current_wal_insert_lsn()`. */
+  readonly lsn: string | undefined;
+  readonly lagBytes: number | undefined;
+  readonly lagMs: number | undefined;
+  /** Statements this router sent to the node. */
+  readonly served: number;
+  readonly lastError: string | undefined;
+}
+
+export interface Topology {
+  readonly nodes: readonly TopologyNode[];
+  /** Reads of `pg_current_wal_insert_lsn()` after writes, live replay checks, store reads/writes. */
+  readonly counters: Readonly<{ positionReads: number; liveChecks: number; storeReads: number; storeWrites: number }>;
+}
+
+/** What {@link createRouter} returns. */
+export interface Router {
+  /** A `pg.Pool`-compatible pool for ORMs and plain pg code. */
+  readonly pool: RoutedPool;
+  /** Same as `router.pool.query`. */
+  readonly query: RoutedPool['query'];
+  /**
+   * Runs `fn` as session `key` (a user, an API token, a job): the session's stored position is
+   * loaded on its first routable read, and its new position stored when `fn` ends.
+   *
+   * @example
+   * ```ts
+   * await router.withSession(`user:${userId}`, async () => {
+   *   await router.query('update profiles set bio = $1 where user_id = $2', [bio, userId]);
+   * });
+   * // later, in another request of the same user: sees the new bio, wherever it reads
+   * await router.withSession(`user:${userId}`, () => router.query('select bio from profiles where user_id = $1', [userId]));
+   * ```
+   */
+  withSession<T>(key: string, fn: () => Promise<T> | T): Promise<T>;
+  /**
+   * Runs `fn` with another consistency level (same session). `'primary'` forces every
+   * statement inside to the primary.
+   *
+   * @example
+   * ```ts
+   * const balance = await router.withConsistency('primary', () => router.query('select balance from accounts where id = $1', [id]));
+   * ```
+   */
+  withConsistency<T>(level: Consistency, fn: () => Promise<T> | T): Promise<T>;
+  /** The monitor's current view of every node. */
+  topology(): Topology;
+  /** Ends every pool and the monitor. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates a router: a primary, its replicas, a monitor, a statement classifier and a position
+ * store, behind one `pg.Pool`-compatible pool.
+ *
+ * @example
+ * ```ts
+ * import { createRouter } from 'pg-replica-router';
+ *
+ * const router = createRouter({
+ *   primary: { connectionString: process.env.PRIMARY_URL },
+ *   replicas: [{ name: 'r1', connectionString: process.env.REPLICA1_URL }],
+ * });
+ * await router.query('insert into notes (body) values ($1)', ['hello']);
+ * const { rows } = await router.query('select body from notes');   // sees 'hello'
+ * await router.close();
+ * ```
+ */
+export function createRouter(options: RouterOptions): Router {
+  const resolved = resolveRouterOptions(options);
+  const engine = new Engine(resolved);
+  const pool = new RoutedPool(engine);
+  let closed: Promise<void> | undefined;
+  return {
+    pool,
+    query: pool.query.bind(pool) as RoutedPool['query'],
+    withSession(key, fn) {
+      if (typeof key !== 'string' || key.length === 0) {
+        throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, 'withSession: key must be a non-empty string');
+      }
+      return engine.withSession(key, fn);
+    },
+    async withConsistency(level, fn) {
+      if (!isConsistency(level)) {
+        throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `withConsistency: not a consistency level: ${JSON.stringify(level)}`);
+      }
+      const outer = engine.scope();
+      return scopes.run({ session: outer.session, consistency: level, forcePrimary: outer.forcePrimary || level === 'primary' }, fn);
+    },
+    topology() {
+      const served = new Map([engine.primary, ...engine.replicas.values()].map((n) => [n.name, n.served]));
+      return {
+        nodes: engine.monitor.states().map((s) => ({
+          name: s.name,
+          role: s.role,
+          status: s.status,
+          lsn: s.role === 'primary' ? (s.insertLsn === undefined ? undefined : formatLsn(s.insertLsn)) : s.replayLsn === undefined ? undefined : formatLsn(s.replayLsn),
+          lagBytes: s.lagBytes,
+          lagMs: s.lagMs,
+          served: served.get(s.name) ?? 0,
+          lastError: s.lastError,
+        })),
+        counters: { ...engine.counters },
+      };
+    },
+    close() {
+      closed ??= pool.ending ? engine.close() : pool.end();
+      return closed;
+    },
+  };
+}
+

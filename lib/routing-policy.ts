@@ -1,0 +1,103 @@
+import type { Consistency } from './consistency.js';
+import type { Lsn } from './lsn.js';
+
+/** What the policy knows about one replica (from the monitor's cache or a live check). */
+export interface ReplicaView {
+  readonly name: string;
+  /** Monitor says up, and the node is a replica of our primary. */
+  readonly healthy: boolean;
+  /** Last known `pg_last_wal_replay_lsn()`; undefined when never seen. */
+  readonly replayLsn: Lsn | undefined;
+  /** Replay lag in ms (0 when everything received is replayed); undefined when unknown. */
+  readonly lagMs: number | undefined;
+}
+
+/** Everything a routing decision depends on. */
+export interface RouteInput {
+  /** `read` for a routable read or `BEGIN READ ONLY`; anything else goes to the primary. */
+  readonly statement: 'read' | 'other';
+  readonly level: Consistency;
+  /** A hint comment or an API override asked for the primary. */
+  readonly forcePrimary: boolean;
+  /** The position the read must observe; 0n when the session has none. */
+  readonly floor: Lsn;
+  /** The session's floor could not be known (store unavailable): only the primary is safe. */
+  readonly floorUnknown: boolean;
+  /** The session wrote in this scope and its position is not fetched yet: read on the primary. */
+  readonly wroteInScope: boolean;
+  readonly replicas: readonly ReplicaView[];
+  /** A node to prefer among the ready ones (the client's or session's current node). */
+  readonly preferred?: string | undefined;
+  /** Replicas whose replay LSN was just read live (no further check is useful). */
+  readonly checked?: ReadonlySet<string>;
+  /** Replicas to leave out (e.g. the one a failed read just ran on). */
+  readonly exclude?: ReadonlySet<string>;
+  /** For spreading reads; defaults to Math.random. */
+  readonly random?: () => number;
+}
+
+/** Why a read went where it did. Listed with their meaning in docs/consistency-model.md. */
+export type PrimaryReason =
+  | 'forced'
+  | 'level-primary'
+  | 'not-a-read'
+  | 'no-replica'
+  | 'too-stale'
+  | 'replica-behind'
+  | 'floor-unknown'
+  | 'wrote-in-scope';
+export type ReplicaReason = 'eventual' | 'no-floor' | 'caught-up' | 'caught-up-live';
+export type Reason = PrimaryReason | ReplicaReason;
+
+export type Decision =
+  | { readonly target: 'primary'; readonly reason: PrimaryReason }
+  | { readonly target: 'replica'; readonly node: string; readonly reason: ReplicaReason }
+  /** No replica is known to be ready: read this one's replay LSN live, then decide again. */
+  | { readonly target: 'check'; readonly node: string };
+
+const primary = (reason: PrimaryReason): Decision => ({ target: 'primary', reason });
+
+function pick(candidates: readonly ReplicaView[], preferred: string | undefined, random: () => number): ReplicaView {
+  const sticky = preferred === undefined ? undefined : candidates.find((c) => c.name === preferred);
+  if (sticky) return sticky;
+  return candidates[Math.floor(random() * candidates.length) % candidates.length]!;
+}
+
+/**
+ * The routing decision, as a pure function of its input: (statement, level, floor, replica
+ * states, options) → (target, reason). No I/O: the caller performs any live check the decision
+ * asks for and calls again with `checked`.
+ */
+export function decide(input: RouteInput): Decision {
+  if (input.forcePrimary) return primary('forced');
+  if (input.level === 'primary') return primary('level-primary');
+  if (input.statement !== 'read') return primary('not-a-read');
+
+  const exclude = input.exclude;
+  let usable = input.replicas.filter((r) => r.healthy && !exclude?.has(r.name));
+  if (usable.length === 0) return primary('no-replica');
+  const random = input.random ?? Math.random;
+
+  if (input.level === 'eventual') return { target: 'replica', node: pick(usable, input.preferred, random).name, reason: 'eventual' };
+
+  if (typeof input.level === 'object') {
+    const bound = input.level.maxStalenessMs;
+    usable = usable.filter((r) => r.lagMs !== undefined && r.lagMs <= bound);
+    if (usable.length === 0) return primary('too-stale');
+  }
+  if (input.floorUnknown) return primary('floor-unknown');
+  if (input.wroteInScope) return primary('wrote-in-scope');
+
+  if (input.floor === 0n) return { target: 'replica', node: pick(usable, input.preferred, random).name, reason: 'no-floor' };
+
+  const ready = usable.filter((r) => r.replayLsn !== undefined && r.replayLsn >= input.floor);
+  if (ready.length > 0) {
+    const chosen = pick(ready, input.preferred, random);
+    return { target: 'replica', node: chosen.name, reason: input.checked?.has(chosen.name) ? 'caught-up-live' : 'caught-up' };
+  }
+
+  // Nobody is known to be ready: check the most advanced replica live, once.
+  if (input.checked !== undefined && input.checked.size > 0) return primary('replica-behind');
+  const best = usable.reduce((a, b) => ((b.replayLsn ?? -1n) > (a.replayLsn ?? -1n) ? b : a));
+  return { target: 'check', node: best.name };
+}

@@ -1,0 +1,41 @@
+import { LRUCache } from 'lru-cache';
+import { ErrorCodes, ReplicaRouterError } from '../errors.js';
+import type { LsnStore, StoredPosition } from './store.js';
+
+export interface MemoryStoreOptions {
+  /** Most sessions kept; the least recently used are forgotten first. Default 100 000. */
+  maxSessions?: number;
+  /** Forget a session this long after its last raise, in seconds. Default 86 400 (a day). */
+  ttlSeconds?: number;
+}
+
+/**
+ * Keeps positions in this process's memory (bounded LRU with a TTL). The default store:
+ * right for one process; with several app instances use a shared store (Redis) instead.
+ *
+ * @example
+ * ```ts
+ * const router = createRouter({ primary, replicas, store: memoryStore({ maxSessions: 10_000 }) });
+ * ```
+ */
+export function memoryStore(options: MemoryStoreOptions = {}): LsnStore {
+  const max = options.maxSessions ?? 100_000;
+  const ttlSeconds = options.ttlSeconds ?? 86_400;
+  if (!Number.isInteger(max) || max < 1) {
+    throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `memoryStore: maxSessions must be a positive integer, got ${max}`);
+  }
+  if (typeof ttlSeconds !== 'number' || !(ttlSeconds > 0)) {
+    throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `memoryStore: ttlSeconds must be a positive number, got ${ttlSeconds}`);
+  }
+  const cache = new LRUCache<string, StoredPosition>({ max, ttl: ttlSeconds * 1000 });
+  return {
+    async get(key) {
+      return cache.get(key);
+    },
+    async raise(key, position) {
+      const old = cache.get(key);
+      if (old === undefined || position.lsn > old.lsn) cache.set(key, position);
+      else cache.set(key, old); // refresh the TTL
+    },
+  };
+}
