@@ -34,7 +34,8 @@ const HINT = /\/\*\s*pg-replica-router\s*:\s*primary\s*\*\//i;
  * Statements that can only be reads or transaction control start with one of these. Any other
  * first keyword (INSERT, UPDATE, CREATE, …) is a write without needing the parser.
  */
-const MAY_READ = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:select|with|values|table|show|explain|begin|start|commit|end|rollback|abort|savepoint|release|\()/i;
+const MAY_READ = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:select|with|values|table|show|explain|begin|start|commit|end|rollback|abort|savepoint|release|prepare\s+transaction|\()/i;
+const FIRST_WORD = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([a-z]+)/i;
 
 const MODIFYING_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
@@ -69,6 +70,7 @@ export class Classifier {
 
   /** Classifies `sql`; synchronous once the parser is loaded (await `ready` first). */
   classifySync(sql: string): Classification {
+    if (typeof sql !== 'string') return write('not-text');
     const cached = this.#cache.get(sql);
     if (cached) return cached;
     const result = this.#classify(sql);
@@ -83,9 +85,8 @@ export class Classifier {
   }
 
   #classify(sql: string): Classification {
-    if (typeof sql !== 'string') return write('not-text');
     if (HINT.test(sql)) return write('hint');
-    if (!MAY_READ.test(sql)) return write('write');
+    if (!MAY_READ.test(sql)) return write(FIRST_WORD.exec(sql)?.[1]?.toLowerCase() ?? 'empty');
     let stmts: Array<{ stmt?: Record<string, Json> }>;
     try {
       stmts = (parseSync(sql) as { stmts?: Array<{ stmt?: Record<string, Json> }> }).stmts ?? [];

@@ -1,0 +1,40 @@
+import pg from 'pg';
+import { createRouter, type Router, type RouterOptions } from 'pg-replica-router';
+import type { Cluster } from 'pg-replica-router/testing';
+
+/** A router over a test cluster, polling fast so tests do not wait on the monitor. */
+export function routerFor(cluster: Cluster, options: Partial<RouterOptions> = {}): Router {
+  return createRouter({
+    primary: { connectionString: cluster.primary.connectionString },
+    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: r.connectionString })),
+    monitor: { intervalMs: 100 },
+    ...options,
+  });
+}
+
+/** The node that served a query which selected `inet_server_port() as port`. */
+export function nodeByPort(cluster: Cluster, port: unknown): string {
+  const all = [cluster.primary, ...cluster.replicas];
+  return all.find((n) => n.port === Number(port))?.name ?? `unknown:${String(port)}`;
+}
+
+/** A plain pg.Pool straight to one node: the naive path, for showing staleness. */
+export function naivePool(connectionString: string): pg.Pool {
+  return new pg.Pool({ connectionString, max: 2 });
+}
+
+/** Waits until the router's monitor sees every running replica at or past the primary. */
+export async function settle(router: Router, cluster: Cluster): Promise<void> {
+  await cluster.waitForReplicas();
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const nodes = router.topology().nodes;
+    const primary = nodes.find((n) => n.role === 'primary');
+    const behind = nodes.filter(
+      (n) => n.role === 'replica' && n.status !== 'not-replica' && (n.status !== 'up' || (n.lagBytes ?? 1) > 0),
+    );
+    if (primary?.status === 'up' && behind.length === 0) return;
+    if (Date.now() > deadline) throw new Error(`replicas not settled: ${JSON.stringify(nodes)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { decide, type Decision, type ReplicaView, type RouteInput } from '../../lib/routing-policy.js';
+
+const r = (name: string, replayLsn: bigint | undefined, extra: Partial<ReplicaView> = {}): ReplicaView => ({
+  name,
+  healthy: true,
+  replayLsn,
+  lagMs: 0,
+  ...extra,
+});
+
+const base: RouteInput = {
+  statement: 'read',
+  level: 'session',
+  forcePrimary: false,
+  floor: 100n,
+  floorUnknown: false,
+  wroteInScope: false,
+  replicas: [r('r1', 150n), r('r2', 50n)],
+  random: () => 0,
+};
+
+const cases: Array<[string, Partial<RouteInput>, Decision]> = [
+  ['a hint or override forces the primary', { forcePrimary: true }, { target: 'primary', reason: 'forced' }],
+  ['level primary', { level: 'primary' }, { target: 'primary', reason: 'level-primary' }],
+  ['anything but a read', { statement: 'other' }, { target: 'primary', reason: 'not-a-read' }],
+  ['no replicas configured', { replicas: [] }, { target: 'primary', reason: 'no-replica' }],
+  ['every replica down', { replicas: [r('r1', 150n, { healthy: false })] }, { target: 'primary', reason: 'no-replica' }],
+  ['the only replica excluded (failed just now)', { replicas: [r('r1', 150n)], exclude: new Set(['r1']) }, { target: 'primary', reason: 'no-replica' }],
+  ['eventual ignores the floor', { level: 'eventual', replicas: [r('r2', 50n)] }, { target: 'replica', node: 'r2', reason: 'eventual' }],
+  ['eventual ignores an unknown floor too', { level: 'eventual', floorUnknown: true, replicas: [r('r2', 50n)] }, { target: 'replica', node: 'r2', reason: 'eventual' }],
+  ['staleness bound excludes laggards', { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: 500 })] }, { target: 'primary', reason: 'too-stale' }],
+  ['unknown lag counts as too stale', { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: undefined })] }, { target: 'primary', reason: 'too-stale' }],
+  ['staleness bound keeps the fresh one', { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: 500 }), r('r2', 150n, { lagMs: 50 })] }, { target: 'replica', node: 'r2', reason: 'caught-up' }],
+  ['staleness bound still honours the floor', { level: { maxStalenessMs: 100 }, replicas: [r('r2', 50n, { lagMs: 0 })] }, { target: 'check', node: 'r2' }],
+  ['store unavailable: floor unknown', { floorUnknown: true }, { target: 'primary', reason: 'floor-unknown' }],
+  ['the scope wrote: its reads use the primary', { wroteInScope: true }, { target: 'primary', reason: 'wrote-in-scope' }],
+  ['no floor: any healthy replica', { floor: 0n, replicas: [r('r2', 50n)] }, { target: 'replica', node: 'r2', reason: 'no-floor' }],
+  ['no floor, replica position never seen', { floor: 0n, replicas: [r('r2', undefined)] }, { target: 'replica', node: 'r2', reason: 'no-floor' }],
+  ['cached replay position at or past the floor', { replicas: [r('r1', 100n)] }, { target: 'replica', node: 'r1', reason: 'caught-up' }],
+  ['only ready replicas are candidates', {}, { target: 'replica', node: 'r1', reason: 'caught-up' }],
+  ['read-your-writes behaves like session here', { level: 'read-your-writes' }, { target: 'replica', node: 'r1', reason: 'caught-up' }],
+  ['nobody known ready: check the most advanced live', { replicas: [r('r1', 60n), r('r2', 90n), r('r3', undefined)] }, { target: 'check', node: 'r2' }],
+  ['checked live and ready', { replicas: [r('r2', 120n)], checked: new Set(['r2']) }, { target: 'replica', node: 'r2', reason: 'caught-up-live' }],
+  ['checked live and still behind: primary', { replicas: [r('r1', 60n), r('r2', 90n)], checked: new Set(['r2']) }, { target: 'primary', reason: 'replica-behind' }],
+  ['a preferred (sticky) node wins among ready ones', { replicas: [r('r1', 150n), r('r2', 150n)], preferred: 'r2' }, { target: 'replica', node: 'r2', reason: 'caught-up' }],
+  ['a preferred node that is not ready is not used', { replicas: [r('r1', 150n), r('r2', 50n)], preferred: 'r2' }, { target: 'replica', node: 'r1', reason: 'caught-up' }],
+];
+
+describe('routing policy (pure)', () => {
+  it.each(cases)('%s', (_name, input, expected) => {
+    expect(decide({ ...base, ...input })).toEqual(expected);
+  });
+
+  it('gives every documented reason', () => {
+    const reasons = new Set(cases.map(([, input]) => decide({ ...base, ...input })).flatMap((d) => ('reason' in d ? [d.reason] : [])));
+    expect([...reasons].sort()).toEqual(
+      ['caught-up', 'caught-up-live', 'eventual', 'floor-unknown', 'forced', 'level-primary', 'no-floor', 'no-replica', 'not-a-read', 'replica-behind', 'too-stale', 'wrote-in-scope'].sort(),
+    );
+  });
+
+  it('spreads reads over the ready replicas', () => {
+    const replicas = [r('a', 200n), r('b', 200n), r('c', 200n)];
+    const seen = new Set<string>();
+    for (const x of [0, 0.34, 0.67, 0.99]) {
+      const d = decide({ ...base, replicas, random: () => x });
+      if (d.target === 'replica') seen.add(d.node);
+    }
+    expect([...seen].sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('is pure: same input, same output, input untouched', () => {
+    const input: RouteInput = { ...base, replicas: [r('r1', 60n), r('r2', 90n)] };
+    const copy = structuredClone({ ...input, random: undefined });
+    expect(decide(input)).toEqual(decide(input));
+    expect({ ...input, random: undefined }).toEqual(copy);
+  });
+});
