@@ -44,10 +44,10 @@ export class RoutedClient extends EventEmitter {
   }
 
   /** Same forms as `pg.Client#query`, including submittables and callbacks. */
+  query<T extends Submittable>(submittable: T): T;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values: unknown[] | undefined, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
-  query<T extends Submittable>(submittable: T): T;
   query(arg: unknown, values?: unknown, callback?: unknown): unknown {
     const q = normalizeQuery(arg, values, callback);
     if (this.#released) {

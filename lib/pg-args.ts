@@ -5,7 +5,7 @@ export type QueryArg = string | pg.QueryConfig | Submittable;
 
 /** pg's submittable protocol (`client.query(submittable)` returns it). */
 export interface Submittable {
-  submit: (connection: unknown) => void;
+  submit(connection: unknown): void;
   text?: string;
   cursor?: { text?: string };
 }

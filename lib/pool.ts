@@ -79,10 +79,10 @@ export class RoutedPool extends EventEmitter {
    * with an optional callback, and submittables (`new Cursor(…)`, `new QueryStream(…)`), which
    * run on a client released when they end.
    */
+  query<T extends Submittable>(submittable: T): T;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values: unknown[] | undefined, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
-  query<T extends Submittable>(submittable: T): T;
   query(arg: unknown, values?: unknown, callback?: unknown): unknown {
     const q = normalizeQuery(arg, values, callback);
     if (this.#ending) {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { createRouter, type Router, type RouterOptions } from 'pg-replica-router';
+import { createRouter, parseLsn, type Router, type RouterOptions } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
 
 /** A router over a test cluster, polling fast so tests do not wait on the monitor. */
@@ -36,5 +36,17 @@ export async function settle(router: Router, cluster: Cluster): Promise<void> {
     if (primary?.status === 'up' && behind.length === 0) return;
     if (Date.now() > deadline) throw new Error(`replicas not settled: ${JSON.stringify(nodes)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** Waits until the router's cached replay LSN of `name` is at or past `lsn` (X/Y text). */
+export async function cachedAtLeast(router: Router, name: string, lsn: string): Promise<void> {
+  const wanted = parseLsn(lsn);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const node = router.topology().nodes.find((n) => n.name === name);
+    if (node?.status === 'up' && node.lsn !== undefined && parseLsn(node.lsn) >= wanted) return;
+    if (Date.now() > deadline) throw new Error(`${name} not cached at ${lsn}: ${JSON.stringify(node)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

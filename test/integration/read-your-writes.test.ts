@@ -88,10 +88,10 @@ describe('read-your-writes', () => {
     await router.withSession('writer', () => router.query("insert into notes (owner, body) values ('w', 'x')"));
     const { port, rows } = await router.withSession('bystander', async () => {
       const res = await router.query('select inet_server_port() as port, count(*)::int as n from notes where owner = $1', ['w']);
-      return { port: res.rows[0].port, rows: res.rows };
+      return { port: res.rows[0]!.port, rows: res.rows };
     });
     expect(nodeByPort(cluster, port)).toMatch(/^r\d$/);
-    expect(rows[0].n).toBe(0); // stale is allowed for a session that never wrote it
+    expect(rows[0]!.n).toBe(0); // stale is allowed for a session that never wrote it
   });
 
   it('after replicas catch up, the same session reads from a replica again', async () => {
@@ -100,8 +100,8 @@ describe('read-your-writes', () => {
     const res = await router.withSession('user:3', () =>
       router.query('select inet_server_port() as port, body from notes where owner = $1', ['u3']),
     );
-    expect(res.rows[0].body).toBe('later');
-    expect(nodeByPort(cluster, res.rows[0].port)).toMatch(/^r\d$/);
+    expect(res.rows[0]!.body).toBe('later');
+    expect(nodeByPort(cluster, res.rows[0]!.port)).toMatch(/^r\d$/);
   });
 
   it('waits for a lagging replica when maxWaitMs allows, instead of using the primary', async () => {
@@ -113,8 +113,8 @@ describe('read-your-writes', () => {
       await r2!.setApplyDelay(300);
       await waiting.query("insert into notes (owner, body) values ('wait', 'delayed')");
       const res = await waiting.query('select inet_server_port() as port, body from notes where owner = $1', ['wait']);
-      expect(res.rows[0].body).toBe('delayed');
-      expect(nodeByPort(cluster, res.rows[0].port)).toMatch(/^r\d$/);
+      expect(res.rows[0]!.body).toBe('delayed');
+      expect(nodeByPort(cluster, res.rows[0]!.port)).toMatch(/^r\d$/);
       // naive: right after a write, a delayed replica does not have it
       await waiting.query("insert into notes (owner, body) values ('wait2', 'delayed')");
       expect(await naiveRead('select body from notes where owner = $1', ['wait2'])).toEqual([]);

@@ -1,0 +1,103 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Router } from 'pg-replica-router';
+import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+
+let cluster: Cluster;
+let router: Router;
+const WHO = 'select inet_server_port() as port, pg_is_in_recovery() as standby';
+
+beforeAll(async () => {
+  cluster = await startCluster({ replicas: 2 });
+  router = routerFor(cluster);
+  await router.query('create table items (id int primary key)');
+  await settle(router, cluster);
+});
+
+afterEach(async () => {
+  for (const replica of cluster.replicas) await replica.resumeReplay();
+});
+
+afterAll(async () => {
+  await router?.close();
+  await cluster?.stop();
+});
+
+async function servedBy(run: () => Promise<{ rows: Array<{ port: number }> }>, times = 20): Promise<Set<string>> {
+  const nodes = new Set<string>();
+  for (let i = 0; i < times; i++) nodes.add(nodeByPort(cluster, (await run()).rows[0]!.port));
+  return nodes;
+}
+
+describe('consistency levels', () => {
+  it('with no floor, reads are really served by replicas, spread over them', async () => {
+    const nodes = await router.withSession('fresh', () => servedBy(() => router.query(WHO), 40));
+    expect([...nodes].sort()).toEqual(['r1', 'r2']);
+  });
+
+  it("'eventual' reads a paused replica (and so sees stale data)", async () => {
+    await settle(router, cluster);
+    for (const replica of cluster.replicas) await replica.pauseReplay();
+    await router.query('insert into items values (1)');
+    const res = await router.withConsistency('eventual', () => router.query('select inet_server_port() as port, count(*)::int as n from items where id = 1'));
+    expect(nodeByPort(cluster, res.rows[0]!.port)).toMatch(/^r\d$/);
+    expect(res.rows[0]!.n).toBe(0);
+    // the default level, same process session: its own write is visible
+    expect((await router.query('select count(*)::int as n from items where id = 1')).rows[0]!.n).toBe(1);
+  });
+
+  it('{ maxStalenessMs } skips a replica lagging beyond the bound', async () => {
+    await settle(router, cluster);
+    const [r1] = cluster.replicas;
+    await r1!.pauseReplay();
+    await router.withSession('w', () => router.query('insert into items values (2)'));
+    await new Promise((resolve) => setTimeout(resolve, 600)); // r1 now lags by more than 300 ms
+    const deadline = Date.now() + 5000;
+    while ((router.topology().nodes.find((n) => n.name === 'r1')?.lagMs ?? 0) <= 300 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(router.topology().nodes.find((n) => n.name === 'r1')?.lagMs).toBeGreaterThan(300);
+    const nodes = await router.withSession('reader', () =>
+      router.withConsistency({ maxStalenessMs: 300 }, () => servedBy(() => router.query(WHO), 30)),
+    );
+    expect([...nodes]).toEqual(['r2']);
+    // without the bound, the same reader would also use r1
+    const unbounded = await router.withSession('reader2', () => servedBy(() => router.query(WHO), 40));
+    expect(unbounded.has('r1')).toBe(true);
+  });
+
+  it("'primary' never touches a replica", async () => {
+    await settle(router, cluster);
+    const before = router.topology().nodes.filter((n) => n.role === 'replica').map((n) => n.served);
+    const nodes = await router.withConsistency('primary', async () => {
+      const seen = await servedBy(() => router.query(WHO), 10);
+      const client = await router.pool.connect();
+      try {
+        seen.add(nodeByPort(cluster, (await client.query(WHO)).rows[0]!.port));
+        await client.query('begin read only');
+        seen.add(nodeByPort(cluster, (await client.query(WHO)).rows[0]!.port));
+        await client.query('commit');
+      } finally {
+        client.release();
+      }
+      return seen;
+    });
+    expect([...nodes]).toEqual(['primary']);
+    const after = router.topology().nodes.filter((n) => n.role === 'replica').map((n) => n.served);
+    expect(after).toEqual(before);
+  });
+
+  it("a router created with consistency 'primary' sends everything to the primary", async () => {
+    const primaryOnly = routerFor(cluster, { consistency: 'primary' });
+    try {
+      expect([...(await servedBy(() => primaryOnly.query(WHO), 5))]).toEqual(['primary']);
+    } finally {
+      await primaryOnly.close();
+    }
+  });
+
+  it('the hint comment forces the primary', async () => {
+    const nodes = await router.withSession('hint', () => servedBy(() => router.query(`/* pg-replica-router: primary */ ${WHO}`), 5));
+    expect([...nodes]).toEqual(['primary']);
+  });
+});

@@ -1,0 +1,83 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Router } from 'pg-replica-router';
+import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import { cachedAtLeast, naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+
+let cluster: Cluster;
+let router: Router;
+
+beforeAll(async () => {
+  // Cancel conflicting standby queries quickly, so a recovery conflict can be provoked.
+  cluster = await startCluster({ replicas: 2, settings: { max_standby_streaming_delay: '100ms' } });
+  router = routerFor(cluster);
+  await router.query('create table c (id int)');
+  await router.query('insert into c values (1)');
+  await settle(router, cluster);
+});
+
+afterAll(async () => {
+  await router?.close();
+  await cluster?.stop();
+});
+
+/** Takes an ACCESS EXCLUSIVE lock on c on the primary: replayed on standbys, it conflicts with their readers. */
+async function lockOnPrimary(): Promise<void> {
+  const client = naivePool(cluster.primary.connectionString);
+  try {
+    await client.query('begin; lock table c in access exclusive mode; commit;');
+  } finally {
+    await client.end();
+  }
+}
+
+const SLOW = 'select inet_server_port() as port, pg_sleep(1.5), count(*)::int as n from c';
+
+describe('retry of a read that fails on a replica', () => {
+  it('a recovery conflict (40001) outside a transaction is retried once elsewhere', async () => {
+    const [r1, r2] = cluster.replicas;
+    // Naive path first: the same read straight on a replica is cancelled by the conflict.
+    const naive = naivePool(r1!.connectionString);
+    const naiveRead = naive.query(SLOW);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await lockOnPrimary();
+    await expect(naiveRead).rejects.toMatchObject({ code: '40001', message: expect.stringMatching(/conflict with recovery/) });
+    await naive.end();
+
+    // Through the router: only r1 is ready for this session's floor (r2 is paused behind it).
+    await r2!.pauseReplay();
+    try {
+      await router.query('insert into c values (2)');
+      await router.query('select 1'); // the session's floor now covers the insert
+      await cachedAtLeast(router, 'r1', await cluster.primary.insertLsn());
+      const served = (name: string) => router.topology().nodes.find((n) => n.name === name)!.served;
+      const [r1Before, primaryBefore] = [served('r1'), served('primary')];
+      const read = router.query(SLOW);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await lockOnPrimary();
+      const res = await read;
+      expect(res.rows[0]!.n).toBe(2);
+      expect(nodeByPort(cluster, res.rows[0]!.port)).toBe('primary'); // retried, on the only other ready node
+      expect([served('r1') - r1Before, served('primary') - primaryBefore]).toEqual([1, 1]); // first r1, then the retry
+      expect(router.topology().nodes.find((n) => n.name === 'r1')?.status).toBe('up'); // a conflict is not an outage
+    } finally {
+      await r2!.resumeReplay();
+    }
+  });
+
+  it('inside a transaction the error goes to the caller', async () => {
+    await settle(router, cluster);
+    await router.withSession('tx', async () => {
+      const client = await router.pool.connect();
+      try {
+        await client.query('begin read only');
+        const read = client.query(SLOW);
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await lockOnPrimary();
+        await expect(read).rejects.toMatchObject({ code: '40001' });
+        await client.query('rollback');
+      } finally {
+        client.release();
+      }
+    });
+  });
+});

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Router } from 'pg-replica-router';
+import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import { routerFor, settle } from '../helpers/cluster.js';
+
+let cluster: Cluster;
+let router: Router;
+
+beforeAll(async () => {
+  cluster = await startCluster({ replicas: 2 });
+  router = routerFor(cluster);
+  await router.query('create table counters (id int primary key, n int)');
+  await router.query('insert into counters select g, 0 from generate_series(1, 10) g');
+  await settle(router, cluster);
+});
+
+afterAll(async () => {
+  await router?.close();
+  await cluster?.stop();
+});
+
+/** Extra round trips the router made (beyond the statements themselves) while `fn` ran. */
+async function extra(fn: () => Promise<unknown>) {
+  const before = router.topology();
+  const served = (t: typeof before) => t.nodes.reduce((sum, n) => sum + n.served, 0);
+  await fn();
+  const after = router.topology();
+  return {
+    positionReads: after.counters.positionReads - before.counters.positionReads,
+    liveChecks: after.counters.liveChecks - before.counters.liveChecks,
+    storeReads: after.counters.storeReads - before.counters.storeReads,
+    storeWrites: after.counters.storeWrites - before.counters.storeWrites,
+    statements: served(after) - served(before),
+  };
+}
+
+describe('round trips per request kind', () => {
+  it('a read-only request on caught-up replicas adds no PostgreSQL round trip and one store read', async () => {
+    await router.withSession('warm', () => router.query('select 1')); // nothing stored for it
+    await settle(router, cluster);
+    const cost = await extra(() =>
+      router.withSession('reader', async () => {
+        for (let i = 1; i <= 5; i++) await router.query('select n from counters where id = $1', [i]);
+      }),
+    );
+    expect(cost).toEqual({ positionReads: 0, liveChecks: 0, storeReads: 1, storeWrites: 0, statements: 5 });
+  });
+
+  it('a request that makes no routable read does not touch the store', async () => {
+    const cost = await extra(() => router.withSession('idle', async () => {}));
+    expect(cost.storeReads).toBe(0);
+    expect(cost.storeWrites).toBe(0);
+  });
+
+  it('a request that wrote adds one primary round trip and one store write, however many writes', async () => {
+    const cost = await extra(() =>
+      router.withSession('writer', async () => {
+        await router.query('select n from counters where id = 1');
+        for (let i = 1; i <= 3; i++) await router.query('update counters set n = n + 1 where id = $1', [i]);
+        await router.query('select n from counters where id = 1'); // read after write: primary, no extra trip
+        const client = await router.pool.connect();
+        try {
+          await client.query('begin');
+          await client.query('update counters set n = n + 1 where id = 4');
+          await client.query('commit');
+        } finally {
+          client.release();
+        }
+      }),
+    );
+    expect(cost).toMatchObject({ positionReads: 1, liveChecks: 0, storeReads: 1, storeWrites: 1 });
+  });
+
+  it('outside a scope, one position read per write-then-read, none for reads alone', async () => {
+    await router.query('select 1'); // turns the set-up's writes into the process session's floor
+    await settle(router, cluster);
+    const reads = await extra(async () => {
+      for (let i = 0; i < 5; i++) await router.query('select n from counters where id = 1');
+    });
+    expect(reads.positionReads).toBe(0);
+    const writes = await extra(async () => {
+      await router.query('update counters set n = n + 1 where id = 5');
+      await router.query('update counters set n = n + 1 where id = 6');
+      await router.query('select n from counters where id = 5');
+      await router.query('select n from counters where id = 6');
+    });
+    expect(writes.positionReads).toBe(1);
+  });
+});

@@ -1,0 +1,54 @@
+import { describe, expect, it } from 'vitest';
+import { createRouter, memoryStore } from 'pg-replica-router';
+import { resolveRouterOptions } from '../../lib/options.js';
+
+const primary = { connectionString: 'postgres://localhost/x' };
+const invalid = (message: RegExp) => expect.objectContaining({ code: 'ERR_PGRR_INVALID_OPTION', message: expect.stringMatching(message) });
+
+describe('createRouter options', () => {
+  it('fills in defaults', () => {
+    const resolved = resolveRouterOptions({ primary, replicas: [{ connectionString: 'a' }, { name: 'east', connectionString: 'b' }] });
+    expect(resolved).toMatchObject({
+      consistency: 'session',
+      maxWaitMs: 0,
+      monitor: { intervalMs: 500, timeoutMs: 1000, downAfter: 2, upAfter: 2 },
+      replicas: [{ name: 'replica1', config: { connectionString: 'a' } }, { name: 'east', config: { connectionString: 'b' } }],
+    });
+  });
+
+  it.each([
+    [{}, /primary is required/],
+    [{ primary: 'postgres://x' }, /primary must be a pg.PoolConfig object/],
+    [{ primary, replicas: {} }, /replicas must be an array/],
+    [{ primary, replicas: [{ name: 'primary' }] }, /"primary" is reserved/],
+    [{ primary, replicas: [{ name: 'a' }, { name: 'a' }] }, /"a" is used twice/],
+    [{ primary, replicas: [{ name: 'has space' }] }, /name must be/],
+    [{ primary, consistency: 'strong' }, /consistency must be 'primary', 'session'/],
+    [{ primary, consistency: { maxStalenessMs: -1 } }, /consistency must be/],
+    [{ primary, consistency: { maxStalenessMs: 5, extra: 1 } }, /consistency must be/],
+    [{ primary, maxWaitMs: -1 }, /maxWaitMs must be an integer from 0 to 60000/],
+    [{ primary, maxWaitMs: 1.5 }, /maxWaitMs/],
+    [{ primary, monitor: { intervalMs: 0 } }, /monitor.intervalMs/],
+    [{ primary, monitor: { interval: 100 } }, /unknown option "monitor.interval" \(did you mean "monitor.intervalMs"\?\)/],
+    [{ primary, store: {} }, /store must implement LsnStore/],
+    [{ primary, writeFunctions: ['drop table x'] }, /writeFunctions/],
+    [{ primary, consistancy: 'session' }, /unknown option "consistancy" \(did you mean "consistency"\?\)/],
+  ])('rejects %j', (options, message) => {
+    expect(() => createRouter(options as never)).toThrow(invalid(message));
+  });
+
+  it('validates memoryStore options', () => {
+    expect(() => memoryStore({ maxSessions: 0 })).toThrow(invalid(/maxSessions/));
+    expect(() => memoryStore({ ttlSeconds: -1 })).toThrow(invalid(/ttlSeconds/));
+  });
+
+  it('memoryStore never lowers a position', async () => {
+    const store = memoryStore();
+    await store.raise('k', { lsn: 10n });
+    await store.raise('k', { lsn: 5n });
+    expect(await store.get('k')).toEqual({ lsn: 10n });
+    await store.raise('k', { lsn: 11n });
+    expect(await store.get('k')).toEqual({ lsn: 11n });
+    expect(await store.get('other')).toBeUndefined();
+  });
+});
