@@ -5,7 +5,7 @@ import { findPostgresBinaries, findRedisServer } from './binaries.js';
 import { NativePrimary, NativeReplica, type NativeContext } from './native-postgres.js';
 import type { ResolvedClusterOptions } from './options.js';
 import { clusterSettings, confLines, standbyLines } from './postgres-config.js';
-import { freePort, removeTree, run, track, untrack, unprivilegedUser, type Reapable, type RunAs } from './processes.js';
+import { alive, freePort, removeTree, run, signalGroup, sleepSync, track, untrack, unprivilegedUser, type Reapable, type RunAs } from './processes.js';
 import { NativeRedis } from './redis.js';
 import { querySql } from './sql.js';
 import type { Cluster } from './types.js';
@@ -50,8 +50,15 @@ class NativeCluster implements Cluster, Reapable {
   }
 
   reapSync(): void {
-    for (const node of [...this.replicas, this.primary]) node.haltSync();
+    const nodes = [...this.replicas, this.primary];
+    for (const node of nodes) node.haltSync();
     this.redis?.killSync();
+    // Give the servers a moment to finish their immediate shutdown (and release shared memory)
+    // before their directories go; whatever is still alive after that is killed.
+    const pids = nodes.map((n) => n.pid).filter((pid): pid is number => pid !== undefined);
+    const deadline = Date.now() + 3000;
+    while (pids.some(alive) && Date.now() < deadline) sleepSync(20);
+    for (const pid of pids) if (alive(pid)) signalGroup(pid, 'SIGKILL');
     removeTree(this.dir);
   }
 

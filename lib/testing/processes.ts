@@ -185,6 +185,11 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Blocks the thread (only for exit hooks, where nothing asynchronous can run any more). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` until it returns a value other than undefined, or throws after `timeoutMs`. */

@@ -1,0 +1,101 @@
+// npm run bench: routing overhead and round trips, measured against a real cluster.
+// Not a test: it prints numbers (and writes docs/bench-results.json) for docs/performance.md.
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import pg from 'pg';
+import { createRouter } from '../../lib/index.js';
+import { startCluster } from '../../lib/testing/index.js';
+
+const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 5000);
+const ROUNDS = 5;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function timeLoop(run: (id: number) => Promise<unknown>): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < ITERATIONS; i++) {
+    const started = process.hrtime.bigint();
+    await run((i % 1000) + 1);
+    samples.push(Number(process.hrtime.bigint() - started) / 1000); // µs
+  }
+  return samples;
+}
+
+const cluster = await startCluster({ replicas: 1 });
+try {
+  const replica = cluster.replicas[0]!;
+  const router = createRouter({
+    primary: { connectionString: cluster.primary.connectionString, max: 4 },
+    replicas: [{ name: replica.name, connectionString: replica.connectionString, max: 4 }],
+  });
+  await router.query('create table bench (id int primary key, payload text)');
+  await router.query("insert into bench select g, repeat('x', 100) from generate_series(1, 1000) g");
+  await router.query('select 1'); // the process session's floor now covers the set-up
+  await cluster.waitForReplicas();
+  await new Promise((resolve) => setTimeout(resolve, 1500)); // the monitor sees the replica caught up
+
+  const raw = new pg.Pool({ connectionString: replica.connectionString, max: 4 });
+  const sql = 'select id, payload from bench where id = $1';
+  for (let i = 0; i < 500; i++) {
+    await raw.query(sql, [i + 1]);
+    await router.query(sql, [i + 1]);
+  }
+
+  // Interleave rounds so drift on the machine hits both sides alike.
+  const rawMedians: number[] = [];
+  const routedMedians: number[] = [];
+  const before = router.topology();
+  for (let round = 0; round < ROUNDS; round++) {
+    rawMedians.push(median(await timeLoop((id) => raw.query(sql, [id]))));
+    routedMedians.push(median(await timeLoop((id) => router.query(sql, [id]))));
+  }
+  const after = router.topology();
+  const servedByReplica = after.nodes.find((n) => n.name === replica.name)!.served - before.nodes.find((n) => n.name === replica.name)!.served;
+
+  // Round trips per request kind.
+  const cost = async (fn: () => Promise<unknown>) => {
+    const b = router.topology();
+    const statements = (t: typeof b) => t.nodes.reduce((s, n) => s + n.served, 0);
+    await fn();
+    const a = router.topology();
+    return {
+      statements: statements(a) - statements(b),
+      positionReads: a.counters.positionReads - b.counters.positionReads,
+      liveChecks: a.counters.liveChecks - b.counters.liveChecks,
+      storeReads: a.counters.storeReads - b.counters.storeReads,
+      storeWrites: a.counters.storeWrites - b.counters.storeWrites,
+    };
+  };
+  const readRequest = await cost(() => router.withSession('bench-reader', async () => {
+    await router.query(sql, [1]);
+    await router.query(sql, [2]);
+  }));
+  const writeRequest = await cost(() => router.withSession('bench-writer', async () => {
+    await router.query(sql, [1]);
+    await router.query("update bench set payload = 'y' where id = 1");
+    await router.query("update bench set payload = 'z' where id = 2");
+    await router.query(sql, [1]);
+  }));
+
+  const raw50 = median(rawMedians);
+  const routed50 = median(routedMedians);
+  const results = {
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+    postgres: (await raw.query('show server_version')).rows[0].server_version,
+    iterations: ITERATIONS * ROUNDS,
+    medianMicros: { rawPool: Math.round(raw50), router: Math.round(routed50) },
+    ratio: Number((routed50 / raw50).toFixed(3)),
+    routedReadsOnReplica: `${servedByReplica}/${ITERATIONS * ROUNDS}`,
+    roundTrips: { readRequest, writeRequest },
+  };
+  console.log(JSON.stringify(results, null, 2));
+  if (process.env.BENCH_WRITE) writeFileSync(new URL('../../docs/bench-results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+  await raw.end();
+  await router.close();
+} finally {
+  await cluster.stop();
+}
