@@ -75,9 +75,9 @@ export class RoutedClient extends EventEmitter {
 
   async #run(arg: QueryArg, values: unknown[] | undefined, text: string | undefined, submittable: Submittable | undefined): Promise<unknown> {
     const engine = this.#engine;
-    await engine.started();
+    if (!engine.isStarted) await engine.started();
     const scope = engine.scope();
-    const classification = await engine.classify(text);
+    const classification = engine.classify(text);
     let exclude: Set<string> | undefined;
     for (let attempt = 0; ; attempt++) {
       const node = await this.#target(classification, exclude);
@@ -116,7 +116,8 @@ export class RoutedClient extends EventEmitter {
     const kind = classification.kind;
     const statement = kind === 'read' || kind === 'begin-read-only' ? 'read' : 'other';
     if (bound && (kind === 'commit' || kind === 'rollback' || kind === 'transaction')) return bound;
-    const route = await engine.route(statement, engine.scope(), bound?.name, exclude);
+    const scope = engine.scope();
+    const route = engine.routeSync(statement, scope, bound?.name, exclude) ?? (await engine.route(statement, scope, bound?.name, exclude));
     return route.node;
   }
 

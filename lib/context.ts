@@ -13,8 +13,10 @@ export class Session {
   dirty = false;
   /** The in-flight `pg_current_wal_insert_lsn()` read, shared by concurrent readers. */
   fetching: Promise<void> | undefined;
-  /** The store was read (or found unreachable). */
+  /** The store read, started on the first read that needed the floor. */
   loaded: Promise<void> | undefined;
+  /** The store read finished (or failed: see floorUnknown). */
+  loadDone = false;
   /** The store could not be read: the floor is unknown. */
   floorUnknown = false;
   /** This scope wrote something (its position must be stored at the end). */

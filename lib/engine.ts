@@ -5,6 +5,9 @@ import { parseLsn, type Lsn } from './lsn.js';
 import { Monitor } from './monitor.js';
 import type { ResolvedRouterOptions } from './options.js';
 import { decide, type Decision, type ReplicaView } from './routing-policy.js';
+import type { Consistency } from './consistency.js';
+
+const NO_TEXT: Classification = Object.freeze({ kind: 'write', detail: 'no-text' });
 
 /** One server and the application's pool to it. */
 export interface NodePool {
@@ -54,16 +57,57 @@ export class Engine {
     return scopes.getStore() ?? { session: this.processSession, consistency: undefined, forcePrimary: false };
   }
 
-  /** Awaited once per statement; resolved immediately after start-up. */
   #started: Promise<void> | undefined;
+  /** True once the parser is loaded and every node was polled once. */
+  isStarted = false;
+  /** Resolves once the parser is loaded and every node was polled once (awaited by the first statements only). */
   started(): Promise<void> {
-    this.#started ??= Promise.all([this.classifier.ready, this.monitor.ready]).then(() => {});
+    this.#started ??= Promise.all([this.classifier.ready, this.monitor.ready]).then(() => {
+      this.isStarted = true;
+    });
     return this.#started;
   }
 
-  classify(text: string | undefined): Promise<Classification> | Classification {
-    if (text === undefined) return { kind: 'write', detail: 'no-text' };
-    return this.classifier.classify(text);
+  /** Classifies a statement; call after {@link started}. */
+  classify(text: string | undefined): Classification {
+    if (text === undefined) return NO_TEXT;
+    return this.classifier.classifySync(text);
+  }
+
+  /**
+   * The hot path: decides without any I/O when it can (floor known, a replica known ready, or no
+   * replica needed). Undefined when {@link route} must do I/O first.
+   */
+  routeSync(statement: 'read' | 'other', scope: Scope, preferred?: string, exclude?: ReadonlySet<string>): Route | undefined {
+    const level = scope.consistency ?? this.options.consistency;
+    const session = scope.session;
+    if (statement === 'read' && !scope.forcePrimary && level !== 'primary' && level !== 'eventual' && this.replicas.size > 0) {
+      if (session.key !== undefined ? session.loaded === undefined || !session.loadDone : session.dirty || session.fetching) return undefined;
+    }
+    const decision = this.#decide(statement, level, scope, preferred, undefined, exclude);
+    return this.#toRoute(decision, session.floor, 0);
+  }
+
+  #decide(statement: 'read' | 'other', level: Consistency, scope: Scope, preferred: string | undefined, checked: Set<string> | undefined, exclude: ReadonlySet<string> | undefined): Decision {
+    const session = scope.session;
+    return decide({
+      statement,
+      level,
+      forcePrimary: scope.forcePrimary,
+      floor: session.floor,
+      floorUnknown: session.floorUnknown,
+      wroteInScope: session.key !== undefined && session.dirty,
+      replicas: this.#views(),
+      preferred,
+      checked,
+      exclude,
+    });
+  }
+
+  #toRoute(decision: Decision, floor: Lsn, waitedMs: number): Route | undefined {
+    if (decision.target === 'primary') return { node: this.primary, decision, floor, waitedMs };
+    if (decision.target === 'replica') return { node: this.replicas.get(decision.node)!, decision, floor, waitedMs };
+    return undefined;
   }
 
   /**
@@ -80,20 +124,8 @@ export class Engine {
     let checked: Set<string> | undefined;
     let waitedMs = 0;
     for (;;) {
-      const decision = decide({
-        statement,
-        level,
-        forcePrimary: scope.forcePrimary,
-        floor: session.floor,
-        floorUnknown: session.floorUnknown,
-        wroteInScope: session.key !== undefined && session.dirty,
-        replicas: this.#views(),
-        preferred,
-        checked,
-        exclude,
-      });
-      if (decision.target === 'primary') return { node: this.primary, decision, floor: session.floor, waitedMs };
-      if (decision.target === 'replica') return { node: this.replicas.get(decision.node)!, decision, floor: session.floor, waitedMs };
+      const decision = this.#decide(statement, level, scope, preferred, checked, exclude);
+      if (decision.target !== 'check') return this.#toRoute(decision, session.floor, waitedMs)!;
       // Check the most advanced replica live; wait for it if allowed.
       const started = performance.now();
       this.counters.liveChecks++;
@@ -144,6 +176,7 @@ export class Engine {
     } catch {
       session.floorUnknown = true; // fail safe: reads that need a floor go to the primary
     }
+    session.loadDone = true;
   }
 
   /**

@@ -102,13 +102,13 @@ export class RoutedPool extends EventEmitter {
 
   async #run(arg: QueryArg, values: unknown[] | undefined, text: string | undefined): Promise<pg.QueryResult> {
     const engine = this.#engine;
-    await engine.started();
+    if (!engine.isStarted) await engine.started();
     const scope = engine.scope();
-    const classification = await engine.classify(text);
+    const classification = engine.classify(text);
     const statement = classification.kind === 'read' ? 'read' : 'other';
     let exclude: Set<string> | undefined;
     for (let attempt = 0; ; attempt++) {
-      const route: Route = await engine.route(statement, scope, undefined, exclude);
+      const route: Route = engine.routeSync(statement, scope, undefined, exclude) ?? (await engine.route(statement, scope, undefined, exclude));
       const node = route.node;
       node.served++;
       try {

@@ -5,23 +5,36 @@ import os from 'node:os';
 import pg from 'pg';
 import { createRouter } from '../../lib/index.js';
 import { startCluster } from '../../lib/testing/index.js';
+import { Classifier } from '../../lib/classifier.js';
+import { decide } from '../../lib/routing-policy.js';
 
-const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 5000);
-const ROUNDS = 5;
+/** In-process routing work alone: classification (cached) and the decision, no I/O. */
+async function routingWorkMicros(): Promise<{ cachedClassify: number; decide: number }> {
+  const classifier = new Classifier();
+  await classifier.ready;
+  const sql = 'select id, payload from bench where id = $1';
+  const n = 200_000;
+  let started = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) classifier.classifySync(sql);
+  const cachedClassify = Number(process.hrtime.bigint() - started) / 1000 / n;
+  const replicas = [
+    { name: 'r1', healthy: true, replayLsn: 200n, lagMs: 0 },
+    { name: 'r2', healthy: true, replayLsn: 150n, lagMs: 0 },
+  ];
+  started = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    decide({ statement: 'read', level: 'session', forcePrimary: false, floor: 100n, floorUnknown: false, wroteInScope: false, replicas });
+  }
+  const decideMicros = Number(process.hrtime.bigint() - started) / 1000 / n;
+  return { cachedClassify: Number(cachedClassify.toFixed(3)), decide: Number(decideMicros.toFixed(3)) };
+}
+
+const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 20000);
+const ROUNDS = 1;
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)]!;
-}
-
-async function timeLoop(run: (id: number) => Promise<unknown>): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < ITERATIONS; i++) {
-    const started = process.hrtime.bigint();
-    await run((i % 1000) + 1);
-    samples.push(Number(process.hrtime.bigint() - started) / 1000); // µs
-  }
-  return samples;
 }
 
 const cluster = await startCluster({ replicas: 1 });
@@ -44,13 +57,20 @@ try {
     await router.query(sql, [i + 1]);
   }
 
-  // Interleave rounds so drift on the machine hits both sides alike.
-  const rawMedians: number[] = [];
-  const routedMedians: number[] = [];
+  // Alternate raw and routed queries one by one, so drift on the machine hits both alike.
+  const rawSamples: number[] = [];
+  const routedSamples: number[] = [];
   const before = router.topology();
-  for (let round = 0; round < ROUNDS; round++) {
-    rawMedians.push(median(await timeLoop((id) => raw.query(sql, [id]))));
-    routedMedians.push(median(await timeLoop((id) => router.query(sql, [id]))));
+  const total = ITERATIONS * ROUNDS;
+  for (let i = 0; i < total; i++) {
+    const id = (i % 1000) + 1;
+    const first = i % 2 === 0;
+    for (const side of first ? ['raw', 'routed'] : ['routed', 'raw']) {
+      const started = process.hrtime.bigint();
+      if (side === 'raw') await raw.query(sql, [id]);
+      else await router.query(sql, [id]);
+      (side === 'raw' ? rawSamples : routedSamples).push(Number(process.hrtime.bigint() - started) / 1000);
+    }
   }
   const after = router.topology();
   const servedByReplica = after.nodes.find((n) => n.name === replica.name)!.served - before.nodes.find((n) => n.name === replica.name)!.served;
@@ -80,8 +100,8 @@ try {
     await router.query(sql, [1]);
   }));
 
-  const raw50 = median(rawMedians);
-  const routed50 = median(routedMedians);
+  const raw50 = median(rawSamples);
+  const routed50 = median(routedSamples);
   const results = {
     date: new Date().toISOString(),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
@@ -91,6 +111,7 @@ try {
     ratio: Number((routed50 / raw50).toFixed(3)),
     routedReadsOnReplica: `${servedByReplica}/${ITERATIONS * ROUNDS}`,
     roundTrips: { readRequest, writeRequest },
+    routingWorkMicros: await routingWorkMicros(),
   };
   console.log(JSON.stringify(results, null, 2));
   if (process.env.BENCH_WRITE) writeFileSync(new URL('../../docs/bench-results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
