@@ -62,15 +62,22 @@ export class Classifier {
       if (lower.endsWith('*')) this.#prefixes.push(lower.slice(0, -1));
       else this.#exact.add(lower);
     }
-    this.ready = loadModule().then(() => {
-      this.#loaded = true;
-    });
-    this.ready.catch(() => {}); // surfaced by classify()
+    // Never rejects: if the parser cannot load, every statement goes to the primary.
+    this.ready = loadModule().then(
+      () => {
+        this.#loaded = true;
+      },
+      () => {},
+    );
   }
 
-  /** Classifies `sql`; synchronous once the parser is loaded (await `ready` first). */
+  /**
+   * Classifies `sql`. Synchronous: before the parser has loaded (await `ready`), or if it could
+   * not load, everything is a write (primary).
+   */
   classifySync(sql: string): Classification {
     if (typeof sql !== 'string') return write('not-text');
+    if (!this.#loaded) return write('parser-unavailable');
     const cached = this.#cache.get(sql);
     if (cached) return cached;
     const result = this.#classify(sql);
@@ -80,7 +87,7 @@ export class Classifier {
   }
 
   async classify(sql: string): Promise<Classification> {
-    if (!this.#loaded) await this.ready;
+    await this.ready;
     return this.classifySync(sql);
   }
 

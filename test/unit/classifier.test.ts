@@ -175,6 +175,12 @@ describe('statement classification', () => {
     expect(Object.isFrozen(first)).toBe(true);
   });
 
+  it('sends everything to the primary until the parser is loaded', async () => {
+    const early = new Classifier();
+    expect(early.classifySync('select 1')).toMatchObject({ kind: 'write', detail: 'parser-unavailable' });
+    expect(await early.classify('select 1')).toMatchObject({ kind: 'read' });
+  });
+
   it('sends non-text to the primary', () => {
     expect(classifier.classifySync(undefined as unknown as string).kind).toBe('write');
   });
