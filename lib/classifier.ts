@@ -162,24 +162,30 @@ function functionName(call: Json): string | undefined {
   return last?.toLowerCase();
 }
 
-function transaction(node: { kind?: string; options?: Json[] }): Classification {
+function transaction(node: { kind?: string; options?: Json[]; chain?: boolean }): Classification {
   switch (node.kind) {
     case 'TRANS_STMT_BEGIN':
     case 'TRANS_STMT_START': {
-      const readOnly = (node.options ?? []).some((option) => {
-        const def = (option as { DefElem?: { defname?: string; arg?: { A_Const?: { ival?: { ival?: number } } } } }).DefElem;
-        return def?.defname === 'transaction_read_only' && def.arg?.A_Const?.ival?.ival === 1;
-      });
+      const option = (name: string) =>
+        (node.options ?? [])
+          .map((o) => (o as { DefElem?: { defname?: string; arg?: { A_Const?: { ival?: { ival?: number }; sval?: { sval?: string } } } } }).DefElem)
+          .find((def) => def?.defname === name)?.arg?.A_Const;
+      const readOnly = option('transaction_read_only')?.ival?.ival === 1;
+      // A hot standby refuses SERIALIZABLE: such a transaction must start on the primary.
+      const serializable = option('transaction_isolation')?.sval?.sval?.toLowerCase() === 'serializable';
+      if (readOnly && serializable) return Object.freeze({ kind: 'begin', detail: 'begin-serializable-read-only' });
       return Object.freeze({ kind: readOnly ? 'begin-read-only' : 'begin', detail: readOnly ? 'begin-read-only' : 'begin' });
     }
     case 'TRANS_STMT_COMMIT_PREPARED':
     case 'TRANS_STMT_ROLLBACK_PREPARED':
       return write(node.kind.replace(/^TRANS_STMT_/, '').toLowerCase());
     case 'TRANS_STMT_PREPARE': // ends the transaction, whose writes are now durable
+      return Object.freeze({ kind: 'commit', detail: 'prepare-transaction' });
     case 'TRANS_STMT_COMMIT':
-      return Object.freeze({ kind: 'commit', detail: 'commit' });
+      // AND CHAIN commits and at once opens a new transaction on the same connection.
+      return Object.freeze({ kind: 'commit', detail: node.chain ? 'commit-and-chain' : 'commit' });
     case 'TRANS_STMT_ROLLBACK':
-      return Object.freeze({ kind: 'rollback', detail: 'rollback' });
+      return Object.freeze({ kind: 'rollback', detail: node.chain ? 'rollback-and-chain' : 'rollback' });
     default:
       return Object.freeze({ kind: 'transaction', detail: (node.kind ?? 'transaction').replace(/^TRANS_STMT_/, '').toLowerCase() });
   }

@@ -1,11 +1,13 @@
 import pg from 'pg';
 import { Classifier, type Classification } from './classifier.js';
+import type { Consistency } from './consistency.js';
 import { scopes, Session, type Scope } from './context.js';
 import { parseLsn, type Lsn } from './lsn.js';
 import { Monitor } from './monitor.js';
 import type { ResolvedRouterOptions } from './options.js';
+import { encodePosition, type StoredPosition } from './position.js';
 import { decide, type Decision, type ReplicaView } from './routing-policy.js';
-import type { Consistency } from './consistency.js';
+import { decodeToken, encodeToken, type TokenRejection } from './token.js';
 
 const NO_TEXT: Classification = Object.freeze({ kind: 'write', detail: 'no-text' });
 
@@ -28,9 +30,14 @@ export interface Route {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** Levels whose reads keep monotonic reads (and so record where they read). */
+function monotonic(level: Consistency): boolean {
+  return level === 'session' || typeof level === 'object';
+}
+
 /**
- * The routing engine shared by the pool and its clients: nodes, monitor, classifier, store and
- * sessions. Everything per statement goes through {@link route}.
+ * The routing engine shared by the pool and its clients: nodes, monitor, classifier, store,
+ * sessions and tokens. Everything per statement goes through {@link routeSync} / {@link route}.
  */
 export class Engine {
   readonly primary: NodePool;
@@ -39,7 +46,20 @@ export class Engine {
   readonly classifier: Classifier;
   /** Outside any scope the process is one session, kept in memory. */
   readonly processSession = new Session(undefined);
-  readonly counters = { positionReads: 0, liveChecks: 0, storeReads: 0, storeWrites: 0 };
+  readonly counters = {
+    positionReads: 0,
+    liveChecks: 0,
+    storeReads: 0,
+    storeWrites: 0,
+    storeErrors: 0,
+    positionErrors: 0,
+    corruptPositions: 0,
+    tokensAccepted: 0,
+    tokensRejected: { malformed: 0, oversized: 0, forged: 0, version: 0, foreign: 0 } as Record<TokenRejection, number>,
+  };
+  #started: Promise<void> | undefined;
+  /** True once the parser is loaded and every node was polled once. */
+  isStarted = false;
 
   constructor(readonly options: ResolvedRouterOptions) {
     this.primary = { name: 'primary', role: 'primary', pool: new pg.Pool(options.primary), served: 0 };
@@ -57,9 +77,6 @@ export class Engine {
     return scopes.getStore() ?? { session: this.processSession, consistency: undefined, forcePrimary: false };
   }
 
-  #started: Promise<void> | undefined;
-  /** True once the parser is loaded and every node was polled once. */
-  isStarted = false;
   /** Resolves once the parser is loaded and every node was polled once (awaited by the first statements only). */
   started(): Promise<void> {
     this.#started ??= Promise.all([this.classifier.ready, this.monitor.ready]).then(() => {
@@ -74,21 +91,127 @@ export class Engine {
     return this.classifier.classifySync(text);
   }
 
+  #needsFloor(statement: 'read' | 'other', level: Consistency, scope: Scope): boolean {
+    return statement === 'read' && !scope.forcePrimary && level !== 'primary' && level !== 'eventual' && this.replicas.size > 0;
+  }
+
   /**
-   * The hot path: decides without any I/O when it can (floor known, a replica known ready, or no
-   * replica needed). Undefined when {@link route} must do I/O first.
+   * The hot path: decides without any I/O when it can (floor known, a replica known ready and no
+   * move away from the session's node). Undefined when {@link route} must do I/O first.
    */
   routeSync(statement: 'read' | 'other', scope: Scope, preferred?: string, exclude?: ReadonlySet<string>): Route | undefined {
     const level = scope.consistency ?? this.options.consistency;
     const session = scope.session;
-    if (statement === 'read' && !scope.forcePrimary && level !== 'primary' && level !== 'eventual' && this.replicas.size > 0) {
-      if (session.key !== undefined ? session.loaded === undefined || !session.loadDone : session.dirty || session.fetching) return undefined;
+    const needsFloor = this.#needsFloor(statement, level, scope);
+    if (needsFloor) {
+      if (session.key !== undefined && !session.loadDone) return undefined;
+      if ((session.key === undefined && session.dirty) || session.resync || session.fetching) return undefined;
     }
-    const decision = this.#decide(statement, level, scope, preferred, undefined, exclude);
+    const mr = needsFloor && monotonic(level);
+    const decision = this.#decide(statement, level, scope, preferred ?? (mr ? this.#sticky(session) : undefined), undefined, exclude);
+    if (decision.target === 'check' || (mr && this.#moves(session, decision))) return undefined;
     return this.#toRoute(decision, session.floor, 0);
   }
 
-  #decide(statement: 'read' | 'other', level: Consistency, scope: Scope, preferred: string | undefined, checked: Set<string> | undefined, exclude: ReadonlySet<string> | undefined): Decision {
+  /**
+   * Decides where a statement runs. Reads load the session floor lazily (one store read per
+   * scope), use the monitor's cache, check the most advanced replica live only when none is known
+   * to be ready (waiting up to `maxWaitMs`), and before leaving the node the session last read
+   * from, raise the floor to that node's position sampled after those reads (monotonic reads).
+   */
+  async route(statement: 'read' | 'other', scope: Scope, preferred?: string, exclude?: ReadonlySet<string>): Promise<Route> {
+    const level = scope.consistency ?? this.options.consistency;
+    const session = scope.session;
+    const needsFloor = this.#needsFloor(statement, level, scope);
+    if (needsFloor) await this.#resolveFloor(session);
+    const mr = needsFloor && monotonic(level);
+
+    let checked: Set<string> | undefined;
+    let waitedMs = 0;
+    for (let covers = 0; ; ) {
+      const decision = this.#decide(statement, level, scope, preferred ?? (mr ? this.#sticky(session) : undefined), checked, exclude);
+      if (decision.target === 'check') {
+        waitedMs += await this.#checkLive(decision.node, session.floor);
+        checked = new Set([decision.node]);
+        continue;
+      }
+      if (mr && this.#moves(session, decision)) {
+        if (covers++ < 2 && (await this.#cover(session))) {
+          checked = undefined;
+          continue;
+        }
+        // Could not sample the old node or the primary: the primary itself is always monotonic.
+        return { node: this.primary, decision: { target: 'primary', reason: 'replica-behind' }, floor: session.floor, waitedMs };
+      }
+      return this.#toRoute(decision, session.floor, waitedMs)!;
+    }
+  }
+
+  /** The replica the session's uncovered reads were on, to stay there. */
+  #sticky(session: Session): string | undefined {
+    return session.node !== undefined && session.node !== 'primary' ? session.node : undefined;
+  }
+
+  /** Would this decision read a replica other than the node of the session's uncovered reads? */
+  #moves(session: Session, decision: Decision): boolean {
+    return decision.target === 'replica' && session.node !== undefined && session.node !== decision.node;
+  }
+
+  async #checkLive(node: string, floor: Lsn): Promise<number> {
+    const started = performance.now();
+    this.counters.liveChecks++;
+    let { lsn } = await this.monitor.sample(node, started);
+    const deadline = started + this.options.maxWaitMs;
+    while ((lsn === undefined || lsn < floor) && performance.now() < deadline) {
+      await sleep(Math.min(10, Math.max(1, deadline - performance.now())));
+      this.counters.liveChecks++;
+      ({ lsn } = await this.monitor.sample(node, performance.now()));
+    }
+    return this.options.maxWaitMs > 0 ? Math.round(performance.now() - started) : 0;
+  }
+
+  /**
+   * Covers the session's uncovered reads: raises the floor to a position of their node (or of the
+   * primary, which is ahead of every replica of its history) sampled after they ended. Free when
+   * the monitor's cache holds such a sample. False when no sample could be had.
+   */
+  async #cover(session: Session): Promise<boolean> {
+    const since = session.nodeReadEndedAt;
+    let sample: { lsn: Lsn; sentAt: number } | undefined;
+    const node = session.node;
+    if (node !== undefined && this.replicas.has(node)) {
+      const cached = this.monitor.state(node);
+      if (cached?.replayLsn !== undefined && cached.sampledAt >= since) sample = { lsn: cached.replayLsn, sentAt: cached.sampledAt };
+      else {
+        this.counters.liveChecks++;
+        const live = await this.monitor.sample(node, since);
+        if (live.lsn !== undefined) sample = { lsn: live.lsn, sentAt: live.sentAt };
+      }
+    }
+    if (!sample) {
+      const cached = this.monitor.state('primary');
+      if (cached?.insertLsn !== undefined && cached.sampledAt >= since) sample = { lsn: cached.insertLsn, sentAt: cached.sampledAt };
+      else {
+        this.counters.positionReads++;
+        const live = await this.monitor.sample('primary', since);
+        if (live.lsn !== undefined) sample = { lsn: live.lsn, sentAt: live.sentAt };
+      }
+    }
+    if (!sample) return false;
+    session.raise(sample.lsn);
+    this.#stamp(session);
+    if (session.nodeReadEndedAt <= sample.sentAt) session.node = undefined;
+    return true;
+  }
+
+  #decide(
+    statement: 'read' | 'other',
+    level: Consistency,
+    scope: Scope,
+    preferred: string | undefined,
+    checked: Set<string> | undefined,
+    exclude: ReadonlySet<string> | undefined,
+  ): Decision {
     const session = scope.session;
     return decide({
       statement,
@@ -110,37 +233,6 @@ export class Engine {
     return undefined;
   }
 
-  /**
-   * Decides where a statement runs. Reads load the session floor lazily (one store read per
-   * scope), use the monitor's cache, and only when no replica is known to be ready check the most
-   * advanced one live (one round trip), optionally waiting up to `maxWaitMs`.
-   */
-  async route(statement: 'read' | 'other', scope: Scope, preferred?: string, exclude?: ReadonlySet<string>): Promise<Route> {
-    const level = scope.consistency ?? this.options.consistency;
-    const session = scope.session;
-    const needsFloor = statement === 'read' && !scope.forcePrimary && level !== 'primary' && level !== 'eventual' && this.replicas.size > 0;
-    if (needsFloor) await this.#resolveFloor(session);
-
-    let checked: Set<string> | undefined;
-    let waitedMs = 0;
-    for (;;) {
-      const decision = this.#decide(statement, level, scope, preferred, checked, exclude);
-      if (decision.target !== 'check') return this.#toRoute(decision, session.floor, waitedMs)!;
-      // Check the most advanced replica live; wait for it if allowed.
-      const started = performance.now();
-      this.counters.liveChecks++;
-      let lsn = await this.monitor.replayLsnNow(decision.node);
-      const deadline = started + this.options.maxWaitMs;
-      while ((lsn === undefined || lsn < session.floor) && performance.now() < deadline) {
-        await sleep(Math.min(10, Math.max(1, deadline - performance.now())));
-        this.counters.liveChecks++;
-        lsn = await this.monitor.replayLsnNow(decision.node);
-      }
-      waitedMs = this.options.maxWaitMs > 0 ? Math.round(performance.now() - started) : 0;
-      checked = new Set([decision.node]);
-    }
-  }
-
   #views(): ReplicaView[] {
     const views: ReplicaView[] = [];
     for (const name of this.replicas.keys()) {
@@ -150,19 +242,24 @@ export class Engine {
     return views;
   }
 
-  /** Loads the stored floor (once per session) and turns pending writes into a position. */
+  /** Loads the stored position (once per session) and turns pending writes into a position. */
   async #resolveFloor(session: Session): Promise<void> {
     if (session.key !== undefined) {
       session.loaded ??= this.#load(session);
       await session.loaded;
-      return; // a scope's own writes send its reads to the primary until the scope ends
     }
-    while (session.dirty || session.fetching) {
+    const ours = this.monitor.primaryIdentity();
+    if (session.timeline !== undefined && ours.timeline !== undefined && session.timeline !== ours.timeline) {
+      session.resync = true; // a failover since the floor was taken: LSNs of the old history do not compare
+    }
+    // A scope's own writes send its reads to the primary until it ends; elsewhere they are
+    // turned into a floor now, shared by concurrent reads.
+    while ((session.key === undefined && session.dirty) || session.resync || session.fetching) {
       if (session.fetching) {
         await session.fetching;
         continue;
       }
-      session.fetching = this.#fetchWritePosition(session).finally(() => {
+      session.fetching = this.#fetchPrimaryPosition(session).finally(() => {
         session.fetching = undefined;
       });
     }
@@ -172,33 +269,81 @@ export class Engine {
     try {
       this.counters.storeReads++;
       const stored = await this.options.store.get(session.key!);
-      if (stored) session.raise(stored.lsn);
+      if (stored === null) {
+        this.counters.corruptPositions++;
+        session.resync = true; // never "no floor": the current primary position
+      } else if (stored !== undefined) {
+        session.loadedValue = stored;
+        this.#merge(session, stored);
+      }
     } catch {
+      this.counters.storeErrors++;
       session.floorUnknown = true; // fail safe: reads that need a floor go to the primary
     }
     session.loadDone = true;
   }
 
   /**
-   * Reads the primary's insert LSN *after* the session's writes were acknowledged: at least
-   * every commit record they made (unlike the flush LSN under synchronous_commit = off).
+   * Merges a position from the store or a token into a session. From another WAL history (or
+   * without one when ours is known) it means "the current primary position". Returns false for a
+   * position of another system altogether.
    */
-  async #fetchWritePosition(session: Session): Promise<void> {
+  #merge(session: Session, position: StoredPosition): boolean {
+    const ours = this.monitor.primaryIdentity();
+    if (ours.systemId !== undefined && position.systemId !== undefined && position.systemId !== ours.systemId) return false;
+    const comparable =
+      ours.systemId === undefined || ours.timeline === undefined || (position.systemId === ours.systemId && position.timeline === ours.timeline);
+    if (comparable) session.absorb(position, performance.now());
+    else session.resync = true;
+    return true;
+  }
+
+  /**
+   * Reads the primary's insert LSN *after* the session's writes were acknowledged (and after its
+   * earlier reads ended): at least every commit record they made (unlike the flush LSN under
+   * synchronous_commit = off), and ahead of whatever those reads observed.
+   */
+  async #fetchPrimaryPosition(session: Session): Promise<void> {
+    const wasDirty = session.dirty;
+    const wasResync = session.resync;
     session.dirty = false;
+    session.resync = false;
+    const sentAt = performance.now();
     try {
       this.counters.positionReads++;
       const { rows } = await this.primary.pool.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
-      session.raise(parseLsn(rows[0]!.lsn));
+      const lsn = parseLsn(rows[0]!.lsn);
+      if (wasResync) session.floor = 0n; // the old history's LSN is not comparable
+      session.raise(lsn);
+      this.#stamp(session);
+      if (session.nodeReadEndedAt <= sentAt) session.node = undefined;
     } catch (err) {
-      session.dirty = true;
+      session.dirty ||= wasDirty;
+      session.resync ||= wasResync;
       throw err;
     }
+  }
+
+  /** Marks the session's floor as belonging to the primary's current history. */
+  #stamp(session: Session): void {
+    const ours = this.monitor.primaryIdentity();
+    session.systemId = ours.systemId;
+    session.timeline = ours.timeline;
   }
 
   /** A statement that may have written ran on the primary for this scope. */
   noteWrite(scope: Scope): void {
     scope.session.dirty = true;
     scope.session.wrote = true;
+  }
+
+  /** A read ran on `node`: remember it, so later reads of the session never go back in time. */
+  noteRead(scope: Scope, node: NodePool): void {
+    const level = scope.consistency ?? this.options.consistency;
+    if (!(monotonic(level) || level === 'primary' || scope.forcePrimary)) return;
+    const session = scope.session;
+    session.node = session.node === undefined || session.node === node.name ? node.name : 'primary';
+    session.nodeReadEndedAt = performance.now();
   }
 
   /** Runs `fn` as session `key`: loads its position lazily, stores the new one at the end. */
@@ -208,15 +353,90 @@ export class Engine {
     try {
       return await scopes.run({ session, consistency: outer.consistency, forcePrimary: outer.forcePrimary }, fn);
     } finally {
-      await this.#persist(session);
+      // Storing the position must not turn a request that succeeded into a failure.
+      await this.#persist(session).catch(() => {});
+      this.#fold(outer.session, session);
+    }
+  }
+
+  /** Hands what an inner scope wrote and read to the scope around it (which goes on after it). */
+  #fold(parent: Session, child: Session): void {
+    if (parent === child) return;
+    if (child.dirty) parent.dirty = true;
+    if (child.resync) parent.resync = true;
+    if (child.floor > 0n) {
+      const comparable = parent.timeline === undefined || child.timeline === undefined || (parent.systemId === child.systemId && parent.timeline === child.timeline);
+      if (comparable) parent.absorb(child.position(), child.nodeReadEndedAt);
+      else parent.resync = true;
+    } else if (child.node !== undefined) {
+      parent.absorb({ lsn: 0n, node: child.node }, child.nodeReadEndedAt);
     }
   }
 
   async #persist(session: Session): Promise<void> {
-    if (!session.wrote || session.key === undefined) return;
-    if (session.dirty) await this.#fetchWritePosition(session);
+    if (session.key === undefined) return;
+    if (session.dirty || (session.resync && session.wrote)) {
+      try {
+        await this.#fetchPrimaryPosition(session);
+      } catch (err) {
+        this.counters.positionErrors++;
+        throw err;
+      }
+    }
+    if (session.systemId === undefined && session.timeline === undefined) this.#stamp(session); // its reads ran in today's history
+    const next = session.position();
+    const loaded = session.loadedValue;
+    if (loaded !== undefined ? encodePosition(next) === encodePosition(loaded) : next.lsn === 0n && next.node === undefined) return;
     this.counters.storeWrites++;
-    await this.options.store.raise(session.key, { lsn: session.floor });
+    try {
+      await this.options.store.raise(session.key, next, loaded);
+    } catch (err) {
+      this.counters.storeErrors++;
+      throw err;
+    }
+  }
+
+  /** A token for the current session: everything it wrote or observed so far. */
+  async currentToken(secret: Buffer): Promise<string> {
+    const session = this.scope().session;
+    if (session.key !== undefined && !session.loadDone) {
+      session.loaded ??= this.#load(session);
+      await session.loaded;
+    }
+    if (session.dirty || session.resync || session.fetching) {
+      while (session.dirty || session.resync || session.fetching) {
+        if (session.fetching) await session.fetching;
+        else {
+          session.fetching = this.#fetchPrimaryPosition(session).finally(() => {
+            session.fetching = undefined;
+          });
+        }
+      }
+    }
+    if (session.systemId === undefined && session.timeline === undefined) this.#stamp(session);
+    return encodeToken(session.position(), secret);
+  }
+
+  /**
+   * Runs `fn` so that its reads observe at least the token's position: merged into the current
+   * session scope, or into a fresh in-memory session outside one. A bad token is ignored
+   * (counted), never thrown.
+   */
+  withToken<T>(token: unknown, secrets: readonly Buffer[], fn: () => Promise<T> | T): Promise<T> {
+    const outer = this.scope();
+    const session = outer.session.key !== undefined ? outer.session : new Session(undefined);
+    const decoded = decodeToken(token, secrets);
+    if ('rejected' in decoded) this.counters.tokensRejected[decoded.rejected]++;
+    else if (this.#merge(session, decoded.position)) this.counters.tokensAccepted++;
+    else this.counters.tokensRejected.foreign++;
+    const run = async () => {
+      try {
+        return await scopes.run({ session, consistency: outer.consistency, forcePrimary: outer.forcePrimary }, fn);
+      } finally {
+        this.#fold(outer.session, session);
+      }
+    };
+    return run();
   }
 
   async close(): Promise<void> {

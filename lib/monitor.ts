@@ -20,9 +20,20 @@ export interface NodeState {
   /**
    * `up`; `down` after `downAfter` failed polls (or a connection error on a query);
    * `not-replica` when a replica left recovery (promoted) — out of rotation for good;
+   * `other-history` when a replica follows another WAL history than the primary (another system
+   * or timeline) — out of rotation until it follows the primary's again;
    * `unknown` before the first poll.
    */
-  status: 'unknown' | 'up' | 'down' | 'not-replica';
+  status: 'unknown' | 'up' | 'down' | 'not-replica' | 'other-history';
+  /** `pg_control_system().system_identifier`, when readable. */
+  systemId: string | undefined;
+  /** The timeline this node is on (primary) or receives (replica). */
+  timeline: number | undefined;
+  /**
+   * `performance.now()` when the request behind the cached LSN was sent: the cached position is
+   * at least the node's position at that moment.
+   */
+  sampledAt: number;
   replayLsn: Lsn | undefined;
   receiveLsn: Lsn | undefined;
   /** Primary only: `pg_current_wal_insert_lsn()`. */
@@ -41,8 +52,16 @@ const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
   pg_last_wal_replay_lsn()::text as replay,
   pg_last_wal_receive_lsn()::text as receive,
   case when pg_is_in_recovery() then null else pg_current_wal_insert_lsn()::text end as insert,
-  case when pg_last_wal_receive_lsn() is null or pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn() then 0
-       else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000 end as lag_ms`;
+  case when not pg_is_in_recovery() then null
+       when pg_last_wal_receive_lsn() is not null and pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()
+            and exists (select 1 from pg_stat_wal_receiver where status = 'streaming') then 0
+       else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000 end as lag_ms,
+  pg_postmaster_start_time()::text as started,
+  case when pg_is_in_recovery() then coalesce((select received_tli from pg_stat_wal_receiver), (select timeline_id from pg_control_checkpoint()))
+       else ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int end as timeline`;
+
+// Asked once per node; some managed services restrict it, and then identity checks are skipped.
+const SYSTEM_ID_SQL = 'select system_identifier::text as system_id from pg_control_system()';
 
 interface PollRow {
   in_recovery: boolean;
@@ -50,6 +69,15 @@ interface PollRow {
   receive: string | null;
   insert: string | null;
   lag_ms: string | number | null;
+  timeline: number | null;
+  started: string;
+}
+
+/** A live sample of a node's position. */
+export interface Sample {
+  readonly lsn: Lsn | undefined;
+  /** `performance.now()` when the request was sent. */
+  readonly sentAt: number;
 }
 
 interface Watched {
@@ -57,7 +85,10 @@ interface Watched {
   pool: pg.Pool;
   timer: NodeJS.Timeout | undefined;
   inflight: Promise<void> | undefined;
-  live: Promise<Lsn | undefined> | undefined;
+  live: { promise: Promise<Sample>; sentAt: number } | undefined;
+  systemIdAsked: boolean;
+  /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
+  started: string | undefined;
 }
 
 /**
@@ -90,6 +121,8 @@ export class Monitor {
         timer: undefined,
         inflight: undefined,
         live: undefined,
+        systemIdAsked: false,
+        started: undefined,
         state: {
           name: node.name,
           role: node.role,
@@ -103,6 +136,9 @@ export class Monitor {
           lastError: undefined,
           failures: 0,
           successes: 0,
+          systemId: undefined,
+          timeline: undefined,
+          sampledAt: -Infinity,
         },
       });
     }
@@ -126,31 +162,44 @@ export class Monitor {
   }
 
   /**
-   * Reads a replica's replay LSN now (one round trip, shared by concurrent callers) and folds it
-   * into the cache. Undefined when the node cannot answer.
+   * Samples a node's position now: a replica's replay LSN, the primary's insert LSN. One round
+   * trip, shared with a sample already in flight if that one was sent at or after `notBefore`.
+   * The result is folded into the cache; `lsn` is undefined when the node cannot answer.
    */
-  replayLsnNow(name: string): Promise<Lsn | undefined> {
+  sample(name: string, notBefore = -Infinity): Promise<Sample> {
     const watched = this.#nodes.get(name);
-    if (!watched) return Promise.resolve(undefined);
-    watched.live ??= (async () => {
+    if (!watched) return Promise.resolve({ lsn: undefined, sentAt: performance.now() });
+    if (watched.live && watched.live.sentAt >= notBefore) return watched.live.promise;
+    const sentAt = performance.now();
+    const sql = watched.state.role === 'primary' ? 'select pg_current_wal_insert_lsn()::text as lsn' : 'select pg_last_wal_replay_lsn()::text as lsn';
+    const live: { promise: Promise<Sample>; sentAt: number } = { sentAt, promise: Promise.resolve({ lsn: undefined, sentAt }) };
+    live.promise = (async (): Promise<Sample> => {
       try {
-        const { rows } = await watched.pool.query<{ replay: string | null }>('select pg_last_wal_replay_lsn()::text as replay');
-        const lsn = tryParseLsn(rows[0]?.replay ?? undefined);
-        if (lsn !== undefined) this.#raiseReplay(watched.state, lsn);
-        return lsn;
+        const { rows } = await watched.pool.query<{ lsn: string | null }>(sql);
+        const lsn = tryParseLsn(rows[0]?.lsn ?? undefined);
+        if (lsn !== undefined) this.#raisePosition(watched.state, lsn, sentAt);
+        return { lsn, sentAt };
       } catch {
-        return undefined;
+        return { lsn: undefined, sentAt };
       } finally {
-        watched.live = undefined;
+        if (watched.live === live) watched.live = undefined;
       }
     })();
-    return watched.live;
+    watched.live = live;
+    return live.promise;
+  }
+
+  /** The primary's WAL history, when known. */
+  primaryIdentity(): { systemId: string | undefined; timeline: number | undefined } {
+    const primary = this.#primaryState();
+    return { systemId: primary?.systemId, timeline: primary?.timeline };
   }
 
   /** A query on this node failed with a connection error: take it out of rotation now. */
   reportConnectionFailure(name: string, error: unknown): void {
     const state = this.#nodes.get(name)?.state;
     if (!state || state.status === 'not-replica') return;
+    forget(state);
     state.status = 'down';
     state.successes = 0;
     state.failures = Math.max(state.failures, this.#options.downAfter);
@@ -184,13 +233,22 @@ export class Monitor {
     if (this.#closed) return;
     const state = watched.state;
     let row: PollRow | undefined;
+    const sentAt = performance.now();
     try {
       row = (await watched.pool.query<PollRow>(POLL_SQL)).rows[0];
+      if (!watched.systemIdAsked) {
+        watched.systemIdAsked = true;
+        state.systemId = await watched.pool.query<{ system_id: string }>(SYSTEM_ID_SQL).then((r) => r.rows[0]?.system_id, () => undefined);
+      }
     } catch (err) {
       state.lastError = err instanceof Error ? err.message : String(err);
     }
     state.lastPollAt = Date.now();
     if (!row) {
+      // A server that comes back may have restarted behind where it was (crash recovery, a
+      // rebuilt replica): forget its position until it answers again.
+      forget(state);
+      watched.systemIdAsked = false;
       state.successes = 0;
       state.failures++;
       if (state.status !== 'not-replica' && (state.status === 'unknown' || state.failures >= this.#options.downAfter)) state.status = 'down';
@@ -205,30 +263,67 @@ export class Monitor {
       return;
     }
     if (state.status === 'not-replica') return;
-    if (state.status !== 'up' && (state.status === 'unknown' || state.successes >= this.#options.upAfter)) state.status = 'up';
+    const timeline = row.timeline ?? undefined;
+    if (watched.started !== row.started || (state.timeline !== undefined && timeline !== undefined && timeline !== state.timeline)) {
+      // Restarted, or on a new WAL history: the cached position may be too high or not comparable.
+      forget(state);
+      watched.started = row.started;
+    }
+    state.timeline = timeline;
+    if (state.role === 'replica' && !this.#sameHistoryAsPrimary(state)) {
+      state.status = 'other-history';
+      return;
+    }
+    if (state.status !== 'up' && (state.status === 'unknown' || state.status === 'other-history' || state.successes >= this.#options.upAfter)) state.status = 'up';
 
+    const position = tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined);
+    if (position !== undefined) this.#raisePosition(state, position, sentAt);
     if (state.role === 'primary') {
-      state.insertLsn = tryParseLsn(row.insert ?? undefined) ?? state.insertLsn;
       for (const other of this.#nodes.values()) this.#updateLagBytes(other.state);
       return;
     }
-    const replay = tryParseLsn(row.replay ?? undefined);
-    if (replay !== undefined) this.#raiseReplay(state, replay);
     state.receiveLsn = tryParseLsn(row.receive ?? undefined);
     state.lagMs = row.lag_ms === null ? undefined : Math.max(0, Math.round(Number(row.lag_ms)));
-    this.#updateLagBytes(state);
   }
 
-  #raiseReplay(state: NodeState, lsn: Lsn): void {
-    // Replay only moves forward on one server; never let a slow answer lower the cache.
-    if (state.replayLsn === undefined || lsn > state.replayLsn) state.replayLsn = lsn;
+  /** A replica follows the primary's history when every part of the identity known on both sides agrees. */
+  #sameHistoryAsPrimary(state: NodeState): boolean {
+    const primary = this.#primaryState();
+    if (!primary) return true;
+    if (state.systemId !== undefined && primary.systemId !== undefined && state.systemId !== primary.systemId) return false;
+    if (state.timeline !== undefined && primary.timeline !== undefined && state.timeline !== primary.timeline) return false;
+    return true;
+  }
+
+  #primaryState(): NodeState | undefined {
+    return [...this.#nodes.values()].find((w) => w.state.role === 'primary')?.state;
+  }
+
+  #raisePosition(state: NodeState, lsn: Lsn, sentAt: number): void {
+    // Positions only move forward on one server; never let a slow answer lower the cache.
+    if (state.role === 'primary') {
+      if (state.insertLsn === undefined || lsn > state.insertLsn) state.insertLsn = lsn;
+    } else if (state.replayLsn === undefined || lsn > state.replayLsn) {
+      state.replayLsn = lsn;
+    }
+    if (sentAt > state.sampledAt) state.sampledAt = sentAt;
     this.#updateLagBytes(state);
   }
 
   #updateLagBytes(state: NodeState): void {
     if (state.role !== 'replica') return;
-    const primaryLsn = [...this.#nodes.values()].find((w) => w.state.role === 'primary')?.state.insertLsn;
+    const primaryLsn = this.#primaryState()?.insertLsn;
     if (primaryLsn === undefined || state.replayLsn === undefined) return;
     state.lagBytes = primaryLsn > state.replayLsn ? Number(primaryLsn - state.replayLsn) : 0;
   }
+}
+
+/** Drops a node's cached position (it can only be trusted again from a new answer). */
+function forget(state: NodeState): void {
+  state.replayLsn = undefined;
+  state.insertLsn = undefined;
+  state.receiveLsn = undefined;
+  state.lagBytes = undefined;
+  state.lagMs = undefined;
+  state.sampledAt = -Infinity;
 }

@@ -35,6 +35,11 @@ export interface RouterOptions {
   writeFunctions?: string[];
   /** Classified statements remembered (LRU, keyed by SQL text). Default 5000. */
   classifierCacheSize?: number;
+  /**
+   * HMAC key(s) for consistency tokens (`router.currentToken()` / `router.withToken()`), at least
+   * 16 bytes each. With several, the first signs and all verify (key rotation).
+   */
+  tokenSecret?: string | Buffer | Array<string | Buffer>;
 }
 
 export interface ResolvedRouterOptions {
@@ -46,9 +51,10 @@ export interface ResolvedRouterOptions {
   monitor: MonitorOptions;
   writeFunctions: string[];
   classifierCacheSize: number;
+  tokenSecrets: Buffer[];
 }
 
-const KNOWN = ['primary', 'replicas', 'store', 'consistency', 'maxWaitMs', 'monitor', 'writeFunctions', 'classifierCacheSize'];
+const KNOWN = ['primary', 'replicas', 'store', 'consistency', 'maxWaitMs', 'monitor', 'writeFunctions', 'classifierCacheSize', 'tokenSecret'];
 const MONITOR_KNOWN = ['intervalMs', 'timeoutMs', 'downAfter', 'upAfter'];
 
 function invalid(message: string): ReplicaRouterError {
@@ -119,9 +125,18 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
     throw invalid('writeFunctions must be an array of function names (a trailing * matches a prefix)');
   }
 
+  const secrets = options.tokenSecret === undefined ? [] : Array.isArray(options.tokenSecret) ? options.tokenSecret : [options.tokenSecret];
+  const tokenSecrets = secrets.map((secret, i) => {
+    if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) throw invalid('tokenSecret must be a string, a Buffer, or an array of them');
+    const bytes = Buffer.from(secret);
+    if (bytes.length < 16) throw invalid(`tokenSecret${secrets.length > 1 ? `[${i}]` : ''} must be at least 16 bytes (use a random secret, e.g. crypto.randomBytes(32))`);
+    return bytes;
+  });
+
   return {
     primary,
     replicas,
+    tokenSecrets,
     store,
     consistency,
     maxWaitMs: integer('maxWaitMs', options.maxWaitMs ?? 0, 0, 60_000),

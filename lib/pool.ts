@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import { RoutedClient } from './client.js';
+import { failQuery, releaseArg, RoutedClient } from './client.js';
 import type { Engine, NodePool, Route } from './engine.js';
 import { isConnectionError, isRecoveryConflict, normalizeQuery, type Callback, type QueryArg, type Submittable } from './pg-args.js';
 
@@ -85,11 +85,7 @@ export class RoutedPool extends EventEmitter {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values: unknown[] | undefined, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
   query(arg: unknown, values?: unknown, callback?: unknown): unknown {
     const q = normalizeQuery(arg, values, callback);
-    if (this.#ending) {
-      const err = new Error('Cannot use a pool after calling end on the pool');
-      if (q.callback) return void process.nextTick(() => q.callback!(err));
-      return Promise.reject(err);
-    }
+    if (this.#ending) return failQuery(q.submittable, q.callback, new Error('Cannot use a pool after calling end on the pool'));
     if (q.submittable) return this.#submit(q.submittable);
     const promise = this.#run(q.arg, q.values, q.text);
     if (q.callback) {
@@ -113,7 +109,8 @@ export class RoutedPool extends EventEmitter {
       node.served++;
       try {
         const result = await node.pool.query(arg as pg.QueryConfig, values);
-        if (node.role === 'primary' && statement !== 'read') engine.noteWrite(scope);
+        if (statement === 'read') engine.noteRead(scope, node);
+        else if (node.role === 'primary') engine.noteWrite(scope);
         return result;
       } catch (err) {
         // A failed write may still have committed (a lost connection after COMMIT): stay safe.
@@ -129,29 +126,19 @@ export class RoutedPool extends EventEmitter {
   }
 
   #submit<T extends Submittable>(submittable: T): T {
-    // pg.Pool cannot run submittables; here one runs on a routed client that is released when
-    // the submittable ends (its 'end', 'error' or 'close' event, or cursor.close()).
+    // pg.Pool cannot run submittables; here one runs on a routed client that goes back to its
+    // pool when the submittable ends (its 'end', 'error' or 'close' event, or cursor.close()).
     const client = new RoutedClient(this.#engine);
     let released = false;
     const release = (err?: unknown) => {
       if (released) return;
       released = true;
-      client.release(err instanceof Error ? err : undefined);
+      client.release(releaseArg(err));
     };
-    const emitter = submittable as unknown as Partial<EventEmitter> & { close?: (cb?: (err?: Error) => void) => unknown };
-    if (typeof emitter.once === 'function') {
-      emitter.once('end', () => release());
-      emitter.once('close', () => release());
-      emitter.once('error', (err: unknown) => release(err));
-    }
-    if (typeof emitter.close === 'function') {
-      const close = emitter.close.bind(submittable);
-      emitter.close = (cb?: (err?: Error) => void) =>
-        close((err?: Error) => {
-          release(err);
-          cb?.(err);
-        });
-    }
+    const emitter = submittable as unknown as Partial<EventEmitter>;
+    emitter.once?.('end', () => release());
+    emitter.once?.('close', () => release());
+    emitter.once?.('error', (err: unknown) => release(err));
     client.query(submittable);
     return submittable;
   }
@@ -170,7 +157,7 @@ export class RoutedPool extends EventEmitter {
       return Promise.reject(err);
     }
     const client = new RoutedClient(this.#engine);
-    if (callback) return void process.nextTick(() => callback(undefined, client, (release?: unknown) => client.release(release)));
+    if (callback) return void process.nextTick(() => callback(undefined, client, (release?: unknown) => client.release(releaseArg(release))));
     return Promise.resolve(client);
   }
 

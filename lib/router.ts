@@ -7,13 +7,17 @@ import { formatLsn } from './lsn.js';
 import { resolveRouterOptions, type RouterOptions } from './options.js';
 import { RoutedPool } from './pool.js';
 import { scopes } from './context.js';
+import type { TokenRejection } from './token.js';
 
 /** One node as {@link Router.topology} reports it. */
 export interface TopologyNode {
   readonly name: string;
   readonly role: 'primary' | 'replica';
-  /** `up`, `down`, `not-replica` (a replica that left recovery: out of rotation), `unknown`. */
-  readonly status: 'unknown' | 'up' | 'down' | 'not-replica';
+  /**
+   * `up`, `down`, `not-replica` (a replica that left recovery: out of rotation), `other-history`
+   * (a replica on another WAL history than the primary: out of rotation), `unknown`.
+   */
+  readonly status: 'unknown' | 'up' | 'down' | 'not-replica' | 'other-history';
   /** Replica: last known `pg_last_wal_replay_lsn()`; primary: `pg_current_wal_insert_lsn()`. */
   readonly lsn: string | undefined;
   readonly lagBytes: number | undefined;
@@ -25,8 +29,24 @@ export interface TopologyNode {
 
 export interface Topology {
   readonly nodes: readonly TopologyNode[];
-  /** Reads of `pg_current_wal_insert_lsn()` after writes, live replay checks, store reads/writes. */
-  readonly counters: Readonly<{ positionReads: number; liveChecks: number; storeReads: number; storeWrites: number }>;
+  /**
+   * `positionReads`: reads of the primary's position (after writes, or to cover a move);
+   * `liveChecks`: live replay-position checks of replicas; `storeReads`/`storeWrites`/`storeErrors`;
+   * `positionErrors`: a scope's position could not be read at its end (primary unreachable);
+   * `corruptPositions`: stored values that could not be decoded; `tokensAccepted` and
+   * `tokensRejected` by cause (`malformed`, `oversized`, `forged`, `version`, `foreign`).
+   */
+  readonly counters: Readonly<{
+    positionReads: number;
+    liveChecks: number;
+    storeReads: number;
+    storeWrites: number;
+    storeErrors: number;
+    positionErrors: number;
+    corruptPositions: number;
+    tokensAccepted: number;
+    tokensRejected: Readonly<Record<TokenRejection, number>>;
+  }>;
 }
 
 /** What {@link createRouter} returns. */
@@ -59,6 +79,29 @@ export interface Router {
    * ```
    */
   withConsistency<T>(level: Consistency, fn: () => Promise<T> | T): Promise<T>;
+  /**
+   * A signed token carrying the current session's position (its writes, and what its reads
+   * observed). Hand it to another service or a background job; `withToken` there reads at least
+   * as new. Needs `tokenSecret`.
+   *
+   * @example
+   * ```ts
+   * await queue.add('send-receipt', { orderId, consistency: await router.currentToken() });
+   * ```
+   */
+  currentToken(): Promise<string>;
+  /**
+   * Runs `fn` so that its reads observe at least the token's position (merged, by maximum, into
+   * the current session, or a fresh one outside any session). A malformed, forged, oversized or
+   * foreign token is ignored and counted, never thrown.
+   *
+   * @example
+   * ```ts
+   * worker.process('send-receipt', (job) =>
+   *   router.withToken(job.data.consistency, () => sendReceipt(job.data.orderId)));
+   * ```
+   */
+  withToken<T>(token: string | undefined, fn: () => Promise<T> | T): Promise<T>;
   /** The monitor's current view of every node. */
   topology(): Topology;
   /** Ends every pool and the monitor. */
@@ -103,6 +146,17 @@ export function createRouter(options: RouterOptions): Router {
       const outer = engine.scope();
       return scopes.run({ session: outer.session, consistency: level, forcePrimary: outer.forcePrimary || level === 'primary' }, fn);
     },
+    async currentToken() {
+      const secret = resolved.tokenSecrets[0];
+      if (!secret) throw new ReplicaRouterError(ErrorCodes.NO_TOKEN_SECRET, 'currentToken: createRouter({ tokenSecret }) is needed to sign tokens');
+      return engine.currentToken(secret);
+    },
+    withToken(token, fn) {
+      if (resolved.tokenSecrets.length === 0) {
+        throw new ReplicaRouterError(ErrorCodes.NO_TOKEN_SECRET, 'withToken: createRouter({ tokenSecret }) is needed to verify tokens');
+      }
+      return engine.withToken(token, resolved.tokenSecrets, fn);
+    },
     topology() {
       const served = new Map([engine.primary, ...engine.replicas.values()].map((n) => [n.name, n.served]));
       return {
@@ -116,7 +170,7 @@ export function createRouter(options: RouterOptions): Router {
           served: served.get(s.name) ?? 0,
           lastError: s.lastError,
         })),
-        counters: { ...engine.counters },
+        counters: { ...engine.counters, tokensRejected: { ...engine.counters.tokensRejected } },
       };
     },
     close() {

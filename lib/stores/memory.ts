@@ -1,6 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
-import type { LsnStore, StoredPosition } from './store.js';
+import { mergePosition, type StoredPosition } from '../position.js';
+import type { LsnStore } from './store.js';
 
 export interface MemoryStoreOptions {
   /** Most sessions kept; the least recently used are forgotten first. Default 100 000. */
@@ -11,7 +12,7 @@ export interface MemoryStoreOptions {
 
 /**
  * Keeps positions in this process's memory (bounded LRU with a TTL). The default store:
- * right for one process; with several app instances use a shared store (Redis) instead.
+ * right for one process; with several app instances use a shared store ({@link redisStore}).
  *
  * @example
  * ```ts
@@ -32,10 +33,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): LsnStore {
     async get(key) {
       return cache.get(key);
     },
-    async raise(key, position) {
-      const old = cache.get(key);
-      if (old === undefined || position.lsn > old.lsn) cache.set(key, position);
-      else cache.set(key, old); // refresh the TTL
+    async raise(key, next, loaded) {
+      // One thread: this read-merge-write cannot interleave with another raise.
+      cache.set(key, mergePosition(cache.get(key), next, loaded));
     },
   };
 }

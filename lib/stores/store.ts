@@ -1,34 +1,41 @@
-import type { Lsn } from '../lsn.js';
+import type { StoredPosition } from '../position.js';
 
-/** A session's position as a store keeps it. */
-export interface StoredPosition {
-  /** The WAL position the session must observe (the max of everything recorded). */
-  readonly lsn: Lsn;
-}
+export type { StoredPosition } from '../position.js';
 
 /**
- * Where session positions live between requests. Implement it to keep positions elsewhere.
+ * Where session positions live between scopes (requests, jobs). Implement it to keep positions
+ * somewhere else; `memoryStore()` and `redisStore()` are the built-in ones.
  *
  * Rules every store must keep:
- * - `raise` never lowers a stored position: the stored value becomes max(old, new), atomically
- *   with respect to concurrent `raise` calls for the same key (a max-register).
- * - `get` returns what was raised, or `undefined` for an unknown or expired key.
- * - Errors are thrown (or the promise rejects); the router decides what is safe to do.
+ * - `raise(key, next, loaded)` replaces the stored value by `mergePosition(current, next, loaded)`
+ *   **atomically** with respect to other `raise` calls for the same key. The merge never lowers a
+ *   position within one WAL history (a max-register), and lets a session that started from the
+ *   stored value record where it now reads.
+ * - `raise` refreshes the key's time to live; `get` returns what was raised, or `undefined` for an
+ *   unknown or expired key.
+ * - Failures reject (or throw); the router decides what is safe (reads go to the primary).
+ * - `get` returns `null` for a stored value it cannot decode (corrupt data): the router then
+ *   treats the session as being at "the current primary position", never as having no floor.
  *
  * @example
  * ```ts
+ * import { mergePosition, type LsnStore, type StoredPosition } from 'pg-replica-router';
+ *
+ * const positions = new Map<string, StoredPosition>();
  * const store: LsnStore = {
- *   async get(key) { return positions.get(key) },
- *   async raise(key, position) {
- *     const old = positions.get(key);
- *     if (!old || position.lsn > old.lsn) positions.set(key, position);
+ *   async get(key) { return positions.get(key); },
+ *   async raise(key, next, loaded) {
+ *     // single-threaded, so this read-merge-write is atomic
+ *     positions.set(key, mergePosition(positions.get(key), next, loaded));
  *   },
  * };
  * ```
  */
 export interface LsnStore {
-  get(key: string): Promise<StoredPosition | undefined>;
-  raise(key: string, position: StoredPosition): Promise<void>;
+  /** The stored position, `undefined` if none, or `null` if the stored value is corrupt. */
+  get(key: string): Promise<StoredPosition | undefined | null>;
+  /** Atomically stores `mergePosition(current, next, loaded)`, refreshing the TTL. */
+  raise(key: string, next: StoredPosition, loaded: StoredPosition | undefined): Promise<void>;
   /** Called by `router.close()`. Must not close a client the user passed in. */
   close?(): Promise<void>;
 }

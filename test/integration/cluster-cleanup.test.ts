@@ -14,7 +14,7 @@ function holdCluster(mode: 'wait' | 'throw', as: { uid?: number; gid?: number } 
   const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
-  const info = new Promise<{ dir: string; pids: number[] }>((resolve, reject) => {
+  const info = new Promise<{ dir: string; servers: number[]; pids: number[] }>((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => {
       out += chunk.toString();
@@ -37,9 +37,9 @@ describe('clean-up when the process ends without cluster.stop()', () => {
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`on ${signal}`, async () => {
       const run = holdCluster('wait');
-      const { dir, pids } = await run.info;
+      const { dir, servers, pids } = await run.info;
       expect(existsSync(dir)).toBe(true);
-      expect(stillAlive(pids).length).toBe(pids.length);
+      expect(stillAlive(servers)).toEqual(servers); // (short-lived backends may come and go)
       run.child.kill(signal);
       const { signal: endedBy } = await run.ended;
       expect(endedBy).toBe(signal); // the default action still ends the process

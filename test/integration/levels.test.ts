@@ -29,10 +29,20 @@ async function servedBy(run: () => Promise<{ rows: Array<{ port: number }> }>, t
   return nodes;
 }
 
+/** Each read in its own new session (a session sticks to the node it read from). */
+async function servedByManySessions(prefix: string, run: () => Promise<{ rows: Array<{ port: number }> }>, times = 40): Promise<Set<string>> {
+  const nodes = new Set<string>();
+  for (let i = 0; i < times; i++) nodes.add(nodeByPort(cluster, (await router.withSession(`${prefix}:${i}`, run)).rows[0]!.port));
+  return nodes;
+}
+
 describe('consistency levels', () => {
-  it('with no floor, reads are really served by replicas, spread over them', async () => {
-    const nodes = await router.withSession('fresh', () => servedBy(() => router.query(WHO), 40));
+  it('with no floor, reads are really served by replicas, sessions spread over them', async () => {
+    const nodes = await servedByManySessions('fresh', () => router.query(WHO));
     expect([...nodes].sort()).toEqual(['r1', 'r2']);
+    // one session keeps to the node it first read from (monotonic reads for free)
+    const one = await router.withSession('one', () => servedBy(() => router.query(WHO), 20));
+    expect(one.size).toBe(1);
   });
 
   it("'eventual' reads a paused replica (and so sees stale data)", async () => {
@@ -57,12 +67,10 @@ describe('consistency levels', () => {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(router.topology().nodes.find((n) => n.name === 'r1')?.lagMs).toBeGreaterThan(300);
-    const nodes = await router.withSession('reader', () =>
-      router.withConsistency({ maxStalenessMs: 300 }, () => servedBy(() => router.query(WHO), 30)),
-    );
+    const nodes = await router.withConsistency({ maxStalenessMs: 300 }, () => servedByManySessions('bounded', () => router.query(WHO), 30));
     expect([...nodes]).toEqual(['r2']);
-    // without the bound, the same reader would also use r1
-    const unbounded = await router.withSession('reader2', () => servedBy(() => router.query(WHO), 40));
+    // without the bound, such sessions would also use r1
+    const unbounded = await servedByManySessions('unbounded', () => router.query(WHO));
     expect(unbounded.has('r1')).toBe(true);
   });
 

@@ -206,10 +206,11 @@ describe('failures', () => {
     const results: string[] = [];
     const errors: unknown[] = [];
     let stop = false;
+    let i = 0;
     const loop = (async () => {
       while (!stop) {
         try {
-          const res = await router.withSession('loop', () => router.query(PORT));
+          const res = await router.withSession(`loop:${i++}`, () => router.query(PORT));
           results.push(nodeByPort(cluster, res.rows[0]!.port));
         } catch (err) {
           errors.push(err);

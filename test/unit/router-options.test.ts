@@ -44,11 +44,23 @@ describe('createRouter options', () => {
 
   it('memoryStore never lowers a position', async () => {
     const store = memoryStore();
-    await store.raise('k', { lsn: 10n });
-    await store.raise('k', { lsn: 5n });
-    expect(await store.get('k')).toEqual({ lsn: 10n });
-    await store.raise('k', { lsn: 11n });
-    expect(await store.get('k')).toEqual({ lsn: 11n });
+    await store.raise('k', { lsn: 10n }, undefined);
+    await store.raise('k', { lsn: 5n }, undefined);
+    expect((await store.get('k'))?.lsn).toBe(10n);
+    await store.raise('k', { lsn: 11n }, undefined);
+    expect((await store.get('k'))?.lsn).toBe(11n);
     expect(await store.get('other')).toBeUndefined();
+  });
+});
+
+describe('redisStore typing', () => {
+  it('accepts an ioredis client', async () => {
+    const { Redis } = await import('ioredis');
+    const { redisStore } = await import('pg-replica-router');
+    const client = new Redis({ lazyConnect: true });
+    expect(() => redisStore(client)).not.toThrow();
+    expect(() => redisStore({} as never)).toThrow(invalid(/ioredis client/));
+    expect(() => redisStore(client, { ttlSeconds: 0 })).toThrow(invalid(/ttlSeconds/));
+    client.disconnect();
   });
 });

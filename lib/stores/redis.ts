@@ -1,0 +1,107 @@
+import { createHash } from 'node:crypto';
+import { ErrorCodes, ReplicaRouterError } from '../errors.js';
+import { decodePosition, encodePosition } from '../position.js';
+import type { LsnStore } from './store.js';
+
+/**
+ * The subset of an ioredis client (`Redis` or `Cluster`) the store uses. Any client with these
+ * promise-returning methods works.
+ */
+export interface RedisClientLike {
+  get(key: string): Promise<string | null>;
+  evalsha(...args: [sha1: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
+  eval(...args: [script: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
+}
+
+export interface RedisStoreOptions {
+  /** Key prefix. Default `pgrr:pos:`. */
+  prefix?: string;
+  /** Each session key expires this long after its last raise, in seconds. Default 86 400. */
+  ttlSeconds?: number;
+}
+
+/**
+ * `mergePosition` (lib/position.ts) in Lua, so that read-merge-write is atomic in Redis.
+ * Values are `<16 hex lsn>|<systemId>|<timeline>|<node>`; the LSN is compared as two 32-bit
+ * halves (exact in Lua's doubles). KEYS[1]: the key; ARGV: next, loaded ('' if none), ttl.
+ */
+const RAISE_SCRIPT = `
+local cur = redis.call('GET', KEYS[1])
+local nxt = ARGV[1]
+local result = nxt
+if cur and cur ~= ARGV[2] then
+  local pattern = '^(%x%x%x%x%x%x%x%x)(%x%x%x%x%x%x%x%x)|(%d*)|(%d*)|([%w_.:-]*)$'
+  local ch, cl, cs, ct, cn = string.match(cur, pattern)
+  local nh, nl, ns, nt, nn = string.match(nxt, pattern)
+  if ch and nh then
+    if cs == ns and ct == nt then
+      local cur_hi, cur_lo, nxt_hi, nxt_lo = tonumber(ch, 16), tonumber(cl, 16), tonumber(nh, 16), tonumber(nl, 16)
+      local lsn = ch .. cl
+      if nxt_hi > cur_hi or (nxt_hi == cur_hi and nxt_lo > cur_lo) then lsn = nh .. nl end
+      local node = cn
+      if cn ~= nn then
+        if cn == '' then node = nn elseif nn ~= '' then node = 'primary' end
+      end
+      result = lsn .. '|' .. ns .. '|' .. nt .. '|' .. node
+    elseif cs ~= '' and cs == ns and (tonumber(ct) or 0) > (tonumber(nt) or 0) then
+      result = cur
+    end
+  end
+end
+redis.call('SET', KEYS[1], result, 'EX', tonumber(ARGV[3]))
+return result
+`;
+const RAISE_SHA = createHash('sha1').update(RAISE_SCRIPT).digest('hex');
+
+/**
+ * Keeps session positions in Redis, shared by every instance of the application. Takes your
+ * ioredis client (a `Redis` or a `Cluster`: each operation touches one key) and never closes it.
+ * Session keys are hashed (SHA-256): no user id or cookie value is stored in Redis. Raising a
+ * position is one atomic Lua script (EVALSHA, reloaded once on NOSCRIPT) that never lowers it,
+ * and refreshes the TTL.
+ *
+ * @example
+ * ```ts
+ * import { Redis } from 'ioredis';
+ * import { createRouter, redisStore } from 'pg-replica-router';
+ *
+ * const router = createRouter({
+ *   primary, replicas, tokenSecret,
+ *   store: redisStore(new Redis(process.env.REDIS_URL), { ttlSeconds: 3600 }),
+ * });
+ * ```
+ */
+export function redisStore(client: RedisClientLike, options: RedisStoreOptions = {}): LsnStore {
+  if (!client || typeof client.get !== 'function' || typeof client.evalsha !== 'function' || typeof client.eval !== 'function') {
+    throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, 'redisStore: pass an ioredis client (new Redis(url) or new Cluster(nodes))');
+  }
+  const prefix = options.prefix ?? 'pgrr:pos:';
+  const ttlSeconds = options.ttlSeconds ?? 86_400;
+  if (typeof prefix !== 'string') throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, 'redisStore: prefix must be a string');
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
+    throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `redisStore: ttlSeconds must be a positive integer, got ${ttlSeconds}`);
+  }
+  const keyOf = (sessionKey: string) => redisKeyFor(sessionKey, prefix);
+
+  return {
+    async get(sessionKey) {
+      const raw = await client.get(keyOf(sessionKey));
+      if (raw === null) return undefined;
+      return decodePosition(raw) ?? null; // corrupt: the router treats it as the primary position
+    },
+    async raise(sessionKey, next, loaded) {
+      const args: [number, string, string, string, number] = [1, keyOf(sessionKey), encodePosition(next), loaded ? encodePosition(loaded) : '', ttlSeconds];
+      try {
+        await client.evalsha(RAISE_SHA, ...args);
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        await client.eval(RAISE_SCRIPT, ...args); // loads the script on that server, once
+      }
+    },
+  };
+}
+
+/** The Redis key a session key is stored under (for tests and operations). */
+export function redisKeyFor(sessionKey: string, prefix = 'pgrr:pos:'): string {
+  return `${prefix}${createHash('sha256').update(sessionKey).digest('base64url')}`;
+}
