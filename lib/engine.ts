@@ -233,12 +233,18 @@ export class Engine {
     return undefined;
   }
 
+  #viewsCache: { version: number; views: ReplicaView[] } | undefined;
+
+  /** The policy's view of the replicas, rebuilt only when the monitor's state changed. */
   #views(): ReplicaView[] {
+    const version = this.monitor.version;
+    if (this.#viewsCache?.version === version) return this.#viewsCache.views;
     const views: ReplicaView[] = [];
     for (const name of this.replicas.keys()) {
       const state = this.monitor.state(name);
       views.push({ name, healthy: state?.status === 'up', replayLsn: state?.replayLsn, lagMs: state?.lagMs });
     }
+    this.#viewsCache = { version, views };
     return views;
   }
 

@@ -100,6 +100,8 @@ export class Monitor {
   readonly #nodes = new Map<string, Watched>();
   readonly #options: MonitorOptions;
   #closed = false;
+  /** Bumped on every change of any node's state, so readers can cache what they derive from it. */
+  version = 0;
   /** Resolves when every node has been polled once (successfully or not). */
   readonly ready: Promise<void>;
 
@@ -142,9 +144,14 @@ export class Monitor {
         },
       });
     }
-    this.ready = Promise.all([...this.#nodes.values()].map((w) => this.#poll(w))).then(() => {
-      for (const watched of this.#nodes.values()) this.#schedule(watched);
-    });
+    // The primary first: replicas are judged against its WAL history.
+    const all = [...this.#nodes.values()];
+    const primaries = all.filter((w) => w.state.role === 'primary');
+    this.ready = Promise.all(primaries.map((w) => this.#poll(w)))
+      .then(() => Promise.all(all.filter((w) => w.state.role !== 'primary').map((w) => this.#poll(w))))
+      .then(() => {
+        for (const watched of all) this.#schedule(watched);
+      });
   }
 
   state(name: string): NodeState | undefined {
@@ -200,6 +207,7 @@ export class Monitor {
     const state = this.#nodes.get(name)?.state;
     if (!state || state.status === 'not-replica') return;
     forget(state);
+    this.version++;
     state.status = 'down';
     state.successes = 0;
     state.failures = Math.max(state.failures, this.#options.downAfter);
@@ -230,6 +238,14 @@ export class Monitor {
   }
 
   async #pollOnce(watched: Watched): Promise<void> {
+    try {
+      await this.#pollAndUpdate(watched);
+    } finally {
+      this.version++;
+    }
+  }
+
+  async #pollAndUpdate(watched: Watched): Promise<void> {
     if (this.#closed) return;
     const state = watched.state;
     let row: PollRow | undefined;
@@ -308,6 +324,7 @@ export class Monitor {
     }
     if (sentAt > state.sampledAt) state.sampledAt = sentAt;
     this.#updateLagBytes(state);
+    this.version++;
   }
 
   #updateLagBytes(state: NodeState): void {

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { failQuery, releaseArg, RoutedClient } from './client.js';
+import type { Scope } from './context.js';
 import type { Engine, NodePool, Route } from './engine.js';
 import { isConnectionError, isRecoveryConflict, normalizeQuery, type Callback, type QueryArg, type Submittable } from './pg-args.js';
 
@@ -96,33 +97,39 @@ export class RoutedPool extends EventEmitter {
     return promise;
   }
 
-  async #run(arg: QueryArg, values: unknown[] | undefined, text: string | undefined): Promise<pg.QueryResult> {
+  /** Routes and runs one statement; no extra promise layer when no I/O is needed to decide. */
+  #run(arg: QueryArg, values: unknown[] | undefined, text: string | undefined): Promise<pg.QueryResult> {
     const engine = this.#engine;
-    if (!engine.isStarted) await engine.started();
+    if (!engine.isStarted) return engine.started().then(() => this.#run(arg, values, text));
     const scope = engine.scope();
-    const classification = engine.classify(text);
-    const statement = classification.kind === 'read' ? 'read' : 'other';
-    let exclude: Set<string> | undefined;
-    for (let attempt = 0; ; attempt++) {
-      const route: Route = engine.routeSync(statement, scope, undefined, exclude) ?? (await engine.route(statement, scope, undefined, exclude));
-      const node = route.node;
-      node.served++;
-      try {
-        const result = await node.pool.query(arg as pg.QueryConfig, values);
+    const statement = engine.classify(text).kind === 'read' ? 'read' : 'other';
+    const route = engine.routeSync(statement, scope);
+    if (route) return this.#execute(route.node, arg, values, statement, scope, undefined);
+    return engine.route(statement, scope).then((r) => this.#execute(r.node, arg, values, statement, scope, undefined));
+  }
+
+  #execute(node: NodePool, arg: QueryArg, values: unknown[] | undefined, statement: 'read' | 'other', scope: Scope, excluded: Set<string> | undefined): Promise<pg.QueryResult> {
+    const engine = this.#engine;
+    node.served++;
+    return node.pool.query(arg as pg.QueryConfig, values).then(
+      (result) => {
         if (statement === 'read') engine.noteRead(scope, node);
         else if (node.role === 'primary') engine.noteWrite(scope);
         return result;
-      } catch (err) {
+      },
+      async (err: unknown) => {
         // A failed write may still have committed (a lost connection after COMMIT): stay safe.
         if (node.role === 'primary' && statement !== 'read') engine.noteWrite(scope);
-        if (node.role === 'replica' && attempt === 0 && (isConnectionError(err) || isRecoveryConflict(err))) {
+        if (node.role === 'replica' && excluded === undefined && (isConnectionError(err) || isRecoveryConflict(err))) {
           if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
-          exclude = new Set([node.name]);
-          continue;
+          // Once more, elsewhere (another ready replica or the primary).
+          const exclude = new Set([node.name]);
+          const retry: Route = engine.routeSync(statement, scope, undefined, exclude) ?? (await engine.route(statement, scope, undefined, exclude));
+          return this.#execute(retry.node, arg, values, statement, scope, exclude);
         }
         throw err;
-      }
-    }
+      },
+    );
   }
 
   #submit<T extends Submittable>(submittable: T): T {

@@ -2,8 +2,9 @@
 // Not a test: it prints numbers (and writes docs/bench-results.json) for docs/performance.md.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createRouter } from '../../lib/index.js';
+import { createRouter, redisStore } from '../../lib/index.js';
 import { startCluster } from '../../lib/testing/index.js';
 import { Classifier } from '../../lib/classifier.js';
 import { decide } from '../../lib/routing-policy.js';
@@ -37,7 +38,7 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)]!;
 }
 
-const cluster = await startCluster({ replicas: 1 });
+const cluster = await startCluster({ replicas: 1, redis: true });
 try {
   const replica = cluster.replicas[0]!;
   const router = createRouter({
@@ -89,6 +90,7 @@ try {
       storeWrites: a.counters.storeWrites - b.counters.storeWrites,
     };
   };
+  await router.withSession('bench-reader', () => router.query(sql, [1])); // its first request records its node
   const readRequest = await cost(() => router.withSession('bench-reader', async () => {
     await router.query(sql, [1]);
     await router.query(sql, [2]);
@@ -99,6 +101,53 @@ try {
     await router.query("update bench set payload = 'z' where id = 2");
     await router.query(sql, [1]);
   }));
+
+  // Sessions with the Redis store vs the same operations with no session, interleaved.
+  const redis = new Redis(cluster.redis!.url);
+  const sessions = createRouter({
+    primary: { connectionString: cluster.primary.connectionString, max: 4 },
+    replicas: [{ name: replica.name, connectionString: replica.connectionString, max: 4 }],
+    store: redisStore(redis),
+  });
+  // Baselines with no session: one router only reads, another only writes (so its unscoped
+  // writes never make it read the primary's position).
+  const plainConfig = {
+    primary: { connectionString: cluster.primary.connectionString, max: 4 },
+    replicas: [{ name: replica.name, connectionString: replica.connectionString, max: 4 }],
+  };
+  const plainReader = createRouter(plainConfig);
+  const plainWriter = createRouter(plainConfig);
+  await Promise.all([sessions.query('select 1'), plainReader.query('select 1'), plainWriter.query('select 1')]);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const SESSION_ITERATIONS = Math.max(200, Math.round(ITERATIONS / 10));
+  for (let i = 0; i < 50; i++) await sessions.withSession(`warm:${i}`, () => sessions.query(sql, [1]));
+  const timed = async (fn: () => Promise<unknown>) => {
+    const started = process.hrtime.bigint();
+    await fn();
+    return Number(process.hrtime.bigint() - started) / 1000;
+  };
+  const scopeSamples = { readNoSession: [] as number[], readSession: [] as number[], writeNoSession: [] as number[], writeSession: [] as number[] };
+  type Counters = ReturnType<typeof sessions.topology>['counters'];
+  const perScope = { readSession: { storeReads: 0, storeWrites: 0, positionReads: 0 }, writeSession: { storeReads: 0, storeWrites: 0, positionReads: 0 } };
+  const tally = (kind: keyof typeof perScope, before: Counters) => {
+    const after = sessions.topology().counters;
+    perScope[kind].storeReads += after.storeReads - before.storeReads;
+    perScope[kind].storeWrites += after.storeWrites - before.storeWrites;
+    perScope[kind].positionReads += after.positionReads - before.positionReads;
+  };
+  for (let i = 0; i < SESSION_ITERATIONS; i++) {
+    const key = `bench:${i % 50}`;
+    scopeSamples.readNoSession.push(await timed(() => plainReader.query(sql, [1])));
+    let before = sessions.topology().counters;
+    scopeSamples.readSession.push(await timed(() => sessions.withSession(`warm:${i % 50}`, () => sessions.query(sql, [1]))));
+    tally('readSession', before);
+    scopeSamples.writeNoSession.push(await timed(() => plainWriter.query("update bench set payload = 'w' where id = $1", [(i % 1000) + 1])));
+    before = sessions.topology().counters;
+    scopeSamples.writeSession.push(await timed(() => sessions.withSession(key, () => sessions.query("update bench set payload = 's' where id = $1", [(i % 1000) + 1]))));
+    tally('writeSession', before);
+  }
+  await Promise.all([sessions.close(), plainReader.close(), plainWriter.close()]);
+  redis.disconnect();
 
   const raw50 = median(rawSamples);
   const routed50 = median(routedSamples);
@@ -112,6 +161,13 @@ try {
     routedReadsOnReplica: `${servedByReplica}/${ITERATIONS * ROUNDS}`,
     roundTrips: { readRequest, writeRequest },
     routingWorkMicros: await routingWorkMicros(),
+    sessionsWithRedis: {
+      iterations: SESSION_ITERATIONS,
+      medianMicros: Object.fromEntries(Object.entries(scopeSamples).map(([k, v]) => [k, Math.round(median(v))])),
+      perScope: Object.fromEntries(
+        Object.entries(perScope).map(([kind, c]) => [kind, Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / SESSION_ITERATIONS]))]),
+      ),
+    },
   };
   console.log(JSON.stringify(results, null, 2));
   if (process.env.BENCH_WRITE) writeFileSync(new URL('../../docs/bench-results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);

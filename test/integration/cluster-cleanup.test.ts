@@ -1,14 +1,28 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { stillAlive } from '../helpers/processes.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/hold-cluster.ts', import.meta.url));
 
 /** Runs the fixture; resolves with what it printed and a way to signal it and await its end. */
+const children = new Set<ReturnType<typeof spawn>>();
+
+// Whatever a test asserted, never leave a fixture (and its cluster) running: SIGTERM makes it clean up.
+afterEach(async () => {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    }
+  }
+  children.clear();
+});
+
 function holdCluster(mode: 'wait' | 'throw', as: { uid?: number; gid?: number } = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', fixture, mode], { stdio: ['ignore', 'pipe', 'pipe'], ...as });
+  children.add(child);
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>

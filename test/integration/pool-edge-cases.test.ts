@@ -1,0 +1,174 @@
+import Cursor from 'pg-cursor';
+import QueryStream from 'pg-query-stream';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createRouter, type Router } from 'pg-replica-router';
+import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+
+let cluster: Cluster;
+let router: Router;
+const PORT = 'select inet_server_port() as port';
+
+beforeAll(async () => {
+  cluster = await startCluster({ replicas: 2 });
+  router = routerFor(cluster, { tokenSecret: 'edge cases secret, 16+ bytes' });
+  await router.query('create table items (id serial primary key, tag text)');
+  await router.query("insert into items (tag) select 'seed' from generate_series(1, 20)");
+  await settle(router, cluster);
+});
+
+afterEach(async () => {
+  for (const replica of cluster.replicas) await replica.resumeReplay();
+});
+
+afterAll(async () => {
+  await router?.close();
+  await cluster?.stop();
+});
+
+async function pauseAll(): Promise<void> {
+  await settle(router, cluster);
+  for (const replica of cluster.replicas) await replica.pauseReplay();
+}
+
+const count = (tag: string) => router.query('select count(*)::int as n from items where tag = $1', [tag]).then((r) => r.rows[0]!.n as number);
+
+async function naiveCount(tag: string): Promise<number> {
+  const pool = naivePool(cluster.replicas[0]!.connectionString);
+  try {
+    return (await pool.query('select count(*)::int as n from items where tag = $1', [tag])).rows[0].n;
+  } finally {
+    await pool.end();
+  }
+}
+
+const drain = (stream: NodeJS.ReadableStream) =>
+  new Promise<unknown[]>((resolve, reject) => {
+    const rows: unknown[] = [];
+    stream.on('data', (row) => rows.push(row)).on('end', () => resolve(rows)).on('error', reject);
+  });
+
+describe('writes and reads through cursors and streams are tracked', () => {
+  it('a write run as a stream (INSERT … RETURNING) is read back', async () => {
+    await pauseAll();
+    const rows = await drain(router.pool.query(new QueryStream("insert into items (tag) values ('streamed') returning id")));
+    expect(rows).toHaveLength(1);
+    expect(await count('streamed')).toBe(1);
+    expect(await naiveCount('streamed')).toBe(0);
+  });
+
+  it('a write cursor inside a transaction counts at COMMIT', async () => {
+    await pauseAll();
+    const client = await router.pool.connect();
+    try {
+      await client.query('begin');
+      const cursor = client.query(new Cursor("insert into items (tag) values ('cursor-tx') returning id"));
+      await cursor.read(10);
+      await cursor.close();
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    expect(await count('cursor-tx')).toBe(1);
+    expect(await naiveCount('cursor-tx')).toBe(0);
+  });
+
+  it('after a cursor ends, the client is free to move to the primary for a write', async () => {
+    await settle(router, cluster);
+    await router.withSession('unpin', async () => {
+      const client = await router.pool.connect();
+      try {
+        const stream = client.query(new QueryStream('select id from items order by id limit 5'));
+        expect(await drain(stream)).toHaveLength(5);
+        expect(client.node).toMatch(/^r\d$/);
+        await client.query("insert into items (tag) values ('after-cursor')"); // not a read-only error
+        expect(client.node).toBe('primary');
+      } finally {
+        client.release();
+      }
+    });
+  });
+});
+
+describe('transactions', () => {
+  it('COMMIT AND CHAIN: both transactions are read back', async () => {
+    await pauseAll();
+    const client = await router.pool.connect();
+    try {
+      await client.query('begin');
+      await client.query("insert into items (tag) values ('chain')");
+      await client.query('commit and chain');
+      await client.query("insert into items (tag) values ('chain')");
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+    expect(await count('chain')).toBe(2);
+    expect(await naiveCount('chain')).toBe(0);
+  });
+
+  it('a SERIALIZABLE READ ONLY transaction runs on the primary (hot standbys refuse it)', async () => {
+    await settle(router, cluster);
+    const client = await router.pool.connect();
+    try {
+      await client.query('begin isolation level serializable read only');
+      expect(nodeByPort(cluster, (await client.query(PORT)).rows[0]!.port)).toBe('primary');
+      await client.query('commit');
+    } finally {
+      client.release();
+    }
+  });
+});
+
+describe('scopes', () => {
+  it('writes inside withToken and withSession are seen by the scope around them', async () => {
+    await pauseAll();
+    const token = await router.currentToken();
+    await router.withToken(token, () => router.query("insert into items (tag) values ('in-token')"));
+    expect(await count('in-token')).toBe(1); // the process session, after the token scope
+    await router.withSession('inner', () => router.query("insert into items (tag) values ('in-session')"));
+    expect(await count('in-session')).toBe(1);
+    expect(await naiveCount('in-session')).toBe(0);
+  });
+});
+
+describe('connections', () => {
+  it('a client released while waiting for a connection does not leak it', async () => {
+    const tiny = createRouter({
+      primary: { connectionString: cluster.primary.connectionString, max: 1 },
+      replicas: [],
+      monitor: { intervalMs: 100 },
+    });
+    try {
+      const holder = await tiny.pool.connect();
+      await holder.query("insert into items (tag) values ('holder')"); // holds the only connection
+      const waiter = await tiny.pool.connect();
+      const pending = waiter.query('select 1');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      waiter.release(); // while it waits for the connection
+      holder.release();
+      await expect(pending).rejects.toThrow(/not queryable/);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(tiny.pool.totalCount).toBe(tiny.pool.idleCount); // nothing checked out
+      expect((await tiny.query('select 2 as n')).rows).toEqual([{ n: 2 }]); // and the pool still works
+    } finally {
+      await tiny.close();
+    }
+  });
+
+  it('release(anything truthy) destroys the connection, as pg-pool does', async () => {
+    const client = await router.pool.connect();
+    await client.query("insert into items (tag) values ('destroy')");
+    const total = router.pool.totalCount;
+    client.release('yes' as unknown as boolean);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(router.pool.totalCount).toBe(total - 1);
+  });
+
+  it('pool.query(submittable) after end() hands the error to the submittable', async () => {
+    const ended = routerFor(cluster);
+    await ended.close();
+    const stream = ended.pool.query(new QueryStream('select 1'));
+    await expect(drain(stream)).rejects.toThrow(/after calling end/);
+  });
+});
