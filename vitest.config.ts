@@ -8,6 +8,7 @@ export default defineConfig({
     // Tests import the package by its public names, resolved to the sources.
     alias: [
       { find: /^pg-replica-router\/testing$/, replacement: here('./lib/testing/index.ts') },
+      { find: /^pg-replica-router\/express$/, replacement: here('./adapters/express/index.ts') },
       { find: /^pg-replica-router$/, replacement: here('./lib/index.ts') },
     ],
   },

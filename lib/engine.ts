@@ -8,6 +8,8 @@ import type { ResolvedRouterOptions } from './options.js';
 import { encodePosition, type StoredPosition } from './position.js';
 import { decide, type Decision, type ReplicaView } from './routing-policy.js';
 import { decodeToken, encodeToken, type TokenRejection } from './token.js';
+import { rateLimited } from './log.js';
+import { GuardedStore } from './stores/guard.js';
 
 const NO_TEXT: Classification = Object.freeze({ kind: 'write', detail: 'no-text' });
 
@@ -46,6 +48,16 @@ export class Engine {
   readonly classifier: Classifier;
   /** Outside any scope the process is one session, kept in memory. */
   readonly processSession = new Session(undefined);
+  /** The user's store behind timeouts and a circuit breaker. */
+  readonly store: GuardedStore;
+  readonly #warn: ReturnType<typeof rateLimited>;
+  /** Floors loaded from the store are raised to this: the primary's position after positions may have been lost. */
+  #recoveryFloor: Lsn = 0n;
+  /** `performance.now()` of the last failed store write (positions may be missing since). */
+  #lostAt = -Infinity;
+  /** When the current recovery floor was sampled (request sent). */
+  #recoverySampledAt = -Infinity;
+  #recovering: { promise: Promise<void>; sentAt: number } | undefined;
   readonly counters = {
     positionReads: 0,
     liveChecks: 0,
@@ -54,6 +66,7 @@ export class Engine {
     storeErrors: 0,
     positionErrors: 0,
     corruptPositions: 0,
+    foreignPositions: 0,
     tokensAccepted: 0,
     tokensRejected: { malformed: 0, oversized: 0, forged: 0, version: 0, foreign: 0 } as Record<TokenRejection, number>,
   };
@@ -71,6 +84,11 @@ export class Engine {
       options.monitor,
     );
     this.classifier = new Classifier({ writeFunctions: options.writeFunctions, cacheSize: options.classifierCacheSize });
+    this.#warn = rateLimited(options.logger);
+    this.store = new GuardedStore(options.store, options.storeGuard, {
+      onOpen: (err) => this.#warn('store-open', 'position store unreachable; reads that need a session floor go to the primary', { error: String(err) }),
+      onRecover: () => this.#warn('store-recovered', 'position store reachable again; stored floors are raised to the primary position observed now'),
+    });
   }
 
   scope(): Scope {
@@ -274,19 +292,49 @@ export class Engine {
   async #load(session: Session): Promise<void> {
     try {
       this.counters.storeReads++;
-      const stored = await this.options.store.get(session.key!);
+      const stored = await this.store.get(session.key!);
+      // Positions may have been lost while the store was failing: not below the primary's
+      // position observed after the last failure.
+      if (this.#lostAt > this.#recoverySampledAt) await this.#sampleRecoveryFloor();
+      session.raise(this.#recoveryFloor);
       if (stored === null) {
         this.counters.corruptPositions++;
+        this.#warn('corrupt-position', 'undecodable value in the position store; treated as the current primary position');
         session.resync = true; // never "no floor": the current primary position
       } else if (stored !== undefined) {
         session.loadedValue = stored;
-        this.#merge(session, stored);
+        if (!this.#merge(session, stored)) {
+          this.counters.foreignPositions++;
+          this.#warn('foreign-position', 'position of another PostgreSQL system in the store; treated as the current primary position', {
+            systemId: stored.systemId,
+          });
+          session.resync = true;
+        }
       }
     } catch {
       this.counters.storeErrors++;
       session.floorUnknown = true; // fail safe: reads that need a floor go to the primary
     }
     session.loadDone = true;
+  }
+
+  /** Samples the primary's insert LSN after the last lost store write (shared by concurrent loads). */
+  async #sampleRecoveryFloor(): Promise<void> {
+    const lostAt = this.#lostAt;
+    if (!this.#recovering || this.#recovering.sentAt < lostAt) {
+      const sentAt = performance.now();
+      const promise = (async () => {
+        this.counters.positionReads++;
+        const { rows } = await this.primary.pool.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
+        const lsn = parseLsn(rows[0]!.lsn);
+        if (lsn > this.#recoveryFloor) this.#recoveryFloor = lsn;
+        if (sentAt > this.#recoverySampledAt) this.#recoverySampledAt = sentAt;
+      })().finally(() => {
+        if (this.#recovering?.promise === promise) this.#recovering = undefined;
+      });
+      this.#recovering = { promise, sentAt };
+    }
+    await this.#recovering.promise;
   }
 
   /**
@@ -395,17 +443,22 @@ export class Engine {
     if (loaded !== undefined ? encodePosition(next) === encodePosition(loaded) : next.lsn === 0n && next.node === undefined) return;
     this.counters.storeWrites++;
     try {
-      await this.options.store.raise(session.key, next, loaded);
+      await this.store.raise(session.key, next, loaded);
     } catch (err) {
       this.counters.storeErrors++;
+      this.#lostAt = performance.now(); // loads must not trust stored floors below the primary from now on
       throw err;
     }
   }
 
   /** A token for the current session: everything it wrote or observed so far. */
-  async currentToken(secret: Buffer): Promise<string> {
-    const session = this.scope().session;
-    if (session.key !== undefined && !session.loadDone) {
+  currentToken(secret: Buffer): Promise<string> {
+    return this.#tokenFor(this.scope().session, secret, true);
+  }
+
+  /** `load`: include the stored position even if nothing loaded it yet (one store read). */
+  async #tokenFor(session: Session, secret: Buffer, load: boolean): Promise<string> {
+    if (load && session.key !== undefined && !session.loadDone) {
       session.loaded ??= this.#load(session);
       await session.loaded;
     }
@@ -432,9 +485,7 @@ export class Engine {
     const outer = this.scope();
     const session = outer.session.key !== undefined ? outer.session : new Session(undefined);
     const decoded = decodeToken(token, secrets);
-    if ('rejected' in decoded) this.counters.tokensRejected[decoded.rejected]++;
-    else if (this.#merge(session, decoded.position)) this.counters.tokensAccepted++;
-    else this.counters.tokensRejected.foreign++;
+    this.#absorbToken(session, token, secrets);
     const run = async () => {
       try {
         return await scopes.run({ session, consistency: outer.consistency, forcePrimary: outer.forcePrimary }, fn);
@@ -445,9 +496,49 @@ export class Engine {
     return run();
   }
 
+  /** Merges a token into a session; a bad one is counted (and logged), never thrown. */
+  #absorbToken(session: Session, token: unknown, secrets: readonly Buffer[]): void {
+    const decoded = decodeToken(token, secrets);
+    let rejected: TokenRejection | undefined;
+    if ('rejected' in decoded) rejected = decoded.rejected;
+    else if (this.#merge(session, decoded.position)) this.counters.tokensAccepted++;
+    else rejected = 'foreign';
+    if (rejected) {
+      this.counters.tokensRejected[rejected]++;
+      this.#warn(`token-${rejected}`, `ignored a ${rejected} consistency token`);
+    }
+  }
+
+  /**
+   * Opens a request scope (the Express middleware): a session (keyed, or in memory for
+   * token-only clients) with an incoming token merged in. `finish()` stores the position and
+   * returns the token for the response; it never rejects, and runs once.
+   */
+  openRequest(request: { key: string | undefined; token: unknown; consistency: Consistency | undefined }): {
+    scope: Scope;
+    finish(): Promise<string | undefined>;
+  } {
+    const session = new Session(request.key);
+    const secrets = this.options.tokenSecrets;
+    if (request.token !== undefined && secrets.length > 0) this.#absorbToken(session, request.token, secrets);
+    const scope: Scope = { session, consistency: request.consistency, forcePrimary: request.consistency === 'primary' };
+    let finished: Promise<string | undefined> | undefined;
+    return {
+      scope,
+      finish: () =>
+        (finished ??= (async () => {
+          await this.#persist(session).catch(() => {});
+          if (secrets.length === 0) return undefined;
+          // Only what this request knows (no store read just for the header: the budget).
+          if (session.floor === 0n && session.node === undefined && !session.dirty && !session.resync) return undefined;
+          return this.#tokenFor(session, secrets[0]!, false).catch(() => undefined);
+        })()),
+    };
+  }
+
   async close(): Promise<void> {
     await this.monitor.close();
     await Promise.all([this.primary, ...this.replicas.values()].map((n) => n.pool.end().catch(() => {})));
-    await this.options.store.close?.();
+    await this.store.close();
   }
 }

@@ -15,6 +15,8 @@ export const ErrorCodes = {
   CONTAINERS_UNAVAILABLE: 'ERR_PGRR_CONTAINERS_UNAVAILABLE',
   /** A test-cluster control that the node's state does not allow (e.g. pausing a promoted replica). */
   NODE_STATE: 'ERR_PGRR_NODE_STATE',
+  /** `requireConsistency()` ran without `consistency()` before it. */
+  MIDDLEWARE_ORDER: 'ERR_PGRR_MIDDLEWARE_ORDER',
   /** `currentToken()` / `withToken()` without `tokenSecret` in the router's options. */
   NO_TOKEN_SECRET: 'ERR_PGRR_NO_TOKEN_SECRET',
   /** A string is not a PostgreSQL LSN (`X/Y`, hexadecimal, each half at most 32 bits). */

@@ -13,3 +13,5 @@ export type { TokenRejection } from './token.js';
 export type { MonitorOptions } from './monitor.js';
 export type { Reason, PrimaryReason, ReplicaReason } from './routing-policy.js';
 export { DEFAULT_WRITE_FUNCTIONS, type StatementKind } from './classifier.js';
+export { tokenHeaders, withTokenBaggage, TOKEN_HEADER } from './propagation.js';
+export type { Logger } from './log.js';

@@ -5,6 +5,8 @@ import type { MonitorOptions } from './monitor.js';
 import { memoryStore } from './stores/memory.js';
 import type { LsnStore } from './stores/store.js';
 import { suggest } from './suggest.js';
+import type { Logger } from './log.js';
+import type { StoreGuardOptions } from './stores/guard.js';
 
 /** A replica's pool configuration: a `pg.PoolConfig` plus an optional name. */
 export type ReplicaConfig = pg.PoolConfig & { name?: string };
@@ -40,6 +42,12 @@ export interface RouterOptions {
    * 16 bytes each. With several, the first signs and all verify (key rotation).
    */
   tokenSecret?: string | Buffer | Array<string | Buffer>;
+  /** Each store call is abandoned after this long, in ms (then reads needing a floor use the primary). Default 50. */
+  storeTimeoutMs?: number;
+  /** Circuit breaker around the store: `failures` in a row open it for `cooldownMs`. Default `{ failures: 3, cooldownMs: 1000 }`. */
+  storeBreaker?: { failures?: number; cooldownMs?: number };
+  /** Where store outages, corrupt positions and rejected tokens are reported (at most once a minute per kind). Default `console`; `false` for silence. */
+  logger?: Logger | false;
 }
 
 export interface ResolvedRouterOptions {
@@ -52,9 +60,11 @@ export interface ResolvedRouterOptions {
   writeFunctions: string[];
   classifierCacheSize: number;
   tokenSecrets: Buffer[];
+  storeGuard: StoreGuardOptions;
+  logger: Logger | false;
 }
 
-const KNOWN = ['primary', 'replicas', 'store', 'consistency', 'maxWaitMs', 'monitor', 'writeFunctions', 'classifierCacheSize', 'tokenSecret'];
+const KNOWN = ['primary', 'replicas', 'store', 'consistency', 'maxWaitMs', 'monitor', 'writeFunctions', 'classifierCacheSize', 'tokenSecret', 'storeTimeoutMs', 'storeBreaker', 'logger'];
 const MONITOR_KNOWN = ['intervalMs', 'timeoutMs', 'downAfter', 'upAfter'];
 
 function invalid(message: string): ReplicaRouterError {
@@ -133,10 +143,22 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
     return bytes;
   });
 
+  const breaker = options.storeBreaker ?? {};
+  if (typeof breaker !== 'object' || breaker === null) throw invalid('storeBreaker must be an object { failures?, cooldownMs? }');
+  checkKeys('storeBreaker.', breaker, ['failures', 'cooldownMs']);
+  const logger = options.logger === undefined ? console : options.logger;
+  if (logger !== false && typeof logger?.warn !== 'function') throw invalid('logger must have a warn(message, details) method, or be false');
+
   return {
     primary,
     replicas,
     tokenSecrets,
+    storeGuard: {
+      timeoutMs: integer('storeTimeoutMs', options.storeTimeoutMs ?? 50, 1, 60_000),
+      failures: integer('storeBreaker.failures', breaker.failures ?? 3, 1, 1000),
+      cooldownMs: integer('storeBreaker.cooldownMs', breaker.cooldownMs ?? 1000, 1, 3_600_000),
+    },
+    logger,
     store,
     consistency,
     maxWaitMs: integer('maxWaitMs', options.maxWaitMs ?? 0, 0, 60_000),

@@ -8,6 +8,7 @@ import { resolveRouterOptions, type RouterOptions } from './options.js';
 import { RoutedPool } from './pool.js';
 import { scopes } from './context.js';
 import type { TokenRejection } from './token.js';
+import { registerEngine } from './internal.js';
 
 /** One node as {@link Router.topology} reports it. */
 export interface TopologyNode {
@@ -30,10 +31,17 @@ export interface TopologyNode {
 export interface Topology {
   readonly nodes: readonly TopologyNode[];
   /**
+   * The position store behind its circuit breaker: `state` (`closed` = healthy, `open` = calls
+   * fail at once, `half-open` = one trial call allowed), and how many calls timed out, failed or
+   * were not made.
+   */
+  readonly store: Readonly<{ state: 'closed' | 'open' | 'half-open'; timeouts: number; errors: number; shortCircuits: number; opened: number; recovered: number }>;
+  /**
    * `positionReads`: reads of the primary's position (after writes, or to cover a move);
    * `liveChecks`: live replay-position checks of replicas; `storeReads`/`storeWrites`/`storeErrors`;
    * `positionErrors`: a scope's position could not be read at its end (primary unreachable);
-   * `corruptPositions`: stored values that could not be decoded; `tokensAccepted` and
+   * `corruptPositions` / `foreignPositions`: stored values that could not be decoded, or belong to
+   * another PostgreSQL system (both treated as the current primary position); `tokensAccepted` and
    * `tokensRejected` by cause (`malformed`, `oversized`, `forged`, `version`, `foreign`).
    */
   readonly counters: Readonly<{
@@ -44,6 +52,7 @@ export interface Topology {
     storeErrors: number;
     positionErrors: number;
     corruptPositions: number;
+    foreignPositions: number;
     tokensAccepted: number;
     tokensRejected: Readonly<Record<TokenRejection, number>>;
   }>;
@@ -130,7 +139,7 @@ export function createRouter(options: RouterOptions): Router {
   const engine = new Engine(resolved);
   const pool = new RoutedPool(engine);
   let closed: Promise<void> | undefined;
-  return {
+  const router: Router = {
     pool,
     query: pool.query.bind(pool) as RoutedPool['query'],
     withSession(key, fn) {
@@ -170,6 +179,7 @@ export function createRouter(options: RouterOptions): Router {
           served: served.get(s.name) ?? 0,
           lastError: s.lastError,
         })),
+        store: { state: engine.store.state, ...engine.store.counters },
         counters: { ...engine.counters, tokensRejected: { ...engine.counters.tokensRejected } },
       };
     },
@@ -178,5 +188,7 @@ export function createRouter(options: RouterOptions): Router {
       return closed;
     },
   };
+  registerEngine(router, engine);
+  return router;
 }
 

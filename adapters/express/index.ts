@@ -1,0 +1,188 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isConsistency, type Consistency } from '../../lib/consistency.js';
+import { scopes } from '../../lib/context.js';
+import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
+import { engineOf } from '../../lib/internal.js';
+import { BAGGAGE_KEY, otelApi } from '../../lib/otel.js';
+import { TOKEN_HEADER } from '../../lib/propagation.js';
+import type { Router } from '../../lib/router.js';
+import { suggest } from '../../lib/suggest.js';
+import { cookieId, expressSessionId, issueCookie, type CookieOptions } from './identity.js';
+import { gateResponse } from './response-gate.js';
+import { parseClientLevel, stronger } from './levels.js';
+
+export { tokenHeaders, withTokenBaggage, TOKEN_HEADER } from '../../lib/propagation.js';
+export type { CookieOptions } from './identity.js';
+
+/** The parts of an Express request the middleware reads (Express's own `Request` fits). */
+export interface ConsistencyRequest extends IncomingMessage {
+  secure?: boolean;
+  query?: unknown;
+  session?: { id?: unknown };
+  sessionID?: unknown;
+  user?: unknown;
+}
+
+type Next = (err?: unknown) => void;
+type Handler = (req: ConsistencyRequest, res: ServerResponse, next: Next) => void;
+
+/**
+ * Options for {@link consistency}.
+ */
+export interface ConsistencyOptions {
+  /**
+   * The session key for a request (a user id, an API key id), or undefined to fall back to
+   * express-session's id, then the middleware's own cookie.
+   */
+  session?: (req: ConsistencyRequest) => string | number | undefined | null;
+  /** The middleware's own session cookie, used when nothing else identifies the session. `false`: never issue one. */
+  cookie?: CookieOptions | false;
+  /** Header carrying the consistency token in and out. Default `x-consistency-token`. `false`: no token header. */
+  tokenHeader?: string | false;
+  /** Header a client may use to ask for a stronger level for one request. Default `x-consistency`. `false`: ignored. */
+  levelHeader?: string | false;
+  /** Query parameter a client may use likewise (`?consistency=primary`). Default `consistency`. `false`: ignored. */
+  levelQuery?: string | false;
+  /** Also accept a token from OpenTelemetry baggage (`pgrr.token`) when `@opentelemetry/api` is installed. Default true. */
+  baggage?: boolean;
+}
+
+const KNOWN = ['session', 'cookie', 'tokenHeader', 'levelHeader', 'levelQuery', 'baggage'];
+const REQUESTED = Symbol('pg-replica-router.requested-level');
+
+function invalid(message: string): ReplicaRouterError {
+  return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `consistency(): ${message}`);
+}
+
+function headerName(name: string, value: unknown, fallback: string): string | false {
+  if (value === undefined) return fallback;
+  if (value === false) return false;
+  if (typeof value !== 'string' || !/^[A-Za-z0-9-]+$/.test(value)) throw invalid(`${name} must be a header name or false`);
+  return value.toLowerCase();
+}
+
+/**
+ * Express middleware that runs every request as one session: reads anywhere in the handler —
+ * raw pg, Kysely, Drizzle, through `router.pool` — see the session's own writes and never go back
+ * in time. The session's position is loaded on the request's first routable read and stored
+ * before any byte of the response is sent; the response carries the session's token.
+ *
+ * Session identity, first that applies: the `session` option; express-session's id; a token-only
+ * client (a token header and no cookie); the middleware's own cookie (issued when missing).
+ *
+ * @example
+ * ```ts
+ * import express from 'express';
+ * import { consistency, requireConsistency } from 'pg-replica-router/express';
+ *
+ * const app = express();
+ * app.use(consistency(router, { session: (req) => req.user?.id }));
+ * app.get('/balance', requireConsistency('primary'), async (req, res) => {
+ *   res.json((await router.query('select balance from accounts where id = $1', [req.user.id])).rows[0]);
+ * });
+ * ```
+ */
+export function consistency(router: Router, options: ConsistencyOptions = {}): Handler {
+  const engine = engineOf(router);
+  if (!engine) throw invalid('the first argument must be a router made by createRouter()');
+  if (options === null || typeof options !== 'object') throw invalid('options must be an object');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.includes(key)) {
+      const hint = suggest(key, KNOWN);
+      throw invalid(`unknown option "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    }
+  }
+  if (options.session !== undefined && typeof options.session !== 'function') throw invalid('session must be a function (req) => key');
+  const tokenHeader = headerName('tokenHeader', options.tokenHeader, TOKEN_HEADER);
+  const levelHeader = headerName('levelHeader', options.levelHeader, 'x-consistency');
+  const levelQuery = options.levelQuery === undefined ? 'consistency' : options.levelQuery;
+  if (levelQuery !== false && typeof levelQuery !== 'string') throw invalid('levelQuery must be a parameter name or false');
+  const cookie =
+    options.cookie === false
+      ? false
+      : { name: 'pgrr_sid', maxAgeSeconds: 30 * 24 * 3600, secure: 'auto' as const, path: '/', ...options.cookie };
+  if (cookie && !/^[A-Za-z0-9_-]+$/.test(cookie.name)) throw invalid('cookie.name must be letters, digits, _ or -');
+  const useBaggage = options.baggage ?? true;
+
+  return function consistencyMiddleware(req, res, next) {
+    try {
+      const incoming = incomingToken(req, tokenHeader, useBaggage);
+      const key = sessionKey(req, res, options.session, cookie, incoming !== undefined);
+      const requested = clientLevel(req, levelHeader, levelQuery);
+      (req as unknown as Record<symbol, unknown>)[REQUESTED] = requested;
+      const level = stronger(engine.options.consistency, requested);
+      const request = engine.openRequest({ key, token: incoming, consistency: level === engine.options.consistency ? undefined : level });
+      gateResponse(res, async () => {
+        const token = await request.finish();
+        if (token && tokenHeader && !res.headersSent) res.setHeader(tokenHeader, token);
+      });
+      scopes.run(request.scope, () => next());
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+/**
+ * Per-route consistency level, after `consistency()`. A client may still ask for a stronger level
+ * for one request (header or query), never a weaker one.
+ *
+ * @example
+ * ```ts
+ * app.get('/balance', requireConsistency('primary'), handler);
+ * app.get('/leaderboard', requireConsistency({ maxStalenessMs: 5000 }), handler);
+ * ```
+ */
+export function requireConsistency(level: Consistency): Handler {
+  if (!isConsistency(level)) throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `requireConsistency: not a consistency level: ${JSON.stringify(level)}`);
+  return function requireConsistencyMiddleware(req, _res, next) {
+    const scope = scopes.getStore();
+    if (!scope) {
+      next(new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'requireConsistency() needs app.use(consistency(router)) before it'));
+      return;
+    }
+    const effective = stronger(level, (req as unknown as Record<symbol, Consistency | undefined>)[REQUESTED]);
+    scopes.run({ session: scope.session, consistency: effective, forcePrimary: effective === 'primary' }, () => next());
+  };
+}
+
+function incomingToken(req: ConsistencyRequest, header: string | false, baggage: boolean): string | undefined {
+  if (header) {
+    const value = req.headers[header];
+    const token = Array.isArray(value) ? value[0] : value;
+    if (token) return token;
+  }
+  if (!baggage) return undefined;
+  const api = otelApi();
+  if (!api) return undefined;
+  const fromContext = api.propagation.getBaggage(api.context.active())?.getEntry(BAGGAGE_KEY)?.value;
+  if (fromContext) return fromContext;
+  return api.propagation.getBaggage(api.propagation.extract(api.ROOT_CONTEXT, req.headers))?.getEntry(BAGGAGE_KEY)?.value;
+}
+
+function sessionKey(
+  req: ConsistencyRequest,
+  res: ServerResponse,
+  session: ConsistencyOptions['session'],
+  cookie: Required<CookieOptions> | false,
+  hasToken: boolean,
+): string | undefined {
+  const chosen = session?.(req);
+  if (chosen !== undefined && chosen !== null && chosen !== '') return String(chosen);
+  const fromSession = expressSessionId(req);
+  if (fromSession) return `express-session:${fromSession}`;
+  if (!cookie) return undefined;
+  const fromCookie = cookieId(req, cookie.name);
+  if (fromCookie) return `cookie:${fromCookie}`;
+  // A client that sends a token and no cookie is served by the token alone.
+  if (hasToken) return undefined;
+  return `cookie:${issueCookie(req, res, cookie)}`;
+}
+
+function clientLevel(req: ConsistencyRequest, header: string | false, query: string | false): Consistency | undefined {
+  let requested: Consistency | undefined;
+  if (header) requested = parseClientLevel(req.headers[header]);
+  if (query && req.query && typeof req.query === 'object') requested = stronger(requested ?? 'eventual', parseClientLevel((req.query as Record<string, unknown>)[query]));
+  if (requested === 'eventual') return undefined;
+  return requested;
+}

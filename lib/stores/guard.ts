@@ -1,0 +1,110 @@
+import type { StoredPosition } from '../position.js';
+import type { LsnStore } from './store.js';
+
+export interface StoreGuardOptions {
+  /** Each store call is abandoned after this long, in ms. Default 50. */
+  timeoutMs: number;
+  /** Consecutive failures that open the circuit. Default 3. */
+  failures: number;
+  /** How long an open circuit fails calls at once before letting one through, in ms. Default 1000. */
+  cooldownMs: number;
+}
+
+export type CircuitState = 'closed' | 'open' | 'half-open';
+
+/** A store call that was not made (circuit open) or not answered in time. */
+export class StoreUnavailable extends Error {
+  constructor(readonly reason: 'timeout' | 'circuit-open' | 'error', cause?: unknown) {
+    super(`position store unavailable (${reason})`, { cause });
+  }
+}
+
+/**
+ * Wraps a store with short timeouts and a circuit breaker, so that a dead store costs each
+ * request at most one timeout until the circuit opens, and then nothing. Calls made while the
+ * circuit is open fail at once; after `cooldownMs` one call is let through, and its success
+ * closes the circuit (`onRecover` runs then).
+ */
+export class GuardedStore implements LsnStore {
+  #state: CircuitState = 'closed';
+  #failures = 0;
+  #openedAt = 0;
+  #trial = false;
+  readonly counters = { timeouts: 0, errors: 0, shortCircuits: 0, opened: 0, recovered: 0 };
+
+  constructor(
+    private readonly inner: LsnStore,
+    private readonly options: StoreGuardOptions,
+    private readonly events: { onOpen?: (err: unknown) => void; onRecover?: () => void } = {},
+  ) {}
+
+  get state(): CircuitState {
+    if (this.#state === 'open' && Date.now() - this.#openedAt >= this.options.cooldownMs) return 'half-open';
+    return this.#state;
+  }
+
+  get(key: string): Promise<StoredPosition | undefined | null> {
+    return this.#call(() => this.inner.get(key));
+  }
+
+  raise(key: string, next: StoredPosition, loaded: StoredPosition | undefined): Promise<void> {
+    return this.#call(() => this.inner.raise(key, next, loaded));
+  }
+
+  close(): Promise<void> {
+    return this.inner.close?.() ?? Promise.resolve();
+  }
+
+  async #call<T>(fn: () => Promise<T>): Promise<T> {
+    const state = this.state;
+    if (state === 'open' || (state === 'half-open' && this.#trial)) {
+      this.counters.shortCircuits++;
+      throw new StoreUnavailable('circuit-open');
+    }
+    const trial = state === 'half-open';
+    if (trial) this.#trial = true;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        Promise.resolve().then(fn),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new StoreUnavailable('timeout')), this.options.timeoutMs);
+        }),
+      ]);
+      this.#succeeded();
+      return result;
+    } catch (err) {
+      if (err instanceof StoreUnavailable) this.counters.timeouts++;
+      else this.counters.errors++;
+      this.#failed(err);
+      throw err instanceof StoreUnavailable ? err : new StoreUnavailable('error', err);
+    } finally {
+      clearTimeout(timer);
+      if (trial) this.#trial = false;
+    }
+  }
+
+  #succeeded(): void {
+    const wasOpen = this.#state === 'open';
+    this.#failures = 0;
+    this.#state = 'closed';
+    if (wasOpen) {
+      this.counters.recovered++;
+      this.events.onRecover?.();
+    }
+  }
+
+  #failed(err: unknown): void {
+    this.#failures++;
+    if (this.#state === 'open') {
+      this.#openedAt = Date.now(); // the trial failed: wait another cooldown
+      return;
+    }
+    if (this.#failures >= this.options.failures) {
+      this.#state = 'open';
+      this.#openedAt = Date.now();
+      this.counters.opened++;
+      this.events.onOpen?.(err);
+    }
+  }
+}
