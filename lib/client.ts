@@ -2,7 +2,8 @@ import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import type { Classification } from './classifier.js';
 import type { Scope } from './context.js';
-import type { Engine, NodePool } from './engine.js';
+import type { Engine, NodePool, Route } from './engine.js';
+import type { OtelSpan } from './otel.js';
 import { isConnectionError, isRecoveryConflict, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
 
 const CLIENT_EVENTS = ['error', 'notice', 'notification', 'end', 'drain'] as const;
@@ -12,6 +13,8 @@ interface Binding {
   node: NodePool;
   client: pg.PoolClient;
   forward: Map<string, (...args: unknown[]) => void>;
+  /** The routing span of this binding: the client's statements on this node nest under it. */
+  span: OtelSpan | undefined;
 }
 
 /** pg's rule for `release(arg)`: any truthy argument destroys the connection. */
@@ -81,13 +84,14 @@ export class RoutedClient extends EventEmitter {
     const classification = engine.classify(text);
     let exclude: Set<string> | undefined;
     for (let attempt = 0; ; attempt++) {
-      const node = await this.#target(classification, scope, exclude);
-      const binding = await this.#bind(node);
+      const target = await this.#target(classification, scope, exclude);
+      const node = target.node;
+      const binding = await this.#bind(target, classification, scope, exclude !== undefined);
       const startsTransaction = classification.kind === 'begin' || classification.kind === 'begin-read-only';
       node.served++;
       if (submittable) return this.#submit(submittable, binding, classification, scope);
       try {
-        const result = await binding.client.query(arg as pg.QueryConfig, values);
+        const result = await engine.telemetry.within(binding.span, () => binding.client.query(arg as pg.QueryConfig, values));
         this.#after(classification, node, scope, true);
         return result;
       } catch (err) {
@@ -95,7 +99,7 @@ export class RoutedClient extends EventEmitter {
         const retryable = node.role === 'replica' && attempt === 0 && !this.#inTransaction && this.#open === 0;
         if (retryable && (isConnectionError(err) || isRecoveryConflict(err))) {
           if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
-          this.#unbind(err as Error); // the connection may be broken: destroy it
+          this.#unbind(err as Error, true); // the connection may be broken: destroy it
           exclude = new Set([node.name]);
           if (startsTransaction) this.#inTransaction = false;
           continue;
@@ -130,30 +134,39 @@ export class RoutedClient extends EventEmitter {
     emitter.once?.('end', settle);
     emitter.once?.('close', settle);
     emitter.once?.('error', settle);
-    binding.client.query(submittable as never);
+    engine.telemetry.within(binding.span, () => binding.client.query(submittable as never));
     if (read) engine.noteRead(scope, node);
     return submittable;
   }
 
-  /** Where the next statement runs. */
-  async #target(classification: Classification, scope: Scope, exclude: Set<string> | undefined): Promise<NodePool> {
+  /** Where the next statement runs (with the routing decision, when one was made). */
+  async #target(classification: Classification, scope: Scope, exclude: Set<string> | undefined): Promise<{ node: NodePool; route?: Route }> {
     const engine = this.#engine;
     const bound = this.#binding?.node;
-    if (bound && (this.#inTransaction || this.#open > 0 || bound.role === 'primary')) return bound;
+    if (bound && (this.#inTransaction || this.#open > 0 || bound.role === 'primary')) return { node: bound };
     const kind = classification.kind;
-    if (bound && (kind === 'commit' || kind === 'rollback' || kind === 'transaction')) return bound;
+    if (bound && (kind === 'commit' || kind === 'rollback' || kind === 'transaction')) return { node: bound };
     const statement = kind === 'read' || kind === 'begin-read-only' ? 'read' : 'other';
     const route = engine.routeSync(statement, scope, bound?.name, exclude) ?? (await engine.route(statement, scope, bound?.name, exclude));
-    return route.node;
+    return { node: route.node, route };
   }
 
-  async #bind(node: NodePool): Promise<Binding> {
+  async #bind(target: { node: NodePool; route?: Route }, classification: Classification, scope: Scope, retry: boolean): Promise<Binding> {
+    const node = target.node;
     if (this.#released) throw new Error(CLOSED);
     if (this.#binding?.node === node) return this.#binding;
     this.#unbind();
-    const client = await node.pool.connect();
+    const span = target.route ? this.#engine.traceRoute(target.route, classification.kind, scope, retry) : undefined;
+    let client: pg.PoolClient;
+    try {
+      client = await this.#engine.telemetry.within(span, () => node.pool.connect());
+    } catch (err) {
+      this.#engine.telemetry.end(span, err);
+      throw err;
+    }
     if (this.#released) {
       client.release(); // released while we waited for the connection
+      this.#engine.telemetry.end(span);
       throw new Error(CLOSED);
     }
     const forward = new Map<string, (...args: unknown[]) => void>();
@@ -162,15 +175,16 @@ export class RoutedClient extends EventEmitter {
       forward.set(event, listener);
       client.on(event, listener);
     }
-    this.#binding = { node, client, forward };
+    this.#binding = { node, client, forward, span };
     return this.#binding;
   }
 
-  #unbind(err?: Error | true): void {
+  #unbind(err?: Error | true, retried = false): void {
     const binding = this.#binding;
     if (!binding) return;
     this.#binding = undefined;
     this.#open = 0;
+    this.#engine.telemetry.end(binding.span, err instanceof Error ? err : undefined, retried);
     for (const [event, listener] of binding.forward) binding.client.removeListener(event, listener);
     binding.client.release(err);
   }

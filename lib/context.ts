@@ -32,6 +32,8 @@ export class Session {
   floorUnknown = false;
   /** This scope wrote something. */
   wrote = false;
+  /** What loading from the store gave: `hit`, `miss`, `unavailable`, `corrupt`, or `not-read`. */
+  storeOutcome: 'not-read' | 'hit' | 'miss' | 'unavailable' | 'corrupt' = 'not-read';
 
   constructor(
     /** Store key; undefined for the process-wide session and token scopes, which live in memory. */

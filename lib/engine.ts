@@ -10,6 +10,7 @@ import { decide, type Decision, type ReplicaView } from './routing-policy.js';
 import { decodeToken, encodeToken, type TokenRejection } from './token.js';
 import { rateLimited } from './log.js';
 import { GuardedStore } from './stores/guard.js';
+import { Telemetry } from './telemetry.js';
 
 const NO_TEXT: Classification = Object.freeze({ kind: 'write', detail: 'no-text' });
 
@@ -88,7 +89,23 @@ export class Engine {
     this.store = new GuardedStore(options.store, options.storeGuard, {
       onOpen: (err) => this.#warn('store-open', 'position store unreachable; reads that need a session floor go to the primary', { error: String(err) }),
       onRecover: () => this.#warn('store-recovered', 'position store reachable again; stored floors are raised to the primary position observed now'),
+      onError: (reason) => this.telemetry.storeError(reason),
     });
+    this.telemetry = new Telemetry(
+      options.telemetry,
+      [{ name: 'primary', role: 'primary', config: options.primary }, ...options.replicas.map((r) => ({ name: r.name, role: 'replica' as const, config: r.config }))],
+      this.monitor,
+      this.store,
+    );
+  }
+
+  /** Spans and metrics (no-ops without OpenTelemetry). */
+  readonly telemetry: Telemetry;
+
+  /** Opens the span for a decision (undefined when nothing records spans). */
+  traceRoute(route: Route, statement: string, scope: Scope, retry = false): ReturnType<Telemetry['route']> {
+    const level = scope.consistency ?? this.options.consistency;
+    return this.telemetry.route(route, statement, level, route.node.role === 'replica' ? this.monitor.state(route.node.name)?.replayLsn : undefined, retry);
   }
 
   scope(): Scope {
@@ -293,6 +310,7 @@ export class Engine {
     try {
       this.counters.storeReads++;
       const stored = await this.store.get(session.key!);
+      session.storeOutcome = stored === null ? 'corrupt' : stored === undefined ? 'miss' : 'hit';
       // Positions may have been lost while the store was failing: not below the primary's
       // position observed after the last failure.
       if (this.#lostAt > this.#recoverySampledAt) await this.#sampleRecoveryFloor();
@@ -313,6 +331,7 @@ export class Engine {
       }
     } catch {
       this.counters.storeErrors++;
+      session.storeOutcome = 'unavailable';
       session.floorUnknown = true; // fail safe: reads that need a floor go to the primary
     }
     session.loadDone = true;
@@ -505,6 +524,7 @@ export class Engine {
     else rejected = 'foreign';
     if (rejected) {
       this.counters.tokensRejected[rejected]++;
+      this.telemetry.tokenRejected(rejected);
       this.#warn(`token-${rejected}`, `ignored a ${rejected} consistency token`);
     }
   }

@@ -48,6 +48,11 @@ export interface RouterOptions {
   storeBreaker?: { failures?: number; cooldownMs?: number };
   /** Where store outages, corrupt positions and rejected tokens are reported (at most once a minute per kind). Default `console`; `false` for silence. */
   logger?: Logger | false;
+  /**
+   * Spans and metrics through `@opentelemetry/api` when it is installed (no cost to speak of
+   * without an SDK). Default true.
+   */
+  telemetry?: boolean;
 }
 
 export interface ResolvedRouterOptions {
@@ -62,9 +67,10 @@ export interface ResolvedRouterOptions {
   tokenSecrets: Buffer[];
   storeGuard: StoreGuardOptions;
   logger: Logger | false;
+  telemetry: boolean;
 }
 
-const KNOWN = ['primary', 'replicas', 'store', 'consistency', 'maxWaitMs', 'monitor', 'writeFunctions', 'classifierCacheSize', 'tokenSecret', 'storeTimeoutMs', 'storeBreaker', 'logger'];
+const KNOWN = ['primary', 'replicas', 'store', 'consistency', 'maxWaitMs', 'monitor', 'writeFunctions', 'classifierCacheSize', 'tokenSecret', 'storeTimeoutMs', 'storeBreaker', 'logger', 'telemetry'];
 const MONITOR_KNOWN = ['intervalMs', 'timeoutMs', 'downAfter', 'upAfter'];
 
 function invalid(message: string): ReplicaRouterError {
@@ -147,6 +153,7 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
   if (typeof breaker !== 'object' || breaker === null) throw invalid('storeBreaker must be an object { failures?, cooldownMs? }');
   checkKeys('storeBreaker.', breaker, ['failures', 'cooldownMs']);
   const logger = options.logger === undefined ? console : options.logger;
+  if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') throw invalid('telemetry must be true or false');
   if (logger !== false && typeof logger?.warn !== 'function') throw invalid('logger must have a warn(message, details) method, or be false');
 
   return {
@@ -159,6 +166,7 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
       cooldownMs: integer('storeBreaker.cooldownMs', breaker.cooldownMs ?? 1000, 1, 3_600_000),
     },
     logger,
+    telemetry: options.telemetry ?? true,
     store,
     consistency,
     maxWaitMs: integer('maxWaitMs', options.maxWaitMs ?? 0, 0, 60_000),

@@ -1,6 +1,58 @@
 import { createRequire } from 'node:module';
 
-type OtelApi = typeof import('@opentelemetry/api');
+// The subset of @opentelemetry/api this library uses, declared here so that its type
+// declarations never reference the optional package.
+
+export type Attributes = Record<string, string | number | boolean>;
+export type OtelContext = object;
+
+export interface OtelSpan {
+  isRecording(): boolean;
+  setAttribute(key: string, value: string | number | boolean): unknown;
+  setAttributes(attributes: Attributes): unknown;
+  recordException(exception: Error): void;
+  setStatus(status: { code: number; message?: string }): unknown;
+  end(): void;
+}
+
+export interface OtelInstrument {
+  add?(value: number, attributes?: Attributes): void;
+  record?(value: number, attributes?: Attributes): void;
+}
+
+interface BaggageEntry {
+  value: string;
+}
+interface Baggage {
+  getEntry(key: string): BaggageEntry | undefined;
+  setEntry(key: string, entry: BaggageEntry): Baggage;
+}
+
+export interface OtelApi {
+  ROOT_CONTEXT: OtelContext;
+  context: { active(): OtelContext; with<T>(context: OtelContext, fn: () => T): T };
+  trace: {
+    getTracer(name: string, version?: string): { startSpan(name: string, options?: { kind?: number }): OtelSpan };
+    setSpan(context: OtelContext, span: OtelSpan): OtelContext;
+  };
+  metrics: {
+    getMeter(name: string, version?: string): {
+      createCounter(name: string, options?: { description?: string; unit?: string }): { add(value: number, attributes?: Attributes): void };
+      createHistogram(name: string, options?: { description?: string; unit?: string }): { record(value: number, attributes?: Attributes): void };
+      createObservableGauge(name: string, options?: { description?: string; unit?: string }): object;
+      addBatchObservableCallback(
+        callback: (observer: { observe(instrument: object, value: number, attributes?: Attributes): void }) => void,
+        instruments: object[],
+      ): void;
+    };
+  };
+  propagation: {
+    getBaggage(context: OtelContext): Baggage | undefined;
+    setBaggage(context: OtelContext, baggage: Baggage): OtelContext;
+    createBaggage(): Baggage;
+    extract(context: OtelContext, carrier: unknown): OtelContext;
+  };
+}
 
 let loaded: OtelApi | null | undefined;
 

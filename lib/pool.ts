@@ -102,31 +102,38 @@ export class RoutedPool extends EventEmitter {
     const engine = this.#engine;
     if (!engine.isStarted) return engine.started().then(() => this.#run(arg, values, text));
     const scope = engine.scope();
-    const statement = engine.classify(text).kind === 'read' ? 'read' : 'other';
+    const kind = engine.classify(text).kind;
+    const statement = kind === 'read' ? 'read' : 'other';
     const route = engine.routeSync(statement, scope);
-    if (route) return this.#execute(route.node, arg, values, statement, scope, undefined);
-    return engine.route(statement, scope).then((r) => this.#execute(r.node, arg, values, statement, scope, undefined));
+    if (route) return this.#execute(route, arg, values, kind, scope, undefined);
+    return engine.route(statement, scope).then((r) => this.#execute(r, arg, values, kind, scope, undefined));
   }
 
-  #execute(node: NodePool, arg: QueryArg, values: unknown[] | undefined, statement: 'read' | 'other', scope: Scope, excluded: Set<string> | undefined): Promise<pg.QueryResult> {
+  #execute(route: Route, arg: QueryArg, values: unknown[] | undefined, kind: string, scope: Scope, excluded: Set<string> | undefined): Promise<pg.QueryResult> {
     const engine = this.#engine;
+    const node = route.node;
+    const read = kind === 'read';
     node.served++;
-    return node.pool.query(arg as pg.QueryConfig, values).then(
+    const span = engine.traceRoute(route, kind, scope, excluded !== undefined);
+    return engine.telemetry.within(span, () => node.pool.query(arg as pg.QueryConfig, values)).then(
       (result) => {
-        if (statement === 'read') engine.noteRead(scope, node);
+        if (read) engine.noteRead(scope, node);
         else if (node.role === 'primary') engine.noteWrite(scope);
+        engine.telemetry.end(span);
         return result;
       },
       async (err: unknown) => {
         // A failed write may still have committed (a lost connection after COMMIT): stay safe.
-        if (node.role === 'primary' && statement !== 'read') engine.noteWrite(scope);
+        if (!read && node.role === 'primary') engine.noteWrite(scope);
         if (node.role === 'replica' && excluded === undefined && (isConnectionError(err) || isRecoveryConflict(err))) {
+          engine.telemetry.end(span, err, true);
           if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
           // Once more, elsewhere (another ready replica or the primary).
           const exclude = new Set([node.name]);
-          const retry: Route = engine.routeSync(statement, scope, undefined, exclude) ?? (await engine.route(statement, scope, undefined, exclude));
-          return this.#execute(retry.node, arg, values, statement, scope, exclude);
+          const retry: Route = engine.routeSync('read', scope, undefined, exclude) ?? (await engine.route('read', scope, undefined, exclude));
+          return this.#execute(retry, arg, values, kind, scope, exclude);
         }
+        engine.telemetry.end(span, err);
         throw err;
       },
     );

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isConsistency, type Consistency } from '../../lib/consistency.js';
+import { isConsistency, levelName, type Consistency } from '../../lib/consistency.js';
+import { ATTR, sessionHash } from '../../lib/telemetry.js';
 import { scopes } from '../../lib/context.js';
 import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import { engineOf } from '../../lib/internal.js';
@@ -107,16 +108,24 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
   return function consistencyMiddleware(req, res, next) {
     try {
       const incoming = incomingToken(req, tokenHeader, useBaggage);
-      const key = sessionKey(req, res, options.session, cookie, incoming !== undefined);
+      const { key, source } = sessionKey(req, res, options.session, cookie, incoming !== undefined);
       const requested = clientLevel(req, levelHeader, levelQuery);
       (req as unknown as Record<symbol, unknown>)[REQUESTED] = requested;
       const level = stronger(engine.options.consistency, requested);
       const request = engine.openRequest({ key, token: incoming, consistency: level === engine.options.consistency ? undefined : level });
+      const span = engine.telemetry.request({
+        [ATTR.sessionSource]: source,
+        [ATTR.tokenIn]: incoming !== undefined,
+        [ATTR.consistency]: levelName(level),
+        ...(key === undefined ? {} : { [ATTR.sessionHash]: sessionHash(key) }),
+      });
       gateResponse(res, async () => {
         const token = await request.finish();
         if (token && tokenHeader && !res.headersSent) res.setHeader(tokenHeader, token);
+        span?.setAttributes({ [ATTR.tokenOut]: Boolean(token && tokenHeader), [ATTR.storeOutcome]: request.scope.session.storeOutcome });
+        span?.end();
       });
-      scopes.run(request.scope, () => next());
+      scopes.run(request.scope, () => engine.telemetry.within(span, () => next()));
     } catch (err) {
       next(err);
     }
@@ -166,17 +175,17 @@ function sessionKey(
   session: ConsistencyOptions['session'],
   cookie: Required<CookieOptions> | false,
   hasToken: boolean,
-): string | undefined {
+): { key: string | undefined; source: 'option' | 'express-session' | 'cookie' | 'new-cookie' | 'token' | 'none' } {
   const chosen = session?.(req);
-  if (chosen !== undefined && chosen !== null && chosen !== '') return String(chosen);
+  if (chosen !== undefined && chosen !== null && chosen !== '') return { key: String(chosen), source: 'option' };
   const fromSession = expressSessionId(req);
-  if (fromSession) return `express-session:${fromSession}`;
-  if (!cookie) return undefined;
-  const fromCookie = cookieId(req, cookie.name);
-  if (fromCookie) return `cookie:${fromCookie}`;
+  if (fromSession) return { key: `express-session:${fromSession}`, source: 'express-session' };
+  const fromCookie = cookie ? cookieId(req, cookie.name) : undefined;
+  if (fromCookie) return { key: `cookie:${fromCookie}`, source: 'cookie' };
   // A client that sends a token and no cookie is served by the token alone.
-  if (hasToken) return undefined;
-  return `cookie:${issueCookie(req, res, cookie)}`;
+  if (hasToken) return { key: undefined, source: 'token' };
+  if (!cookie) return { key: undefined, source: 'none' };
+  return { key: `cookie:${issueCookie(req, res, cookie)}`, source: 'new-cookie' };
 }
 
 function clientLevel(req: ConsistencyRequest, header: string | false, query: string | false): Consistency | undefined {

@@ -35,7 +35,7 @@ export class GuardedStore implements LsnStore {
   constructor(
     private readonly inner: LsnStore,
     private readonly options: StoreGuardOptions,
-    private readonly events: { onOpen?: (err: unknown) => void; onRecover?: () => void } = {},
+    private readonly events: { onOpen?: (err: unknown) => void; onRecover?: () => void; onError?: (reason: StoreUnavailable['reason']) => void } = {},
   ) {}
 
   get state(): CircuitState {
@@ -59,6 +59,7 @@ export class GuardedStore implements LsnStore {
     const state = this.state;
     if (state === 'open' || (state === 'half-open' && this.#trial)) {
       this.counters.shortCircuits++;
+      this.events.onError?.('circuit-open');
       throw new StoreUnavailable('circuit-open');
     }
     const trial = state === 'half-open';
@@ -76,6 +77,7 @@ export class GuardedStore implements LsnStore {
     } catch (err) {
       if (err instanceof StoreUnavailable) this.counters.timeouts++;
       else this.counters.errors++;
+      this.events.onError?.(err instanceof StoreUnavailable ? 'timeout' : 'error');
       this.#failed(err);
       throw err instanceof StoreUnavailable ? err : new StoreUnavailable('error', err);
     } finally {

@@ -1,0 +1,183 @@
+import { createHash } from 'node:crypto';
+import type pg from 'pg';
+import { levelName, type Consistency } from './consistency.js';
+import type { NodePool, Route } from './engine.js';
+import { formatLsn } from './lsn.js';
+import type { Monitor } from './monitor.js';
+import { otelApi, type Attributes, type OtelApi, type OtelSpan as Span } from './otel.js';
+import type { GuardedStore } from './stores/guard.js';
+
+const NAME = 'pg-replica-router';
+const VERSION = '0.1.0';
+
+/** Span attribute keys: stable semantic conventions where they exist, `pgrr.*` for the decision. */
+export const ATTR = {
+  dbSystem: 'db.system.name',
+  dbNamespace: 'db.namespace',
+  serverAddress: 'server.address',
+  serverPort: 'server.port',
+  node: 'pgrr.node',
+  role: 'pgrr.node.role',
+  reason: 'pgrr.reason',
+  consistency: 'pgrr.consistency',
+  statement: 'pgrr.statement.kind',
+  floor: 'pgrr.floor_lsn',
+  replay: 'pgrr.replica.replay_lsn',
+  waitMs: 'pgrr.wait_ms',
+  fallback: 'pgrr.fallback',
+  retried: 'pgrr.retried',
+  retry: 'pgrr.retry',
+  sessionHash: 'pgrr.session.hash',
+  sessionSource: 'pgrr.session.source',
+  tokenIn: 'pgrr.token.in',
+  tokenOut: 'pgrr.token.out',
+  storeOutcome: 'pgrr.store.outcome',
+  rejection: 'pgrr.token.rejection',
+  errorType: 'error.type',
+} as const;
+
+/** Reasons a read ended up on the primary although it could have used a replica. */
+const FALLBACK = new Set(['no-replica', 'too-stale', 'replica-behind', 'floor-unknown', 'wrote-in-scope']);
+
+/** Where a node is (for `server.address`, `server.port`, `db.namespace`). */
+function endpoint(config: pg.PoolConfig): { host?: string; port?: number; database?: string } {
+  const result: { host?: string; port?: number; database?: string } = {
+    host: config.host,
+    port: config.port === undefined ? undefined : Number(config.port),
+    database: config.database,
+  };
+  if (config.connectionString) {
+    try {
+      const url = new URL(config.connectionString);
+      result.host ??= decodeURIComponent(url.hostname) || undefined;
+      result.port ??= url.port ? Number(url.port) : 5432;
+      result.database ??= decodeURIComponent(url.pathname.slice(1)) || undefined;
+    } catch {
+      // not a URL (e.g. a keyword/value string): leave the attributes out
+    }
+  }
+  return result;
+}
+
+/** A hash of a session key for spans (never the raw id or cookie). */
+export function sessionHash(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 16);
+}
+
+/**
+ * Spans and metrics. With no `@opentelemetry/api` installed, or `telemetry: false`, every method
+ * is a no-op; with the API but no SDK, spans are non-recording and nothing is built for them.
+ */
+export class Telemetry {
+  readonly #api: OtelApi | null;
+  readonly #tracer: ReturnType<OtelApi['trace']['getTracer']> | undefined;
+  readonly #decisions: { add(value: number, attributes?: Attributes): void } | undefined;
+  readonly #waits: { record(value: number, attributes?: Attributes): void } | undefined;
+  readonly #storeErrors: { add(value: number, attributes?: Attributes): void } | undefined;
+  readonly #tokenRejections: { add(value: number, attributes?: Attributes): void } | undefined;
+  readonly #nodeAttributes = new Map<string, Attributes>();
+
+  constructor(enabled: boolean, nodes: Array<{ name: string; role: 'primary' | 'replica'; config: pg.PoolConfig }>, monitor: Monitor, store: GuardedStore) {
+    const api = enabled ? otelApi() : null;
+    this.#api = api;
+    if (!api) return;
+    this.#tracer = api.trace.getTracer(NAME, VERSION);
+    for (const node of nodes) {
+      const where = endpoint(node.config);
+      const attributes: Attributes = { [ATTR.dbSystem]: 'postgresql', [ATTR.node]: node.name, [ATTR.role]: node.role };
+      if (where.database) attributes[ATTR.dbNamespace] = where.database;
+      if (where.host) attributes[ATTR.serverAddress] = where.host;
+      if (where.port) attributes[ATTR.serverPort] = where.port;
+      this.#nodeAttributes.set(node.name, attributes);
+    }
+    const meter = api.metrics.getMeter(NAME, VERSION);
+    this.#decisions = meter.createCounter('pgrr.routing.decisions', { description: 'Routing decisions, by target role and reason' });
+    this.#waits = meter.createHistogram('pgrr.routing.wait.duration', { unit: 's', description: 'Time reads spent waiting for a replica to catch up' });
+    this.#storeErrors = meter.createCounter('pgrr.store.errors', { description: 'Position store calls that timed out, failed, or were not made (circuit open)' });
+    this.#tokenRejections = meter.createCounter('pgrr.tokens.rejected', { description: 'Consistency tokens ignored, by cause' });
+    const lagBytes = meter.createObservableGauge('pgrr.replica.lag.bytes', { unit: 'By', description: "Replica replay lag behind the primary's insert position" });
+    const lagSeconds = meter.createObservableGauge('pgrr.replica.lag.seconds', { unit: 's', description: 'Replica replay lag in time (0 when everything received is replayed)' });
+    const up = meter.createObservableGauge('pgrr.node.up', { description: '1 when the node is in rotation, else 0' });
+    const circuit = meter.createObservableGauge('pgrr.store.circuit.open', { description: "1 while the store's circuit breaker is open or half-open, else 0" });
+    meter.addBatchObservableCallback(
+      (observer) => {
+        for (const state of monitor.states()) {
+          const attributes = { [ATTR.node]: state.name, [ATTR.role]: state.role };
+          observer.observe(up, state.status === 'up' ? 1 : 0, attributes);
+          if (state.role !== 'replica') continue;
+          if (state.lagBytes !== undefined) observer.observe(lagBytes, state.lagBytes, attributes);
+          if (state.lagMs !== undefined) observer.observe(lagSeconds, state.lagMs / 1000, attributes);
+        }
+        observer.observe(circuit, store.state === 'closed' ? 0 : 1);
+      },
+      [lagBytes, lagSeconds, up, circuit],
+    );
+  }
+
+  /**
+   * Opens the span for a routed statement (or a checked-out client's binding) and counts the
+   * decision. Undefined when nothing records spans.
+   */
+  route(route: Route, statement: string, level: Consistency, replayLsn: bigint | undefined, retry: boolean): Span | undefined {
+    const reason = route.decision.reason;
+    const role = route.node.role;
+    this.#decisions?.add(1, { [ATTR.role]: role, [ATTR.reason]: reason });
+    if (route.waitedMs > 0) this.#waits?.record(route.waitedMs / 1000, { [ATTR.reason]: reason });
+    const tracer = this.#tracer;
+    if (!tracer) return undefined;
+    const span = tracer.startSpan('pgrr.route', { kind: 0 /* INTERNAL */ });
+    if (!span.isRecording()) return undefined;
+    span.setAttributes(this.#nodeAttributes.get(route.node.name) ?? {});
+    span.setAttributes({
+      [ATTR.reason]: reason,
+      [ATTR.consistency]: levelName(level),
+      [ATTR.statement]: statement,
+      [ATTR.floor]: formatLsn(route.floor),
+      [ATTR.waitMs]: route.waitedMs,
+      [ATTR.fallback]: role === 'primary' && FALLBACK.has(reason),
+      [ATTR.retry]: retry,
+    });
+    if (role === 'replica' && replayLsn !== undefined) span.setAttribute(ATTR.replay, formatLsn(replayLsn));
+    return span;
+  }
+
+  /** Runs `fn` with `span` as the active span (so the pg CLIENT span nests under it). */
+  within<T>(span: Span | undefined, fn: () => T): T {
+    if (!span || !this.#api) return fn();
+    const api = this.#api;
+    return api.context.with(api.trace.setSpan(api.context.active(), span), fn);
+  }
+
+  /** Ends a route span. */
+  end(span: Span | undefined, error?: unknown, retried = false): void {
+    if (!span) return;
+    if (retried) span.setAttribute(ATTR.retried, true);
+    if (error !== undefined) {
+      const err = error instanceof Error ? error : new Error(String(error));
+      span.recordException(err);
+      span.setAttribute(ATTR.errorType, (err as { code?: string }).code ?? err.name);
+      span.setStatus({ code: 2 /* ERROR */, message: err.message });
+    }
+    span.end();
+  }
+
+  storeError(kind: string): void {
+    this.#storeErrors?.add(1, { [ATTR.errorType]: kind });
+  }
+
+  tokenRejected(cause: string): void {
+    this.#tokenRejections?.add(1, { [ATTR.rejection]: cause });
+  }
+
+  /** The request span of the Express middleware (session side). */
+  request(attributes: Attributes): Span | undefined {
+    const span = this.#tracer?.startSpan('pgrr.request', { kind: 0 });
+    if (!span?.isRecording()) return undefined;
+    span.setAttributes(attributes);
+    return span;
+  }
+
+  nodeAttributes(node: NodePool): Attributes | undefined {
+    return this.#nodeAttributes.get(node.name);
+  }
+}
