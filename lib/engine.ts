@@ -5,7 +5,7 @@ import { scopes, Session, type Scope } from './context.js';
 import { parseLsn, type Lsn } from './lsn.js';
 import { Monitor } from './monitor.js';
 import type { ResolvedRouterOptions } from './options.js';
-import { encodePosition, type StoredPosition } from './position.js';
+import { encodePosition, unionNode, type StoredPosition } from './position.js';
 import { decide, type Decision, type ReplicaView } from './routing-policy.js';
 import { decodeToken, encodeToken, type TokenRejection } from './token.js';
 import { rateLimited } from './log.js';
@@ -446,23 +446,31 @@ export class Engine {
     }
   }
 
-  async #persist(session: Session): Promise<void> {
-    if (session.key === undefined) return;
+  async #persist(session: Session, key = session.key): Promise<void> {
+    if (key === undefined) return;
     if (session.dirty || (session.resync && session.wrote)) {
       try {
         await this.#fetchPrimaryPosition(session);
-      } catch (err) {
+      } catch {
+        // The write committed but its position is unknown: whatever reads next must first
+        // sample the primary (which is past it) before using any replica.
         this.counters.positionErrors++;
-        throw err;
+        session.dirty = false;
+        session.node = 'primary';
+        session.nodeReadEndedAt = performance.now();
       }
     }
     if (session.systemId === undefined && session.timeline === undefined) this.#stamp(session); // its reads ran in today's history
-    const next = session.position();
-    const loaded = session.loadedValue;
+    const loaded = key === session.key ? session.loadedValue : undefined;
+    let next = session.position();
+    // Another request of this session may have read on the node we loaded, after any sample we
+    // took: keep that node among the uncovered ones rather than replacing it.
+    if (loaded?.node !== undefined && next.node !== loaded.node) next = { ...next, node: unionNode(next.node, loaded.node) };
     if (loaded !== undefined ? encodePosition(next) === encodePosition(loaded) : next.lsn === 0n && next.node === undefined) return;
     this.counters.storeWrites++;
     try {
-      await this.store.raise(session.key, next, loaded);
+      await this.store.raise(key, next, loaded);
+      if (key === session.key) session.loadedValue = next; // what a second raise compares against
     } catch (err) {
       this.counters.storeErrors++;
       this.#lostAt = performance.now(); // loads must not trust stored floors below the primary from now on
@@ -481,7 +489,7 @@ export class Engine {
       session.loaded ??= this.#load(session);
       await session.loaded;
     }
-    if (session.dirty || session.resync || session.fetching) {
+    try {
       while (session.dirty || session.resync || session.fetching) {
         if (session.fetching) await session.fetching;
         else {
@@ -490,6 +498,11 @@ export class Engine {
           });
         }
       }
+    } catch {
+      // Position unknown: the token makes its receiver sample the primary first.
+      session.dirty = false;
+      session.node = 'primary';
+      session.nodeReadEndedAt = performance.now();
     }
     if (session.systemId === undefined && session.timeline === undefined) this.#stamp(session);
     return encodeToken(session.position(), secret);
@@ -502,8 +515,12 @@ export class Engine {
    */
   withToken<T>(token: unknown, secrets: readonly Buffer[], fn: () => Promise<T> | T): Promise<T> {
     const outer = this.scope();
-    const session = outer.session.key !== undefined ? outer.session : new Session(undefined);
-    const decoded = decodeToken(token, secrets);
+    let session = outer.session;
+    if (session.key === undefined) {
+      // A continuation of the current (in-memory) session, plus the token.
+      session = new Session(undefined);
+      this.#fold(session, outer.session);
+    }
     this.#absorbToken(session, token, secrets);
     const run = async () => {
       try {
@@ -529,6 +546,11 @@ export class Engine {
     }
   }
 
+  /** The token is genuine (signed with one of our secrets, well formed). */
+  verifies(token: unknown): boolean {
+    return this.options.tokenSecrets.length > 0 && 'position' in decodeToken(token, this.options.tokenSecrets);
+  }
+
   /**
    * Opens a request scope (the Express middleware): a session (keyed, or in memory for
    * token-only clients) with an incoming token merged in. `finish()` stores the position and
@@ -536,23 +558,34 @@ export class Engine {
    */
   openRequest(request: { key: string | undefined; token: unknown; consistency: Consistency | undefined }): {
     scope: Scope;
-    finish(): Promise<string | undefined>;
+    finish(currentKey?: string): Promise<string | undefined>;
   } {
     const session = new Session(request.key);
     const secrets = this.options.tokenSecrets;
     if (request.token !== undefined && secrets.length > 0) this.#absorbToken(session, request.token, secrets);
     const scope: Scope = { session, consistency: request.consistency, forcePrimary: request.consistency === 'primary' };
-    let finished: Promise<string | undefined> | undefined;
+    let chain: Promise<unknown> = Promise.resolve();
+    let first = true;
     return {
       scope,
-      finish: () =>
-        (finished ??= (async () => {
+      // Runs after the handler's first byte, and again before its last: each time it stores what
+      // changed (nothing, usually, the second time). The first time it also makes the token.
+      finish: (currentKey) => {
+        const wantToken = first;
+        first = false;
+        const run = chain.then(async () => {
           await this.#persist(session).catch(() => {});
-          if (secrets.length === 0) return undefined;
+          // The session's key changed during the request (login, session regeneration): the new
+          // key must carry what this request wrote too.
+          if (currentKey !== undefined && currentKey !== session.key) await this.#persist(session, currentKey).catch(() => {});
+          if (!wantToken || secrets.length === 0) return undefined;
           // Only what this request knows (no store read just for the header: the budget).
           if (session.floor === 0n && session.node === undefined && !session.dirty && !session.resync) return undefined;
           return this.#tokenFor(session, secrets[0]!, false).catch(() => undefined);
-        })()),
+        });
+        chain = run;
+        return run;
+      },
     };
   }
 

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { tryParseLsn, type Lsn } from './lsn.js';
+import { untraced } from './otel.js';
 
 /** Monitor settings (all optional in {@link RouterOptions}). */
 export interface MonitorOptions {
@@ -251,10 +252,11 @@ export class Monitor {
     let row: PollRow | undefined;
     const sentAt = performance.now();
     try {
-      row = (await watched.pool.query<PollRow>(POLL_SQL)).rows[0];
+      row = (await untraced(() => watched.pool.query<PollRow>(POLL_SQL))).rows[0];
       if (!watched.systemIdAsked) {
         watched.systemIdAsked = true;
-        state.systemId = await watched.pool.query<{ system_id: string }>(SYSTEM_ID_SQL).then((r) => r.rows[0]?.system_id, () => undefined);
+        // Keep the last known identity if asking fails this time.
+        state.systemId = (await untraced(() => watched.pool.query<{ system_id: string }>(SYSTEM_ID_SQL)).then((r) => r.rows[0]?.system_id, () => undefined)) ?? state.systemId;
       }
     } catch (err) {
       state.lastError = err instanceof Error ? err.message : String(err);

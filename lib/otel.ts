@@ -30,12 +30,14 @@ interface Baggage {
 
 export interface OtelApi {
   ROOT_CONTEXT: OtelContext;
-  context: { active(): OtelContext; with<T>(context: OtelContext, fn: () => T): T };
+  context: { active(): OtelContext & { setValue(key: symbol, value: unknown): OtelContext }; with<T>(context: OtelContext, fn: () => T): T };
   trace: {
     getTracer(name: string, version?: string): { startSpan(name: string, options?: { kind?: number }): OtelSpan };
     setSpan(context: OtelContext, span: OtelSpan): OtelContext;
+    getTracerProvider(): { getDelegate?(): object };
   };
   metrics: {
+    getMeterProvider(): object;
     getMeter(name: string, version?: string): {
       createCounter(name: string, options?: { description?: string; unit?: string }): { add(value: number, attributes?: Attributes): void };
       createHistogram(name: string, options?: { description?: string; unit?: string }): { record(value: number, attributes?: Attributes): void };
@@ -70,3 +72,26 @@ export function otelApi(): OtelApi | null {
 
 /** The baggage entry that carries a consistency token across services. */
 export const BAGGAGE_KEY = 'pgrr.token';
+
+// @opentelemetry/core's suppressTracing() key: api.createContextKey() makes Symbol.for(description).
+const SUPPRESS_TRACING = Symbol.for('OpenTelemetry SDK Context Key SUPPRESS_TRACING');
+
+/**
+ * Runs `fn` with tracing suppressed, so that instrumentations (instrumentation-pg) record no spans
+ * for the router's own background work (monitor polls), which would otherwise flood traces.
+ */
+export function untraced<T>(fn: () => T): T {
+  const api = otelApi();
+  if (!api) return fn();
+  return api.context.with(api.context.active().setValue(SUPPRESS_TRACING, true), fn);
+}
+
+/**
+ * False while no tracing SDK is registered (the global provider still delegates to the no-op
+ * one): then not even a non-recording span is made. Cheap enough to ask per statement, so an SDK
+ * registered later is picked up.
+ */
+export function tracingActive(api: OtelApi): boolean {
+  const delegate = api.trace.getTracerProvider().getDelegate?.();
+  return delegate === undefined || delegate.constructor.name !== 'NoopTracerProvider';
+}

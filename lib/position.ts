@@ -35,8 +35,9 @@ export function sameHistory(a: StoredPosition, b: StoredPosition): boolean {
  * Lua):
  * - nothing stored, or the stored value is still the one the caller loaded: store `next` as is
  *   (the caller started from it, so it only moved forward, and it knows which reads it covered);
- * - otherwise (a concurrent writer): in the same history, the larger LSN and the union of nodes;
- *   from an older timeline of the same system, keep the current value; else `next` wins.
+ * - otherwise (a concurrent writer): in the same history (or where either side's history is
+ *   unknown), the larger LSN and the union of nodes; from an older timeline of the same system,
+ *   keep the current value; else `next` wins.
  *
  * @example
  * ```ts
@@ -46,12 +47,16 @@ export function sameHistory(a: StoredPosition, b: StoredPosition): boolean {
  */
 export function mergePosition(current: StoredPosition | undefined, next: StoredPosition, loaded: StoredPosition | undefined): StoredPosition {
   if (current === undefined || (loaded !== undefined && encodePosition(current) === encodePosition(loaded))) return next;
-  if (current.systemId === next.systemId && current.timeline === next.timeline) {
+  // An unknown identity on either side counts as the same history: merged by maximum, never
+  // allowed to replace (and so lower) a known one.
+  const sameSystem = current.systemId === undefined || next.systemId === undefined || current.systemId === next.systemId;
+  const sameTimeline = current.timeline === undefined || next.timeline === undefined || current.timeline === next.timeline;
+  if (sameSystem && sameTimeline) {
     return {
       lsn: current.lsn > next.lsn ? current.lsn : next.lsn,
       node: unionNode(current.node, next.node),
-      systemId: next.systemId,
-      timeline: next.timeline,
+      systemId: next.systemId ?? current.systemId,
+      timeline: next.timeline ?? current.timeline,
     };
   }
   if (current.systemId !== undefined && current.systemId === next.systemId && (current.timeline ?? 0) > (next.timeline ?? 0)) return current;

@@ -4,7 +4,7 @@ import { levelName, type Consistency } from './consistency.js';
 import type { NodePool, Route } from './engine.js';
 import { formatLsn } from './lsn.js';
 import type { Monitor } from './monitor.js';
-import { otelApi, type Attributes, type OtelApi, type OtelSpan as Span } from './otel.js';
+import { otelApi, tracingActive, type Attributes, type OtelApi, type OtelSpan as Span } from './otel.js';
 import type { GuardedStore } from './stores/guard.js';
 
 const NAME = 'pg-replica-router';
@@ -76,6 +76,11 @@ export class Telemetry {
   readonly #storeErrors: { add(value: number, attributes?: Attributes): void } | undefined;
   readonly #tokenRejections: { add(value: number, attributes?: Attributes): void } | undefined;
   readonly #nodeAttributes = new Map<string, Attributes>();
+  /** Whether a tracing SDK is registered, asked again every 1000 statements (registration is rare). */
+  #tracing = false;
+  #untilRecheck = 0;
+  /** Metric attribute sets, made once per (role, reason): nothing is allocated per statement. */
+  readonly #decisionAttributes = new Map<string, Attributes>();
 
   constructor(enabled: boolean, nodes: Array<{ name: string; role: 'primary' | 'replica'; config: pg.PoolConfig }>, monitor: Monitor, store: GuardedStore) {
     const api = enabled ? otelApi() : null;
@@ -90,6 +95,9 @@ export class Telemetry {
       if (where.port) attributes[ATTR.serverPort] = where.port;
       this.#nodeAttributes.set(node.name, attributes);
     }
+    // Metrics need a meter provider registered before the router is created (as the Node SDK
+    // does at start-up); without one, no instruments are made and nothing is counted.
+    if (api.metrics.getMeterProvider().constructor.name === 'NoopMeterProvider') return;
     const meter = api.metrics.getMeter(NAME, VERSION);
     this.#decisions = meter.createCounter('pgrr.routing.decisions', { description: 'Routing decisions, by target role and reason' });
     this.#waits = meter.createHistogram('pgrr.routing.wait.duration', { unit: 's', description: 'Time reads spent waiting for a replica to catch up' });
@@ -121,10 +129,15 @@ export class Telemetry {
   route(route: Route, statement: string, level: Consistency, replayLsn: bigint | undefined, retry: boolean): Span | undefined {
     const reason = route.decision.reason;
     const role = route.node.role;
-    this.#decisions?.add(1, { [ATTR.role]: role, [ATTR.reason]: reason });
+    if (this.#decisions) {
+      const key = `${role}:${reason}`;
+      let attributes = this.#decisionAttributes.get(key);
+      if (!attributes) this.#decisionAttributes.set(key, (attributes = { [ATTR.role]: role, [ATTR.reason]: reason }));
+      this.#decisions.add(1, attributes);
+    }
     if (route.waitedMs > 0) this.#waits?.record(route.waitedMs / 1000, { [ATTR.reason]: reason });
     const tracer = this.#tracer;
-    if (!tracer) return undefined;
+    if (!tracer || !this.#tracingActive()) return undefined;
     const span = tracer.startSpan('pgrr.route', { kind: 0 /* INTERNAL */ });
     if (!span.isRecording()) return undefined;
     span.setAttributes(this.#nodeAttributes.get(route.node.name) ?? {});
@@ -139,6 +152,14 @@ export class Telemetry {
     });
     if (role === 'replica' && replayLsn !== undefined) span.setAttribute(ATTR.replay, formatLsn(replayLsn));
     return span;
+  }
+
+  #tracingActive(): boolean {
+    if (--this.#untilRecheck < 0) {
+      this.#tracing = tracingActive(this.#api!);
+      this.#untilRecheck = 1000;
+    }
+    return this.#tracing;
   }
 
   /** Runs `fn` with `span` as the active span (so the pg CLIENT span nests under it). */
@@ -171,7 +192,8 @@ export class Telemetry {
 
   /** The request span of the Express middleware (session side). */
   request(attributes: Attributes): Span | undefined {
-    const span = this.#tracer?.startSpan('pgrr.request', { kind: 0 });
+    if (!this.#tracer || !this.#tracingActive()) return undefined;
+    const span = this.#tracer.startSpan('pgrr.request', { kind: 0 });
     if (!span?.isRecording()) return undefined;
     span.setAttributes(attributes);
     return span;

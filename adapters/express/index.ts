@@ -108,7 +108,8 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
   return function consistencyMiddleware(req, res, next) {
     try {
       const incoming = incomingToken(req, tokenHeader, useBaggage);
-      const { key, source } = sessionKey(req, res, options.session, cookie, incoming !== undefined);
+      const hasToken = incoming !== undefined && engine.verifies(incoming);
+      const { key, source } = sessionKey(req, res, options.session, cookie, hasToken, true);
       const requested = clientLevel(req, levelHeader, levelQuery);
       (req as unknown as Record<symbol, unknown>)[REQUESTED] = requested;
       const level = stronger(engine.options.consistency, requested);
@@ -119,12 +120,19 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
         [ATTR.consistency]: levelName(level),
         ...(key === undefined ? {} : { [ATTR.sessionHash]: sessionHash(key) }),
       });
-      gateResponse(res, async () => {
-        const token = await request.finish();
-        if (token && tokenHeader && !res.headersSent) res.setHeader(tokenHeader, token);
-        span?.setAttributes({ [ATTR.tokenOut]: Boolean(token && tokenHeader), [ATTR.storeOutcome]: request.scope.session.storeOutcome });
-        span?.end();
-      });
+      const rekey = () => sessionKey(req, res, options.session, cookie, hasToken, false).key;
+      gateResponse(
+        res,
+        async () => {
+          const token = await request.finish(rekey());
+          if (token && tokenHeader) res.setHeader(tokenHeader, token);
+          span?.setAttributes({ [ATTR.tokenOut]: Boolean(token && tokenHeader), [ATTR.storeOutcome]: request.scope.session.storeOutcome });
+        },
+        async () => {
+          await request.finish(rekey()); // what was written while the body streamed
+        },
+      );
+      if (span) res.once('close', () => span.end());
       scopes.run(request.scope, () => engine.telemetry.within(span, () => next()));
     } catch (err) {
       next(err);
@@ -175,6 +183,7 @@ function sessionKey(
   session: ConsistencyOptions['session'],
   cookie: Required<CookieOptions> | false,
   hasToken: boolean,
+  mayIssue: boolean,
 ): { key: string | undefined; source: 'option' | 'express-session' | 'cookie' | 'new-cookie' | 'token' | 'none' } {
   const chosen = session?.(req);
   if (chosen !== undefined && chosen !== null && chosen !== '') return { key: String(chosen), source: 'option' };
@@ -184,7 +193,7 @@ function sessionKey(
   if (fromCookie) return { key: `cookie:${fromCookie}`, source: 'cookie' };
   // A client that sends a token and no cookie is served by the token alone.
   if (hasToken) return { key: undefined, source: 'token' };
-  if (!cookie) return { key: undefined, source: 'none' };
+  if (!cookie || !mayIssue) return { key: undefined, source: 'none' };
   return { key: `cookie:${issueCookie(req, res, cookie)}`, source: 'new-cookie' };
 }
 

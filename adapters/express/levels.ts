@@ -1,9 +1,12 @@
 import { isConsistency, type Consistency } from '../../lib/consistency.js';
 
-/** eventual < { maxStalenessMs } < read-your-writes < session < primary */
+/**
+ * eventual < read-your-writes < session < { maxStalenessMs } < primary: a staleness bound comes
+ * on top of the session's floor and monotonic reads, so it is stronger than `session` alone.
+ */
 export function strength(level: Consistency): number {
-  if (typeof level === 'object') return 1;
-  return { eventual: 0, 'read-your-writes': 2, session: 3, primary: 4 }[level];
+  if (typeof level === 'object') return 3;
+  return { eventual: 0, 'read-your-writes': 1, session: 2, primary: 4 }[level];
 }
 
 /** The stronger of two levels (the first on a tie). */

@@ -39,7 +39,7 @@ export class GuardedStore implements LsnStore {
   ) {}
 
   get state(): CircuitState {
-    if (this.#state === 'open' && Date.now() - this.#openedAt >= this.options.cooldownMs) return 'half-open';
+    if (this.#state === 'open' && performance.now() - this.#openedAt >= this.options.cooldownMs) return 'half-open';
     return this.#state;
   }
 
@@ -99,12 +99,12 @@ export class GuardedStore implements LsnStore {
   #failed(err: unknown): void {
     this.#failures++;
     if (this.#state === 'open') {
-      this.#openedAt = Date.now(); // the trial failed: wait another cooldown
+      this.#openedAt = performance.now(); // the trial failed: wait another cooldown
       return;
     }
     if (this.#failures >= this.options.failures) {
       this.#state = 'open';
-      this.#openedAt = Date.now();
+      this.#openedAt = performance.now();
       this.counters.opened++;
       this.events.onOpen?.(err);
     }

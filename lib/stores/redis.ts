@@ -34,7 +34,7 @@ if cur and cur ~= ARGV[2] then
   local ch, cl, cs, ct, cn = string.match(cur, pattern)
   local nh, nl, ns, nt, nn = string.match(nxt, pattern)
   if ch and nh then
-    if cs == ns and ct == nt then
+    if (cs == ns or cs == '' or ns == '') and (ct == nt or ct == '' or nt == '') then
       local cur_hi, cur_lo, nxt_hi, nxt_lo = tonumber(ch, 16), tonumber(cl, 16), tonumber(nh, 16), tonumber(nl, 16)
       local lsn = ch .. cl
       if nxt_hi > cur_hi or (nxt_hi == cur_hi and nxt_lo > cur_lo) then lsn = nh .. nl end
@@ -42,7 +42,10 @@ if cur and cur ~= ARGV[2] then
       if cn ~= nn then
         if cn == '' then node = nn elseif nn ~= '' then node = 'primary' end
       end
-      result = lsn .. '|' .. ns .. '|' .. nt .. '|' .. node
+      local sys, tli = ns, nt
+      if sys == '' then sys = cs end
+      if tli == '' then tli = ct end
+      result = lsn .. '|' .. sys .. '|' .. tli .. '|' .. node
     elseif cs ~= '' and cs == ns and (tonumber(ct) or 0) > (tonumber(nt) or 0) then
       result = cur
     end

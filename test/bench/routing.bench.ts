@@ -2,6 +2,10 @@
 // Not a test: it prints numbers (and writes docs/bench-results.json) for docs/performance.md.
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { context, metrics, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createRouter, redisStore } from '../../lib/index.js';
@@ -149,8 +153,48 @@ try {
   await Promise.all([sessions.close(), plainReader.close(), plainWriter.close()]);
   redis.disconnect();
 
+  // Telemetry: the same reads through a router with telemetry off and one with it on, first with
+  // no OpenTelemetry SDK registered, then with one (traces and metrics, spans discarded).
+  const telemetryConfig = (telemetry: boolean) => ({
+    primary: { connectionString: cluster.primary.connectionString, max: 4 },
+    replicas: [{ name: replica.name, connectionString: replica.connectionString, max: 4 }],
+    telemetry,
+  });
+  const alternate = async (a: () => Promise<unknown>, b: () => Promise<unknown>, n: number) => {
+    const samples: [number[], number[]] = [[], []];
+    for (let i = 0; i < n; i++) {
+      for (const side of i % 2 === 0 ? [0, 1] : [1, 0]) {
+        const started = process.hrtime.bigint();
+        await (side === 0 ? a() : b());
+        samples[side]!.push(Number(process.hrtime.bigint() - started) / 1000);
+      }
+    }
+    return { a: median(samples[0]), b: median(samples[1]) };
+  };
+  const off = createRouter(telemetryConfig(false));
+  const onNoSdk = createRouter(telemetryConfig(true));
+  await Promise.all([off.query('select 1'), onNoSdk.query('select 1')]);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const TELEMETRY_ITERATIONS = ITERATIONS;
+  const noSdk = await alternate(() => off.query(sql, [1]), () => onNoSdk.query(sql, [1]), TELEMETRY_ITERATIONS);
+  context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+  trace.setGlobalTracerProvider(
+    new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor({ export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} })] }),
+  );
+  metrics.setGlobalMeterProvider(new MeterProvider());
+  const onSdk = createRouter(telemetryConfig(true));
+  await onSdk.query('select 1');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const withSdk = await alternate(() => off.query(sql, [1]), () => onSdk.query(sql, [1]), TELEMETRY_ITERATIONS);
+  await Promise.all([off.close(), onNoSdk.close(), onSdk.close()]);
+
   const raw50 = median(rawSamples);
   const routed50 = median(routedSamples);
+  // The same pairs cut into 10 blocks: the spread of the ratio shows how much is machine noise.
+  const blockRatios = Array.from({ length: 10 }, (_, b) => {
+    const size = Math.floor(rawSamples.length / 10);
+    return median(routedSamples.slice(b * size, (b + 1) * size)) / median(rawSamples.slice(b * size, (b + 1) * size));
+  }).sort((x, y) => x - y);
   const results = {
     date: new Date().toISOString(),
     machine: `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
@@ -158,9 +202,15 @@ try {
     iterations: ITERATIONS * ROUNDS,
     medianMicros: { rawPool: Math.round(raw50), router: Math.round(routed50) },
     ratio: Number((routed50 / raw50).toFixed(3)),
+    blockRatios: { min: Number(blockRatios[0]!.toFixed(3)), median: Number(median(blockRatios).toFixed(3)), max: Number(blockRatios[9]!.toFixed(3)) },
     routedReadsOnReplica: `${servedByReplica}/${ITERATIONS * ROUNDS}`,
     roundTrips: { readRequest, writeRequest },
     routingWorkMicros: await routingWorkMicros(),
+    telemetry: {
+      iterations: TELEMETRY_ITERATIONS,
+      noSdk: { offMicros: Math.round(noSdk.a), onMicros: Math.round(noSdk.b), ratio: Number((noSdk.b / noSdk.a).toFixed(3)) },
+      withSdk: { offMicros: Math.round(withSdk.a), onMicros: Math.round(withSdk.b), ratio: Number((withSdk.b / withSdk.a).toFixed(3)) },
+    },
     sessionsWithRedis: {
       iterations: SESSION_ITERATIONS,
       medianMicros: Object.fromEntries(Object.entries(scopeSamples).map(([k, v]) => [k, Math.round(median(v))])),

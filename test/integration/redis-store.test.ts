@@ -83,6 +83,8 @@ describe('redisStore against a real Redis', () => {
     ['older timeline of the same system: current kept', pos(9n, 'r1', 3), pos(100n, 'r2', 2), undefined],
     ['newer timeline: next wins', pos(900n, 'r1', 2), pos(100n, undefined, 3), undefined],
     ['other system: next wins', pos(900n, 'r1', 2, '1'), pos(100n, undefined, 1, '2'), undefined],
+    ['unknown identity on one side: merged by max, never lowered', pos(900n, 'r1', 2, '1'), { lsn: 100n }, undefined],
+    ['unknown identity stored: merged, identity filled in', { lsn: 900n }, pos(100n, 'r2', 3, '5'), undefined],
   ];
 
   it.each(cases)('merge rule: %s', async (_name, current, next, loaded) => {

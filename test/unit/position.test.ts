@@ -16,6 +16,7 @@ describe('mergePosition', () => {
     ['concurrent: node kept from either side', pos(9n), pos(7n, 'r2'), undefined, pos(9n, 'r2')],
     ['older timeline loses', pos(9n, 'r1', 3), pos(100n, 'r2', 2), undefined, pos(9n, 'r1', 3)],
     ['newer timeline wins', pos(900n, 'r1', 2), pos(100n, undefined, 3), undefined, pos(100n, undefined, 3)],
+    ['unknown identity never lowers', pos(900n, 'r1', 2), { lsn: 100n }, undefined, pos(900n, 'r1', 2)],
   ] as const)('%s', (_name, current, next, loaded, expected) => {
     expect(mergePosition(current, next, loaded)).toEqual(expected);
   });
