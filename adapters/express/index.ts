@@ -123,9 +123,9 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
       const rekey = () => sessionKey(req, res, options.session, cookie, hasToken, false).key;
       gateResponse(
         res,
-        async () => {
+        async (setHeader) => {
           const token = await request.finish(rekey());
-          if (token && tokenHeader) res.setHeader(tokenHeader, token);
+          if (token && tokenHeader) setHeader(tokenHeader, token);
           span?.setAttributes({ [ATTR.tokenOut]: Boolean(token && tokenHeader), [ATTR.storeOutcome]: request.scope.session.storeOutcome });
         },
         async () => {

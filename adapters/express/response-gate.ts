@@ -13,20 +13,51 @@ type Fn = (...args: unknown[]) => unknown;
  * Later, `end()` waits for `beforeEnd()` (positions written while the body streamed), so the
  * response is not complete before those are stored either.
  */
-export function gateResponse(res: ServerResponse, before: () => Promise<void>, beforeEnd: () => Promise<void>): void {
+export function gateResponse(
+  res: ServerResponse,
+  before: (setHeader: (name: string, value: string) => void) => Promise<void>,
+  beforeEnd: () => Promise<void>,
+): void {
   const originals = new Map<Method, Fn>();
   for (const method of METHODS) originals.set(method, res[method] as Fn);
   const queue: Array<[Method, unknown[]]> = [];
   let state: 'open' | 'holding' | 'released' = 'open';
   const call = (method: Method, args: unknown[]) => (originals.get(method) as Fn).apply(res, args);
 
-  // While held, the response counts as started, as it would without us (so that, say, an error
-  // handler after res.json() does not try to send a second response).
-  Object.defineProperty(res, 'headersSent', { configurable: true, get: () => queue.length > 0 || state === 'released' ? true : false });
+  // While held, the response counts as started, as it would be without us: headersSent is true,
+  // headers can no longer change (as Node would refuse), and a socket destroyed meanwhile (an
+  // error handler after res.json(), say) is destroyed once the held response has gone out.
+  const setHeader = res.setHeader;
+  const removeHeader = res.removeHeader;
+  const sent = () => {
+    const err = new Error('Cannot set headers after they are sent to the client') as Error & { code: string };
+    err.code = 'ERR_HTTP_HEADERS_SENT';
+    throw err;
+  };
+  const socket = res.socket;
+  const destroySocket = socket?.destroy;
+  let destroyWith: [unknown] | undefined;
+  const hold = () => {
+    Object.defineProperty(res, 'headersSent', { configurable: true, get: () => true });
+    res.setHeader = sent as never;
+    res.removeHeader = sent as never;
+    if (socket && destroySocket) {
+      socket.destroy = ((err?: unknown) => {
+        destroyWith = [err];
+        return socket;
+      }) as never;
+    }
+  };
+  const unhold = () => {
+    delete (res as { headersSent?: boolean }).headersSent; // the real getter again
+    res.setHeader = setHeader;
+    res.removeHeader = removeHeader;
+    if (socket && destroySocket) socket.destroy = destroySocket;
+  };
 
   const release = () => {
     state = 'released';
-    delete (res as { headersSent?: boolean }).headersSent; // the real getter again
+    unhold();
     for (const [method, args] of queue.splice(0)) {
       try {
         call(method, args);
@@ -37,16 +68,27 @@ export function gateResponse(res: ServerResponse, before: () => Promise<void>, b
         return;
       }
     }
+    if (destroyWith && socket) {
+      // Once the held response is handed to the OS (as it would have been before the destroy).
+      const destroy = () => socket.destroy(destroyWith![0] as Error | undefined);
+      if (res.writableFinished) destroy();
+      else res.once('finish', destroy).once('close', destroy);
+    }
   };
 
   const start = () => {
     if (state !== 'open') return;
     state = 'holding';
-    before().then(release, release);
+    hold();
+    before((name, value) => setHeader.call(res, name, value)).then(release, release);
   };
   // A response that ends without a byte written (the client went away, res.destroy()) still
   // stores what the request wrote.
-  res.once('close', start);
+  res.once('close', () => {
+    if (state !== 'open') return;
+    state = 'released';
+    void before(() => {}).catch(() => {});
+  });
 
   for (const method of METHODS) {
     const wrapper = (...args: unknown[]) => {
