@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import { cachedAtLeast, naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
@@ -28,7 +28,7 @@ describe('monotonic reads', () => {
     await router.withSession('writer', () => router.query('insert into events default values'));
     await r1.waitForReplay();
     await r1.pauseReplay();
-    await settle(router, cluster).catch(() => {}); // r2 lags on purpose
+    await cachedAtLeast(router, 'r1', await r1.replayLsn()); // r2 lags on purpose
 
     // Naive path: a reader that first saw r1 and then reads r2 goes back in time.
     const naive1 = naivePool(r1.connectionString);
@@ -80,7 +80,7 @@ describe('monotonic reads', () => {
     await r2.pauseReplay();
     await router.withSession('writer2', () => router.query('insert into events default values'));
     await r1.waitForReplay();
-    await settle(router, cluster).catch(() => {});
+    await cachedAtLeast(router, 'r1', await r1.replayLsn());
     try {
       const nodes = new Set<string>();
       for (let i = 0; i < 30; i++) {
@@ -99,7 +99,7 @@ describe('monotonic reads', () => {
     await r2.pauseReplay();
     await router.withSession('writer3', () => router.query('insert into events default values'));
     await r1.waitForReplay();
-    await settle(router, cluster).catch(() => {});
+    await cachedAtLeast(router, 'r1', await r1.replayLsn());
     try {
       await router.withSession('mover', async () => {
         // Read until this session lands on r1 (fresh) in a new scope each time ...
