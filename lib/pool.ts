@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type pg from 'pg';
+import pg from 'pg';
 import { failQuery, releaseArg, RoutedClient } from './client.js';
 import type { Scope } from './context.js';
 import type { Engine, NodePool, Route } from './engine.js';
@@ -25,14 +25,23 @@ const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as cons
  * }
  * ```
  */
-export class RoutedPool extends EventEmitter {
+// At run time the base class is pg.Pool, so `pool instanceof pg.Pool` holds (Prisma's adapter-pg
+// and Drizzle check it); to TypeScript it is an EventEmitter with the methods declared below,
+// since @types/pg's Pool promises a full pg.Client from connect().
+const PoolBase = pg.Pool as unknown as new (config: pg.PoolConfig) => EventEmitter;
+
+export class RoutedPool extends PoolBase {
   readonly #engine: Engine;
   #ending = false;
   #ended = false;
 
   /** @internal use `createRouter()` */
   constructor(engine: Engine) {
-    super();
+    // The base class only keeps the primary's options here (`pool.options`): it never opens a
+    // connection, since every method that would is overridden. Its own fields that would shadow
+    // ours go.
+    super(engine.options.primary);
+    delete (this as unknown as Record<string, unknown>).Client; // not exposed: a side connection made with it would reach the primary
     this.#engine = engine;
     for (const node of this.#nodes()) {
       for (const event of POOL_EVENTS) {
@@ -47,11 +56,6 @@ export class RoutedPool extends EventEmitter {
         });
       }
     }
-  }
-
-  /** The primary's pool options (as pg.Pool exposes them). */
-  get options(): pg.PoolOptions {
-    return (this.#engine.primary.pool as unknown as { options: pg.PoolOptions }).options;
   }
 
   /** Connections open across all nodes. */
@@ -71,9 +75,17 @@ export class RoutedPool extends EventEmitter {
     return this.#ending;
   }
 
+  /** pg-pool's constructor assigns it; the routed pool keeps its own state. */
+  set ending(_value: boolean) {}
+
   get ended(): boolean {
     return this.#ended;
   }
+
+  set ended(_value: boolean) {}
+
+  /** The primary's pool options, with pg-pool's defaults (as `pg.Pool#options`). */
+  declare readonly options: pg.PoolOptions;
 
   /**
    * Same forms as `pg.Pool#query`: `(text, values?)`, `(config)` (passed through untouched),

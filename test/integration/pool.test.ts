@@ -67,6 +67,8 @@ describe('RoutedPool: pg.Pool surface', () => {
   it('exposes counts, options, events, and forwards connect to prepare connections', async () => {
     expect(router.pool.options).toMatchObject({ connectionString: cluster.primary.connectionString });
     expect(router.pool.constructor.name).toContain('Pool'); // Drizzle checks this
+    expect(router.pool).toBeInstanceOf(pg.Pool); // Prisma's adapter-pg checks this
+    expect('Client' in router.pool).toBe(false); // no way to open a side connection to the wrong node
     const connected: unknown[] = [];
     const onConnect = (client: unknown) => connected.push(client);
     router.pool.on('connect', onConnect);
