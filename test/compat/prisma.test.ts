@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import { PrismaPg } from '@prisma/adapter-pg';
 import { prismaAdapter } from 'pg-replica-router/prisma';
 import { describeOrm } from './harness.js';
 
@@ -22,7 +22,7 @@ interface Prisma {
 }
 
 let prisma: Prisma;
-let directPool: pg.Pool;
+let direct: Prisma; // the same ORM pointed straight at a replica: the naive path
 
 /**
  * `prisma generate` offline: generation does not run the schema engine, so any existing file
@@ -49,18 +49,17 @@ describeOrm('Prisma', {
     const generated = new URL('./prisma/generated/client.ts', import.meta.url).href;
     const { PrismaClient } = (await import(generated)) as { PrismaClient: new (options: object) => Prisma };
     prisma = new PrismaClient({ adapter: prismaAdapter(router) });
-    directPool = new pg.Pool({ connectionString: replicaUrl });
+    direct = new PrismaClient({ adapter: new PrismaPg({ connectionString: replicaUrl }) });
   },
   async close() {
     await prisma.$disconnect();
-    await directPool.end();
+    await direct.$disconnect();
   },
   async insert(id, name) {
     await prisma.person.create({ data: { id, name } });
   },
   async findName(id, via = 'router') {
-    if (via === 'direct') return (await directPool.query('select name from people where id = $1', [id])).rows[0]?.name;
-    return (await prisma.person.findUnique({ where: { id } }))?.name;
+    return (await (via === 'direct' ? direct : prisma).person.findUnique({ where: { id } }))?.name;
   },
   async update(id, name) {
     await prisma.person.update({ where: { id }, data: { name } });

@@ -1,4 +1,3 @@
-import pg from 'pg';
 import { DataSource, EntitySchema, MoreThanOrEqual } from 'typeorm';
 import { typeormDriver } from 'pg-replica-router/typeorm';
 import { describeOrm } from './harness.js';
@@ -14,7 +13,7 @@ const PersonEntity = new EntitySchema<Person>({
 });
 
 let source: DataSource;
-let directPool: pg.Pool;
+let direct: DataSource; // the same ORM pointed straight at a replica: the naive path
 
 const portOf = async (query: (sql: string) => Promise<Array<{ port: number }>>) => Number((await query('select inet_server_port() as port'))[0]!.port);
 
@@ -22,18 +21,18 @@ describeOrm('TypeORM', {
   async open(router, replicaUrl) {
     source = new DataSource({ type: 'postgres', driver: typeormDriver(router), entities: [PersonEntity], synchronize: false });
     await source.initialize();
-    directPool = new pg.Pool({ connectionString: replicaUrl });
+    direct = new DataSource({ type: 'postgres', url: replicaUrl, entities: [PersonEntity], synchronize: false });
+    await direct.initialize();
   },
   async close() {
     await source.destroy(); // ends the router's pool, as TypeORM ends the pools it made
-    await directPool.end();
+    await direct.destroy();
   },
   async insert(id, name) {
     await source.getRepository(PersonEntity).insert({ id, name });
   },
   async findName(id, via = 'router') {
-    if (via === 'direct') return (await directPool.query('select name from people where id = $1', [id])).rows[0]?.name;
-    return (await source.getRepository(PersonEntity).findOneBy({ id }))?.name;
+    return (await (via === 'direct' ? direct : source).getRepository(PersonEntity).findOneBy({ id }))?.name;
   },
   async update(id, name) {
     await source.createQueryBuilder().update(PersonEntity).set({ name }).where('id = :id', { id }).execute();
