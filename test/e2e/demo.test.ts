@@ -73,9 +73,11 @@ describe('the demo in a browser', () => {
       await page.waitForFunction("document.querySelector('#served')?.textContent?.includes('database port')");
       await expect.poll(() => page.textContent('#follow')).toBe('Following');
       await expect.poll(() => page.textContent('#log'), { timeout: 5000 }).toMatch(/replica-behind|wrote-in-scope/);
-      const shots = fileURLToPath(new URL('../../docs/', import.meta.url));
+      // Saved on every run (git-ignored); UPDATE_SCREENSHOT=1 refreshes the one in the docs.
+      const shots = fileURLToPath(new URL(process.env.UPDATE_SCREENSHOT ? '../../docs/' : './screenshots/', import.meta.url));
       mkdirSync(shots, { recursive: true });
       await page.screenshot({ path: `${shots}demo.png`, fullPage: true });
+      expect(existsSync(`${shots}demo.png`)).toBe(true);
       await page.close();
     } finally {
       await pauseAll(false);
