@@ -71,6 +71,11 @@ export class RoutedPool extends PoolBase {
     return this.#sum('waitingCount');
   }
 
+  /** Connections past their `maxLifetimeSeconds`, across all nodes. */
+  get expiredCount(): number {
+    return this.#sum('expiredCount');
+  }
+
   get ending(): boolean {
     return this.#ending;
   }
@@ -209,7 +214,7 @@ export class RoutedPool extends PoolBase {
     return [this.#engine.primary, ...this.#engine.replicas.values()];
   }
 
-  #sum(key: 'totalCount' | 'idleCount' | 'waitingCount'): number {
-    return this.#nodes().reduce((total, node) => total + node.pool[key], 0);
+  #sum(key: 'totalCount' | 'idleCount' | 'waitingCount' | 'expiredCount'): number {
+    return this.#nodes().reduce((total, node) => total + ((node.pool as unknown as Record<string, number>)[key] ?? 0), 0);
   }
 }

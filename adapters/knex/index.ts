@@ -30,12 +30,16 @@ export interface KnexReplicaConfig {
  * import knex from 'knex';
  * import { knexConfig } from 'pg-replica-router/knex';
  *
- * const db = knex(knexConfig(router, { searchPath: ['app'] }));
+ * const db = knex(knexConfig(router));
  * ```
  */
 export function knexConfig<T extends Record<string, unknown>>(router: Router, config: T = {} as T): T & KnexReplicaConfig {
   if ('connection' in config) {
     throw new Error("knexConfig: leave 'connection' out; the router's pool provides the connections");
+  }
+  if ('searchPath' in config) {
+    // Knex applies it only to connections it opens itself; with `connectionPool` it is ignored.
+    throw new Error("knexConfig: 'searchPath' has no effect with a connection pool; set it per node (options: '-c search_path=…' in each pool config)");
   }
   const pool = router.pool;
   const connectionPool: KnexPool = {

@@ -27,8 +27,13 @@ export interface TypeOrmPgDriver {
  */
 export function typeormDriver(router: Router): TypeOrmPgDriver {
   const pool = router.pool;
+  let made = false;
   // A constructor that returns an object makes `new` evaluate to that object.
   const Pool = function RoutedPoolForTypeOrm() {
+    if (made) {
+      throw new Error('typeormDriver: TypeORM asked for a second pool; leave its `replication` option off (the router routes)');
+    }
+    made = true;
     return pool;
   } as unknown as TypeOrmPgDriver['Pool'];
   return { Pool, types: pg.types, defaults: pg.defaults };

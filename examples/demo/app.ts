@@ -89,5 +89,8 @@ export function createApp(options: { name: string; router: Router; mode: () => M
   });
 
   app.use(express.static(fileURLToPath(new URL('./public/', import.meta.url))));
+  app.use((err: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    res.status(500).json({ error: err.message });
+  });
   return app;
 }

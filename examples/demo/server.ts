@@ -107,7 +107,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     });
   });
   front.post('/control/mode', (req, res) => {
-    if (req.body?.mode in MODES) mode = req.body.mode;
+    if (typeof req.body?.mode === 'string' && Object.hasOwn(MODES, req.body.mode)) mode = req.body.mode as Mode;
     res.json({ mode });
   });
   front.post('/control/round-robin', (req, res) => {
@@ -129,8 +129,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   // The API goes to one instance, or to both in turn: positions are shared through the store.
   front.use('/api', (req, res) => {
     const target = instances[roundRobin ? turn++ % instances.length : 0]!;
+    // The body was parsed here, and is sent again re-serialised: its length is not the client's.
+    const { 'content-length': _length, 'transfer-encoding': _encoding, ...headers } = req.headers;
     const upstream = request(
-      { host: '127.0.0.1', port: target.server.port, method: req.method, path: req.originalUrl, headers: req.headers },
+      { host: '127.0.0.1', port: target.server.port, method: req.method, path: req.originalUrl, headers },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);

@@ -3,6 +3,8 @@ import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from '@ope
 
 /** One routing decision, as the demo page shows it (read from the router's spans). */
 export interface Decision {
+  /** Increasing: the page asks for the entries after the last one it has. */
+  seq: number;
   at: number;
   node: string;
   role: string;
@@ -17,6 +19,7 @@ export interface Decision {
 /** The demo's live log: an OpenTelemetry span processor that keeps the last routing spans. */
 export class DecisionLog implements SpanProcessor {
   readonly #entries: Decision[] = [];
+  #seq = 0;
   constructor(private readonly max = 200) {}
 
   onStart(): void {}
@@ -25,6 +28,7 @@ export class DecisionLog implements SpanProcessor {
     if (span.name !== 'pgrr.route') return;
     const a = span.attributes;
     this.#entries.push({
+      seq: ++this.#seq,
       at: Date.now(),
       node: String(a['pgrr.node']),
       role: String(a['pgrr.node.role']),
@@ -38,8 +42,8 @@ export class DecisionLog implements SpanProcessor {
     if (this.#entries.length > this.max) this.#entries.splice(0, this.#entries.length - this.max);
   }
 
-  entries(since = 0): Decision[] {
-    return this.#entries.filter((e) => e.at > since);
+  entries(afterSeq = 0): Decision[] {
+    return this.#entries.filter((e) => e.seq > afterSeq);
   }
 
   async forceFlush(): Promise<void> {}

@@ -66,7 +66,17 @@ async function control(path, body) {
 }
 
 let built = false;
+let polling = false;
 async function poll() {
+  if (polling) return; // one poll at a time: each asks for what came after the last entry it has
+  polling = true;
+  try {
+    await pollOnce();
+  } finally {
+    polling = false;
+  }
+}
+async function pollOnce() {
   const status = await (await fetch(`/control/status?since=${since}`)).json();
   $('banner').hidden = status.store !== 'memory';
   if (!built) {
@@ -103,7 +113,7 @@ async function poll() {
     $('log').prepend(row);
     while ($('log').children.length > 40) $('log').lastChild.remove();
   }
-  since = status.decisions.length ? status.decisions[status.decisions.length - 1].at : since;
+  since = status.decisions.length ? status.decisions[status.decisions.length - 1].seq : since;
 }
 
 await refresh();
