@@ -1,4 +1,5 @@
 import type { RoutedClient } from '../../lib/client.js';
+import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import type { Router } from '../../lib/router.js';
 
 /** The pool Knex gets: `router.pool`'s clients, with a second `release()` ignored (see below). */
@@ -35,11 +36,14 @@ export interface KnexReplicaConfig {
  */
 export function knexConfig<T extends Record<string, unknown>>(router: Router, config: T = {} as T): T & KnexReplicaConfig {
   if ('connection' in config) {
-    throw new Error("knexConfig: leave 'connection' out; the router's pool provides the connections");
+    throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, "knexConfig: leave 'connection' out; the router's pool provides the connections");
   }
   if ('searchPath' in config) {
     // Knex applies it only to connections it opens itself; with `connectionPool` it is ignored.
-    throw new Error("knexConfig: 'searchPath' has no effect with a connection pool; set it per node (options: '-c search_path=…' in each pool config)");
+    throw new ReplicaRouterError(
+      ErrorCodes.INVALID_OPTION,
+      "knexConfig: 'searchPath' has no effect with a connection pool; set it per node (options: '-c search_path=…' in each pool config)",
+    );
   }
   const pool = router.pool;
   const connectionPool: KnexPool = {

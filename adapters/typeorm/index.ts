@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import type { RoutedPool } from '../../lib/pool.js';
 import type { Router } from '../../lib/router.js';
 
@@ -31,7 +32,7 @@ export function typeormDriver(router: Router): TypeOrmPgDriver {
   // A constructor that returns an object makes `new` evaluate to that object.
   const Pool = function RoutedPoolForTypeOrm() {
     if (made) {
-      throw new Error('typeormDriver: TypeORM asked for a second pool; leave its `replication` option off (the router routes)');
+      throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, 'typeormDriver: TypeORM asked for a second pool; leave its `replication` option off (the router routes)');
     }
     made = true;
     return pool;

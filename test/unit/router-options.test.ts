@@ -64,3 +64,32 @@ describe('redisStore typing', () => {
     client.disconnect();
   });
 });
+
+describe('ORM adapter options', () => {
+  it('knexConfig refuses what Knex would ignore or misuse', async () => {
+    const { createRouter } = await import('pg-replica-router');
+    const { knexConfig } = await import('pg-replica-router/knex');
+    const router = createRouter({ primary: { connectionString: 'postgres://127.0.0.1:1/x' }, logger: false });
+    try {
+      expect(knexConfig(router)).toMatchObject({ client: 'pg' });
+      expect(() => knexConfig(router, { connection: 'postgres://x' })).toThrow(invalid(/leave 'connection' out/));
+      expect(() => knexConfig(router, { searchPath: ['app'] })).toThrow(invalid(/searchPath/));
+    } finally {
+      await router.close();
+    }
+  });
+
+  it('typeormDriver hands out the router pool once', async () => {
+    const { createRouter } = await import('pg-replica-router');
+    const { typeormDriver } = await import('pg-replica-router/typeorm');
+    const router = createRouter({ primary: { connectionString: 'postgres://127.0.0.1:1/x' }, logger: false });
+    try {
+      const driver = typeormDriver(router);
+      expect(new driver.Pool({})).toBe(router.pool);
+      expect(() => new driver.Pool({})).toThrow(invalid(/second pool/));
+      expect('native' in driver).toBe(false);
+    } finally {
+      await router.close();
+    }
+  });
+});
