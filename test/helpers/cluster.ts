@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { createRouter, parseLsn, type Router, type RouterOptions } from 'pg-replica-router';
-import type { Cluster } from 'pg-replica-router/testing';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { startCluster, type Cluster, type ClusterOptions } from 'pg-replica-router/testing';
 
 /** A router over a test cluster, polling fast so tests do not wait on the monitor. */
 export function routerFor(cluster: Cluster, options: Partial<RouterOptions> = {}): Router {
@@ -49,4 +50,32 @@ export async function cachedAtLeast(router: Router, name: string, lsn: string): 
     if (Date.now() > deadline) throw new Error(`${name} not cached at ${lsn}: ${JSON.stringify(node)}`);
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * The usual test-file set-up: a cluster, a router over it, some SQL run through the router, the
+ * monitor settled — and everything closed after the file. `ready` receives the cluster and router.
+ */
+export function useRoutedCluster(
+  options: { cluster?: ClusterOptions; router?: Partial<RouterOptions>; setup?: string[]; resumeAfterEach?: boolean },
+  ready: (cluster: Cluster, router: Router) => void,
+): void {
+  let cluster: Cluster | undefined;
+  let router: Router | undefined;
+  beforeAll(async () => {
+    cluster = await startCluster({ replicas: 2, ...options.cluster });
+    router = routerFor(cluster, options.router);
+    for (const statement of options.setup ?? []) await router.query(statement);
+    await settle(router, cluster);
+    ready(cluster, router);
+  });
+  if (options.resumeAfterEach) {
+    afterEach(async () => {
+      for (const replica of cluster?.replicas ?? []) if (replica.running) await replica.resumeReplay();
+    });
+  }
+  afterAll(async () => {
+    await router?.close();
+    await cluster?.stop();
+  });
 }

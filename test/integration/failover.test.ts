@@ -1,24 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRouter, parseLsn, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { useRoutedCluster } from '../helpers/cluster.js';
 import { tokenPosition } from '../helpers/tokens.js';
 
 const SECRET = 'failover test secret, 16+ bytes';
 let cluster: Cluster;
 let before: Router;
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  before = routerFor(cluster, { tokenSecret: SECRET });
-  await before.query('create table t (id int)');
-  await settle(before, cluster);
-});
-
-afterAll(async () => {
-  await before?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { router: { tokenSecret: SECRET }, setup: ['create table t (id int)'] },
+  (c, r) => {
+    [cluster, before] = [c, r];
+  },
+);
 
 describe('failover safety', () => {
   it('after a promotion, positions of the old history mean "the current primary position", never "no floor"', async () => {

@@ -1,27 +1,18 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { nodeByPort, routerFor, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 const WHO = 'select inet_server_port() as port, pg_is_in_recovery() as standby';
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster);
-  await router.query('create table items (id int primary key)');
-  await settle(router, cluster);
-});
-
-afterEach(async () => {
-  for (const replica of cluster.replicas) await replica.resumeReplay();
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { setup: ['create table items (id int primary key)'], resumeAfterEach: true },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 async function servedBy(run: () => Promise<{ rows: Array<{ port: number }> }>, times = 20): Promise<Set<string>> {
   const nodes = new Set<string>();

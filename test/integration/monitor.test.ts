@@ -1,22 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { nodeByPort, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster, { monitor: { intervalMs: 100, downAfter: 2, upAfter: 3 } });
-  await router.query('create table m (id int)');
-  await settle(router, cluster);
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { router: { monitor: { intervalMs: 100, downAfter: 2, upAfter: 3 } }, setup: ['create table m (id int)'] },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 const node = (name: string) => router.topology().nodes.find((n) => n.name === name)!;
 async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {

@@ -1,24 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { cachedAtLeast, naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { cachedAtLeast, naivePool, nodeByPort, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 const READ = 'select inet_server_port() as port, count(*)::int as n from events';
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster);
-  await router.query('create table events (id serial primary key)');
-  await router.query('insert into events default values');
-  await settle(router, cluster);
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { setup: ['create table events (id serial primary key)', 'insert into events default values'] },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 describe('monotonic reads', () => {
   it('a session that saw fresh data never sees older data afterwards, across requests', async () => {

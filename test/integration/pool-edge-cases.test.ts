@@ -1,30 +1,20 @@
 import Cursor from 'pg-cursor';
 import QueryStream from 'pg-query-stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createRouter, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, nodeByPort, routerFor, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 const PORT = 'select inet_server_port() as port';
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster, { tokenSecret: 'edge cases secret, 16+ bytes' });
-  await router.query('create table items (id serial primary key, tag text)');
-  await router.query("insert into items (tag) select 'seed' from generate_series(1, 20)");
-  await settle(router, cluster);
-});
-
-afterEach(async () => {
-  for (const replica of cluster.replicas) await replica.resumeReplay();
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { router: { tokenSecret: 'edge cases secret, 16+ bytes' }, setup: ['create table items (id serial primary key, tag text)', "insert into items (tag) select 'seed' from generate_series(1, 20)"], resumeAfterEach: true },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 async function pauseAll(): Promise<void> {
   await settle(router, cluster);

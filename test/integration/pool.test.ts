@@ -1,27 +1,21 @@
 import Cursor from 'pg-cursor';
 import QueryStream from 'pg-query-stream';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { nodeByPort, routerFor, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 const PORT = 'select inet_server_port() as port';
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster);
-  await router.query('create table accounts (id int primary key, balance int not null)');
-  await router.query('insert into accounts select g, 100 from generate_series(1, 50) g');
-  await settle(router, cluster);
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { setup: ['create table accounts (id int primary key, balance int not null)', 'insert into accounts select g, 100 from generate_series(1, 50) g'] },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 const collect = <T>(stream: NodeJS.ReadableStream): Promise<T[]> =>
   new Promise((resolve, reject) => {

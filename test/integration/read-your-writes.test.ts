@@ -1,26 +1,17 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, nodeByPort, routerFor, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster);
-  await router.query('create table notes (id serial primary key, owner text, body text)');
-  await settle(router, cluster);
-});
-
-afterEach(async () => {
-  for (const replica of cluster.replicas) if (replica.running) await replica.resumeReplay();
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { setup: ['create table notes (id serial primary key, owner text, body text)'], resumeAfterEach: true },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 async function pauseAll(): Promise<void> {
   for (const replica of cluster.replicas) await replica.pauseReplay();

@@ -1,24 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { cachedAtLeast, naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { cachedAtLeast, naivePool, nodeByPort, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 
-beforeAll(async () => {
-  // Cancel conflicting standby queries quickly, so a recovery conflict can be provoked.
-  cluster = await startCluster({ replicas: 2, settings: { max_standby_streaming_delay: '100ms' } });
-  router = routerFor(cluster);
-  await router.query('create table c (id int)');
-  await router.query('insert into c values (1)');
-  await settle(router, cluster);
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { cluster: { settings: { max_standby_streaming_delay: '100ms' } }, setup: ['create table c (id int)', 'insert into c values (1)'] },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 /** Takes an ACCESS EXCLUSIVE lock on c on the primary: replayed on standbys, it conflicts with their readers. */
 async function lockOnPrimary(): Promise<void> {

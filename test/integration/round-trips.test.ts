@@ -1,23 +1,17 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster);
-  await router.query('create table counters (id int primary key, n int)');
-  await router.query('insert into counters select g, 0 from generate_series(1, 10) g');
-  await settle(router, cluster);
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { setup: ['create table counters (id int primary key, n int)', 'insert into counters select g, 0 from generate_series(1, 10) g'] },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 /** Extra round trips the router made (beyond the statements themselves) while `fn` ran. */
 async function extra(fn: () => Promise<unknown>) {

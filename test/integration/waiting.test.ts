@@ -1,23 +1,18 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, nodeByPort, routerFor, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
 const READ = "select inet_server_port() as port, count(*)::int as n from jobs where name = $1";
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster, { maxWaitMs: 3000 });
-  await router.query('create table jobs (name text)');
-  await settle(router, cluster);
-});
-
-afterAll(async () => {
-  await router?.close();
-  await cluster?.stop();
-});
+useRoutedCluster(
+  { router: { maxWaitMs: 3000 }, setup: ['create table jobs (name text)'] },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 describe('waiting for a replica (maxWaitMs)', () => {
   it('succeeds on a replica when replay resumes within maxWaitMs', async () => {
