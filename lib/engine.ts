@@ -105,7 +105,7 @@ export class Engine {
   /** Opens the span for a decision (undefined when nothing records spans). */
   traceRoute(route: Route, statement: string, scope: Scope, retry = false): ReturnType<Telemetry['route']> {
     const level = scope.consistency ?? this.options.consistency;
-    return this.telemetry.route(route, statement, level, route.node.role === 'replica' ? this.monitor.state(route.node.name)?.replayLsn : undefined, retry);
+    return this.telemetry.route(route, statement, level, () => this.monitor.state(route.node.name)?.replayLsn, retry);
   }
 
   scope(): Scope {

@@ -163,12 +163,6 @@ export class Monitor {
     return [...this.#nodes.values()].map((w) => w.state);
   }
 
-  /** Polls a node now (coalesced with a poll already running). */
-  pollNow(name: string): Promise<void> {
-    const watched = this.#nodes.get(name);
-    return watched ? this.#poll(watched) : Promise.resolve();
-  }
-
   /**
    * Samples a node's position now: a replica's replay LSN, the primary's insert LSN. One round
    * trip, shared with a sample already in flight if that one was sent at or after `notBefore`.

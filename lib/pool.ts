@@ -3,7 +3,7 @@ import pg from 'pg';
 import { failQuery, releaseArg, RoutedClient } from './client.js';
 import type { Scope } from './context.js';
 import type { Engine, NodePool, Route } from './engine.js';
-import { isConnectionError, isRecoveryConflict, normalizeQuery, type Callback, type QueryArg, type Submittable } from './pg-args.js';
+import { isConnectionError, isRecoveryConflict, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
 
 const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as const;
 

@@ -25,11 +25,6 @@ export function unionNode(a: string | undefined, b: string | undefined): string 
   return 'primary';
 }
 
-/** Same WAL history (both identities known and equal). */
-export function sameHistory(a: StoredPosition, b: StoredPosition): boolean {
-  return a.systemId !== undefined && a.systemId === b.systemId && a.timeline !== undefined && a.timeline === b.timeline;
-}
-
 /**
  * The merge rule every store applies atomically in `raise` (the Redis store runs the same rule in
  * Lua):

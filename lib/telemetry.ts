@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { levelName, type Consistency } from './consistency.js';
-import type { NodePool, Route } from './engine.js';
+import type { Route } from './engine.js';
 import { formatLsn } from './lsn.js';
 import type { Monitor } from './monitor.js';
 import { otelApi, tracingActive, type Attributes, type OtelApi, type OtelSpan as Span } from './otel.js';
@@ -126,7 +126,7 @@ export class Telemetry {
    * Opens the span for a routed statement (or a checked-out client's binding) and counts the
    * decision. Undefined when nothing records spans.
    */
-  route(route: Route, statement: string, level: Consistency, replayLsn: bigint | undefined, retry: boolean): Span | undefined {
+  route(route: Route, statement: string, level: Consistency, replayLsn: () => bigint | undefined, retry: boolean): Span | undefined {
     const reason = route.decision.reason;
     const role = route.node.role;
     if (this.#decisions) {
@@ -150,7 +150,8 @@ export class Telemetry {
       [ATTR.fallback]: role === 'primary' && FALLBACK.has(reason),
       [ATTR.retry]: retry,
     });
-    if (role === 'replica' && replayLsn !== undefined) span.setAttribute(ATTR.replay, formatLsn(replayLsn));
+    const replay = role === 'replica' ? replayLsn() : undefined; // looked up only for a recording span
+    if (replay !== undefined) span.setAttribute(ATTR.replay, formatLsn(replay));
     return span;
   }
 
@@ -199,7 +200,4 @@ export class Telemetry {
     return span;
   }
 
-  nodeAttributes(node: NodePool): Attributes | undefined {
-    return this.#nodeAttributes.get(node.name);
-  }
 }
