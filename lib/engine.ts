@@ -103,6 +103,11 @@ export class Engine {
   readonly telemetry: Telemetry;
 
   /** Opens the span for a decision (undefined when nothing records spans). */
+  /** An idle pooled connection of `node` failed and nobody listens for pool errors: log it (rate-limited). */
+  idleConnectionError(node: string, err: unknown): void {
+    this.#warn(`idle-error-${node}`, `an idle connection to ${node} failed; it was dropped`, { error: String(err) });
+  }
+
   traceRoute(route: Route, statement: string, scope: Scope, retry = false): ReturnType<Telemetry['route']> {
     const level = scope.consistency ?? this.options.consistency;
     return this.telemetry.route(route, statement, level, () => this.monitor.state(route.node.name)?.replayLsn, retry);
@@ -184,7 +189,7 @@ export class Engine {
 
   /** The replica the session's uncovered reads were on, to stay there. */
   #sticky(session: Session): string | undefined {
-    return session.node !== undefined && session.node !== 'primary' ? session.node : undefined;
+    return session.node !== undefined && this.replicas.has(session.node) ? session.node : undefined;
   }
 
   /** Would this decision read a replica other than the node of the session's uncovered reads? */
@@ -213,14 +218,20 @@ export class Engine {
   async #cover(session: Session): Promise<boolean> {
     const since = session.nodeReadEndedAt;
     let sample: { lsn: Lsn; sentAt: number } | undefined;
-    const node = session.node;
-    if (node !== undefined && this.replicas.has(node)) {
-      const cached = this.monitor.state(node);
-      if (cached?.replayLsn !== undefined && cached.sampledAt >= since) sample = { lsn: cached.replayLsn, sentAt: cached.sampledAt };
-      else {
-        this.counters.liveChecks++;
-        const live = await this.monitor.sample(node, since);
-        if (live.lsn !== undefined) sample = { lsn: live.lsn, sentAt: live.sentAt };
+    const nodes = session.node?.split(',') ?? [];
+    if (nodes.length > 0 && nodes.every((n) => this.replicas.has(n))) {
+      // Each replica the uncovered reads ran on, sampled after they ended: the highest covers them all.
+      const samples = await Promise.all(
+        nodes.map(async (node) => {
+          const cached = this.monitor.state(node);
+          if (cached?.replayLsn !== undefined && cached.sampledAt >= since) return { lsn: cached.replayLsn, sentAt: cached.sampledAt };
+          this.counters.liveChecks++;
+          const live = await this.monitor.sample(node, since);
+          return live.lsn === undefined ? undefined : { lsn: live.lsn, sentAt: live.sentAt };
+        }),
+      );
+      if (samples.every((x) => x !== undefined)) {
+        sample = samples.reduce((a, b) => ({ lsn: b.lsn > a.lsn ? b.lsn : a.lsn, sentAt: Math.min(a.sentAt, b.sentAt) }));
       }
     }
     if (!sample) {
@@ -415,7 +426,7 @@ export class Engine {
     const level = scope.consistency ?? this.options.consistency;
     if (!(monotonic(level) || level === 'primary' || scope.forcePrimary)) return;
     const session = scope.session;
-    session.node = session.node === undefined || session.node === node.name ? node.name : 'primary';
+    session.node = unionNode(session.node, node.name);
     session.nodeReadEndedAt = performance.now();
   }
 

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { failQuery, releaseArg, RoutedClient } from './client.js';
 import type { Scope } from './context.js';
 import type { Engine, NodePool, Route } from './engine.js';
-import { isConnectionError, isRecoveryConflict, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
+import { isConnectionError, isNotSent, isRecoveryConflict, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
 
 const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as const;
 
@@ -48,9 +48,11 @@ export class RoutedPool extends PoolBase {
         // Same arguments as pg.Pool's events; 'connect' lets you prepare every new connection.
         node.pool.on(event, (...args: unknown[]) => {
           if (event === 'error' && this.listenerCount('error') === 0) {
-            // pg.Pool would crash the process here; an idle replica connection dying (a replica
-            // restarting) must not. The monitor takes the node out of rotation.
-            if (node.role === 'replica') return;
+            // pg.Pool would crash the process here: an idle connection dying because its node
+            // restarted or shut down must not. The pool drops it, the monitor notices the node,
+            // and the next statement gets a connection error (or goes elsewhere).
+            engine.idleConnectionError(node.name, args[0]);
+            return;
           }
           this.emit(event, ...args);
         });
@@ -140,8 +142,9 @@ export class RoutedPool extends PoolBase {
         return result;
       },
       async (err: unknown) => {
-        // A failed write may still have committed (a lost connection after COMMIT): stay safe.
-        if (!read && node.role === 'primary') engine.noteWrite(scope);
+        // A failed write may still have committed (a lost connection after COMMIT): stay safe,
+        // unless it never reached the server (its connection could not be opened).
+        if (!read && node.role === 'primary' && !isNotSent(err)) engine.noteWrite(scope);
         if (node.role === 'replica' && excluded === undefined && (isConnectionError(err) || isRecoveryConflict(err))) {
           engine.telemetry.end(span, err, true);
           if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);

@@ -6,8 +6,9 @@ import type { Lsn } from './lsn.js';
  * - `lsn` covers every write of the session and everything its reads observed up to the moment
  *   it was sampled.
  * - `node` names the node of reads made *after* that sample (not covered by `lsn`). Staying on
- *   it is monotonic for free; moving away first samples it (or the primary). `'primary'` means
- *   "reads on the primary, or on several nodes": sample the primary before using a replica.
+ *   it is monotonic for free; moving away first samples it (or the primary). `r1,r2` means reads
+ *   on several replicas: sample each. `'primary'` means reads on the primary: sample the primary
+ *   before using a replica.
  * - `systemId` and `timeline` say which WAL history `lsn` belongs to: LSNs are only comparable
  *   within one history.
  */
@@ -18,11 +19,18 @@ export interface StoredPosition {
   readonly timeline?: number | undefined;
 }
 
-/** Two sets of uncovered reads together: the same node, either one, or "sample the primary". */
+/**
+ * Two sets of uncovered reads together: the replicas of both as a sorted comma-separated list
+ * (`r1,r2`: sample each before moving), or `'primary'` when either side read on the primary or
+ * the list would not fit in 64 characters.
+ */
 export function unionNode(a: string | undefined, b: string | undefined): string | undefined {
   if (a === undefined) return b;
   if (b === undefined || a === b) return a;
-  return 'primary';
+  const names = new Set([...a.split(','), ...b.split(',')]);
+  if (names.has('primary')) return 'primary';
+  const joined = [...names].sort().join(',');
+  return joined.length > 64 ? 'primary' : joined;
 }
 
 /**
@@ -58,7 +66,7 @@ export function mergePosition(current: StoredPosition | undefined, next: StoredP
   return next;
 }
 
-const ENCODED = /^([0-9a-f]{16})\|([0-9]{0,20})\|([0-9]{0,10})\|([A-Za-z0-9_.:-]{0,64})$/;
+const ENCODED = /^([0-9a-f]{16})\|([0-9]{0,20})\|([0-9]{0,10})\|([A-Za-z0-9_.:,-]{0,64})$/;
 
 /** `<lsn: 16 hex>|<systemId>|<timeline>|<node>`: fixed-width hex so strings compare like numbers. */
 export function encodePosition(p: StoredPosition): string {

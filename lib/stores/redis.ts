@@ -26,11 +26,12 @@ export interface RedisStoreOptions {
  * halves (exact in Lua's doubles). KEYS[1]: the key; ARGV: next, loaded ('' if none), ttl.
  */
 const RAISE_SCRIPT = `
-local cur = redis.call('GET', KEYS[1])
+local cur = redis.pcall('GET', KEYS[1])
+if type(cur) == 'table' then cur = false end -- not a string (WRONGTYPE): corrupt, overwritten below
 local nxt = ARGV[1]
 local result = nxt
 if cur and cur ~= ARGV[2] then
-  local pattern = '^(%x%x%x%x%x%x%x%x)(%x%x%x%x%x%x%x%x)|(%d*)|(%d*)|([%w_.:-]*)$'
+  local pattern = '^(%x%x%x%x%x%x%x%x)(%x%x%x%x%x%x%x%x)|(%d*)|(%d*)|([%w_.:,-]*)$'
   local ch, cl, cs, ct, cn = string.match(cur, pattern)
   local nh, nl, ns, nt, nn = string.match(nxt, pattern)
   if ch and nh then
@@ -40,7 +41,16 @@ if cur and cur ~= ARGV[2] then
       if nxt_hi > cur_hi or (nxt_hi == cur_hi and nxt_lo > cur_lo) then lsn = nh .. nl end
       local node = cn
       if cn ~= nn then
-        if cn == '' then node = nn elseif nn ~= '' then node = 'primary' end
+        if cn == '' then node = nn elseif nn ~= '' then
+          local set, names, primary = {}, {}, false
+          for name in string.gmatch(cn .. ',' .. nn, '[^,]+') do
+            if name == 'primary' then primary = true end
+            if not set[name] then set[name] = true; names[#names + 1] = name end
+          end
+          table.sort(names)
+          node = table.concat(names, ',')
+          if primary or #node > 64 then node = 'primary' end
+        end
       end
       local sys, tli = ns, nt
       if sys == '' then sys = cs end
@@ -88,7 +98,14 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
 
   return {
     async get(sessionKey) {
-      const raw = await client.get(keyOf(sessionKey));
+      let raw: string | null;
+      try {
+        raw = await client.get(keyOf(sessionKey));
+      } catch (err) {
+        // Something that is not a string under our key: as corrupt as a bad string (the next raise overwrites it).
+        if (err instanceof Error && err.message.startsWith('WRONGTYPE')) return null;
+        throw err;
+      }
       if (raw === null) return undefined;
       return decodePosition(raw) ?? null; // corrupt: the router treats it as the primary position
     },

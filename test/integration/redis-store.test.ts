@@ -71,6 +71,14 @@ describe('redisStore against a real Redis', () => {
     expect((await store.get('s'))?.lsn).toBe(7n);
   });
 
+  it('a value of the wrong type (a hash under the key) counts as corrupt, and a raise replaces it', async () => {
+    const store = redisStore(redis, { prefix: 'wrongtype:' });
+    await redis.hset(redisKeyFor('s', 'wrongtype:'), 'field', 'value');
+    expect(await store.get('s')).toBeNull();
+    await store.raise('s', pos(7n), undefined);
+    expect((await store.get('s'))?.lsn).toBe(7n);
+  });
+
   // The same merge rules in Lua (Redis) and TypeScript (memory store, mergePosition).
   const cases: Array<[string, StoredPosition | undefined, StoredPosition, StoredPosition | undefined]> = [
     ['empty: next as is', undefined, pos(5n, 'r1'), undefined],
@@ -78,7 +86,10 @@ describe('redisStore against a real Redis', () => {
     ['unchanged since loaded: next replaces (moved)', pos(9n, 'r1'), pos(12n, 'r2'), pos(9n, 'r1')],
     ['concurrent writer: max lsn, same node kept', pos(9n, 'r1'), pos(7n, 'r1'), pos(1n)],
     ['concurrent writer: one node set', pos(9n), pos(7n, 'r2'), pos(1n)],
-    ['concurrent writer: two nodes -> primary', pos(9n, 'r1'), pos(11n, 'r2'), pos(1n)],
+    ['concurrent writer: two replicas -> both, sorted', pos(9n, 'r2'), pos(11n, 'r1'), pos(1n)],
+    ['concurrent writer: lists -> sorted union without repeats', pos(9n, 'r1,r3'), pos(11n, 'r2,r3'), pos(1n)],
+    ['concurrent writer: with the primary -> primary', pos(9n, 'r1,r2'), pos(11n, 'primary'), pos(1n)],
+    ['concurrent writer: a union longer than 64 characters -> primary', pos(9n, `${'a'.repeat(40)}`), pos(11n, `${'b'.repeat(30)}`), pos(1n)],
     ['no loaded value: merge', pos(9n, 'r1'), pos(3n), undefined],
     ['older timeline of the same system: current kept', pos(9n, 'r1', 3), pos(100n, 'r2', 2), undefined],
     ['newer timeline: next wins', pos(900n, 'r1', 2), pos(100n, undefined, 3), undefined],

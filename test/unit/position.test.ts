@@ -12,7 +12,10 @@ describe('mergePosition', () => {
     ['nothing stored', undefined, pos(5n, 'r1'), undefined, pos(5n, 'r1')],
     ['unchanged since loaded', pos(9n, 'r1'), pos(9n), pos(9n, 'r1'), pos(9n)],
     ['concurrent: max, same node', pos(9n, 'r1'), pos(7n, 'r1'), pos(1n), pos(9n, 'r1')],
-    ['concurrent: union of nodes', pos(9n, 'r1'), pos(11n, 'r2'), pos(1n), pos(11n, 'primary')],
+    ['concurrent: union of replicas', pos(9n, 'r2'), pos(11n, 'r1'), pos(1n), pos(11n, 'r1,r2')],
+    ['concurrent: union of lists', pos(9n, 'r1,r3'), pos(11n, 'r2,r3'), pos(1n), pos(11n, 'r1,r2,r3')],
+    ['concurrent: the primary absorbs the rest', pos(9n, 'r1,r2'), pos(11n, 'primary'), pos(1n), pos(11n, 'primary')],
+    ['concurrent: too long a list becomes the primary', pos(9n, 'a'.repeat(40)), pos(11n, 'b'.repeat(30)), pos(1n), pos(11n, 'primary')],
     ['concurrent: node kept from either side', pos(9n), pos(7n, 'r2'), undefined, pos(9n, 'r2')],
     ['older timeline loses', pos(9n, 'r1', 3), pos(100n, 'r2', 2), undefined, pos(9n, 'r1', 3)],
     ['newer timeline wins', pos(900n, 'r1', 2), pos(100n, undefined, 3), undefined, pos(100n, undefined, 3)],
@@ -22,7 +25,7 @@ describe('mergePosition', () => {
   });
 
   it('is a max-register within one history: commutative, associative, idempotent on LSNs', () => {
-    const p = fc.record({ lsn: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), node: fc.constantFrom(undefined, 'r1', 'r2', 'primary') });
+    const p = fc.record({ lsn: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), node: fc.constantFrom(undefined, 'r1', 'r2', 'r3', 'r1,r2', 'r2,r3', 'primary') });
     fc.assert(
       fc.property(p, p, p, (a, b, c) => {
         const [A, B, C] = [pos(a.lsn, a.node), pos(b.lsn, b.node), pos(c.lsn, c.node)];
@@ -39,7 +42,7 @@ describe('mergePosition', () => {
 describe('position encoding and tokens', () => {
   it('round-trips positions and rejects junk', () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(undefined, 'r1', 'east-1'), (lsn, node) => {
+      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), fc.constantFrom(undefined, 'r1', 'east-1', 'r1,r2'), (lsn, node) => {
         const p = pos(lsn, node);
         expect(decodePosition(encodePosition(p))).toEqual(p);
       }),

@@ -1,0 +1,259 @@
+// A workload driver: concurrent sessions writing and reading their own rows and shared rows,
+// directly through the router and over HTTP through Express, handing consistency tokens to each
+// other. Every acknowledged operation goes into a history for the checker; every failed one is
+// kept with its error code.
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Consistency, Router } from '../../lib/index.js';
+import { consistency } from '../../adapters/express/index.js';
+import type { Failure, Op } from './history.js';
+
+/** A named consistency level (the strategies use `primary` and `eventual`). */
+export type Level = Extract<Consistency, string>;
+
+const UPDATE = 'update counters set v = v + 1 where id = $1 returning v, inet_server_port() as port';
+const SELECT = 'select v, inet_server_port() as port from counters where id = $1';
+
+/** What one operation returned: the counter's version, the port of the node that served it. */
+export interface Outcome {
+  version: number;
+  port: number;
+  /** A consistency token for the session's position after the operation (when asked for). */
+  token?: string | undefined;
+}
+
+/** A way to reach the database: straight through the router, or over HTTP. */
+export interface Target {
+  readonly transport: 'direct' | 'http';
+  write(session: string, row: string, options: { level?: Level | undefined; wantToken: boolean }): Promise<Outcome>;
+  read(session: string, row: string, options: { level?: Level | undefined; token?: string | undefined }): Promise<Outcome>;
+}
+
+/** An error with a stable code, for failures seen over HTTP. */
+export class OperationError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function codeOf(err: unknown): string {
+  const e = err as { code?: unknown; errno?: unknown; cause?: { code?: unknown } } | undefined;
+  if (typeof e?.code === 'string' && e.code) return e.code;
+  if (typeof e?.cause?.code === 'string') return e.cause.code;
+  return 'UNKNOWN';
+}
+
+/** Sessions in-process: each operation is one `router.withSession(key, …)`. */
+export function directTarget(router: Router): Target {
+  const levelled = <T>(level: Level | undefined, fn: () => Promise<T>) => (level ? router.withConsistency(level, fn) : fn());
+  return {
+    transport: 'direct',
+    write: (session, row, { level, wantToken }) =>
+      router.withSession(session, () =>
+        levelled(level, async () => {
+          const { rows } = await router.query<{ v: number; port: number }>(UPDATE, [row]);
+          return { version: rows[0]!.v, port: rows[0]!.port, token: wantToken ? await router.currentToken() : undefined };
+        }),
+      ),
+    read: (session, row, { level, token }) =>
+      router.withSession(session, () => {
+        const read = () =>
+          levelled(level, async () => {
+            const { rows } = await router.query<{ v: number; port: number }>(SELECT, [row]);
+            return { version: rows[0]!.v, port: rows[0]!.port };
+          });
+        return token === undefined ? read() : router.withToken(token, read);
+      }),
+  };
+}
+
+/**
+ * The Express app the HTTP sessions talk to: the `consistency()` middleware (its own cookie for
+ * identity, tokens in `X-Consistency-Token`), an increment and a read route, and errors as JSON
+ * with their code. `X-Bench-Level` runs a request at another level (for the strategies).
+ */
+export function workloadApp(router: Router): Express {
+  const app = express();
+  app.use(consistency(router));
+  const levelled = <T>(req: Request, fn: () => Promise<T>) => {
+    const level = req.get('x-bench-level') as Consistency | undefined;
+    return level ? router.withConsistency(level, fn) : fn();
+  };
+  app.post('/counters/:id/incr', async (req, res) => {
+    const { rows } = await levelled(req, () => router.query<{ v: number; port: number }>(UPDATE, [req.params.id]));
+    res.json({ version: rows[0]!.v, port: rows[0]!.port });
+  });
+  app.get('/counters/:id', async (req, res) => {
+    const { rows } = await levelled(req, () => router.query<{ v: number; port: number }>(SELECT, [req.params.id]));
+    res.json({ version: rows[0]!.v, port: rows[0]!.port });
+  });
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    res.status(500).json({ code: codeOf(err), message: err instanceof Error ? err.message : String(err) });
+  });
+  return app;
+}
+
+/** HTTP clients, one per session, each keeping its own cookie jar, against {@link workloadApp}. */
+export function httpTarget(baseUrl: string): Target {
+  const jars = new Map<string, string>();
+  const call = async (session: string, method: string, path: string, headers: Record<string, string>): Promise<Outcome> => {
+    const cookie = jars.get(session);
+    if (cookie) headers.cookie = cookie;
+    let res: globalThis.Response;
+    try {
+      res = await fetch(`${baseUrl}${path}`, { method, headers });
+    } catch (err) {
+      throw new OperationError(codeOf(err), err instanceof Error ? err.message : String(err));
+    }
+    const set = res.headers.getSetCookie()[0];
+    if (set) jars.set(session, set.split(';')[0]!);
+    const body = (await res.json()) as { version: number; port: number; code?: string; message?: string };
+    if (!res.ok) throw new OperationError(body.code ?? `HTTP ${res.status}`, body.message ?? '');
+    return { version: body.version, port: body.port, token: res.headers.get('x-consistency-token') ?? undefined };
+  };
+  const levelHeader = (level: Level | undefined): Record<string, string> => (level ? { 'x-bench-level': level } : {});
+  return {
+    transport: 'http',
+    write: (session, row, { level }) => call(session, 'POST', `/counters/${encodeURIComponent(row)}/incr`, levelHeader(level)),
+    read: (session, row, { level, token }) =>
+      call(session, 'GET', `/counters/${encodeURIComponent(row)}`, { ...levelHeader(level), ...(token ? { 'x-consistency-token': token } : {}) }),
+  };
+}
+
+export interface WorkloadOptions {
+  /** Who runs sessions, and how many each. Session keys are `d0…` (direct) and `h0…` (HTTP). */
+  targets: Array<{ target: Target; sessions: number }>;
+  /** Node name for a port (`primary`, `r1`, …). */
+  nodeName: (port: number) => string;
+  /** Share of operations that are writes (each followed by a read of the same row). Default 0.1. */
+  writeShare?: number;
+  /** Share of writes after which the session hands a token to another session. Default 0 (none). */
+  handoffShare?: number;
+  /** Number of rows shared by all sessions. Default 10. */
+  sharedRows?: number;
+  /** Mean pause between a session's operations, in ms (a user's think time). Default 0. */
+  thinkMs?: number;
+  /** The level one operation runs at (a strategy); `undefined`: the router's own. */
+  level?: (session: string, lastWriteAt: number | undefined) => Level | undefined;
+  /**
+   * Called at each hand-off: a string replaces the token with that (a bad token, for the drills);
+   * the receiving session then gets no promise, and must simply not be harmed by it.
+   */
+  tamper?: (token: string) => string | undefined;
+  /** Pause after a failed operation, in ms, so a session does not spin while a node is down. Default 20. */
+  backoffMs?: number;
+}
+
+export interface WorkloadResult {
+  history: Op[];
+  failures: Failure[];
+  /** How long the run took, in ms. */
+  durationMs: number;
+}
+
+export interface Workload {
+  /** Labels operations started from now on (`fault`, `recovered`, …). The first phase is `before`. */
+  phase(label: string): void;
+  /** Ends every session after its current operation, and returns what happened. */
+  stop(): Promise<WorkloadResult>;
+}
+
+/** Every row id a workload with these targets touches (seed them into `counters` first). */
+export function workloadRows(options: Pick<WorkloadOptions, 'targets' | 'sharedRows'>): string[] {
+  const ids: string[] = [];
+  for (const { target, sessions } of options.targets) for (let i = 0; i < sessions; i++) ids.push(`own-${target.transport[0]}${i}`);
+  for (let i = 0; i < (options.sharedRows ?? 10); i++) ids.push(`shared-${i}`);
+  return ids;
+}
+
+/** SQL that creates and fills the `counters` table for a workload. */
+export function seedStatements(options: Pick<WorkloadOptions, 'targets' | 'sharedRows'>): string[] {
+  const values = workloadRows(options).map((id) => `('${id}', 0)`).join(', ');
+  return ['create table if not exists counters (id text primary key, v int not null)', `insert into counters values ${values} on conflict (id) do update set v = 0`];
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Starts the sessions; they run until {@link Workload.stop}. */
+export function startWorkload(options: WorkloadOptions): Workload {
+  const writeShare = options.writeShare ?? 0.1;
+  const handoffShare = options.handoffShare ?? 0;
+  const sharedRows = options.sharedRows ?? 10;
+  const thinkMs = options.thinkMs ?? 0;
+  const backoffMs = options.backoffMs ?? 20;
+  const history: Op[] = [];
+  const failures: Failure[] = [];
+  let phase = 'before';
+  let stopping = false;
+  const started = performance.now();
+
+  const sessions: Array<{ key: string; target: Target; own: string }> = [];
+  for (const { target, sessions: n } of options.targets) {
+    for (let i = 0; i < n; i++) sessions.push({ key: `${target.transport[0]}${i}`, target, own: `own-${target.transport[0]}${i}` });
+  }
+  const mailboxes = new Map<string, Array<{ token: string; row: string; version: number; bad: boolean }>>(sessions.map((s) => [s.key, []]));
+  const lastWrite = new Map<string, number>();
+
+  async function run(session: (typeof sessions)[number]): Promise<void> {
+    const { key, target } = session;
+    const attempt = async (kind: 'read' | 'write', row: string, fn: (level: Level | undefined) => Promise<Outcome>): Promise<Outcome | undefined> => {
+      const label = phase;
+      const start = performance.now();
+      try {
+        const outcome = await fn(options.level?.(key, lastWrite.get(key)));
+        const end = performance.now();
+        if (kind === 'write') lastWrite.set(key, end);
+        history.push({ session: key, kind, row, start, end, version: outcome.version, node: options.nodeName(outcome.port), transport: target.transport, phase: label });
+        return outcome;
+      } catch (err) {
+        failures.push({
+          session: key, kind, row, start, end: performance.now(), transport: target.transport, phase: label, endPhase: phase,
+          code: codeOf(err), message: err instanceof Error ? err.message : String(err),
+        });
+        await sleep(backoffMs);
+        return undefined;
+      }
+    };
+    while (!stopping) {
+      const mail = mailboxes.get(key)!.shift();
+      if (mail) {
+        // Another session's token: from now on this session must see that session's write.
+        const at = performance.now();
+        if (!mail.bad) history.push({ session: key, kind: 'handoff', row: mail.row, start: at, end: at, version: mail.version, node: '', transport: target.transport, phase });
+        await attempt('read', mail.row, (level) => target.read(key, mail.row, { level, token: mail.token }));
+      } else if (Math.random() < writeShare) {
+        const row = Math.random() < 0.7 ? session.own : `shared-${Math.floor(Math.random() * sharedRows)}`;
+        const handoff = sessions.length > 1 && Math.random() < handoffShare;
+        const written = await attempt('write', row, (level) => target.write(key, row, { level, wantToken: handoff }));
+        if (written) {
+          if (handoff && written.token) {
+            let other = sessions[Math.floor(Math.random() * sessions.length)]!;
+            while (other.key === key) other = sessions[Math.floor(Math.random() * sessions.length)]!;
+            const bad = options.tamper?.(written.token);
+            mailboxes.get(other.key)!.push({ token: bad ?? written.token, row, version: written.version, bad: bad !== undefined });
+          }
+          // read it back at once, as a page does after saving
+          await attempt('read', row, (level) => target.read(key, row, { level }));
+        }
+      } else {
+        const row = Math.random() < 0.5 ? session.own : `shared-${Math.floor(Math.random() * sharedRows)}`;
+        await attempt('read', row, (level) => target.read(key, row, { level }));
+      }
+      if (thinkMs > 0) await sleep(thinkMs * (0.5 + Math.random()));
+    }
+  }
+
+  const running = Promise.all(sessions.map(run));
+  return {
+    phase(label) {
+      phase = label;
+    },
+    async stop() {
+      stopping = true;
+      await running;
+      return { history, failures, durationMs: performance.now() - started };
+    },
+  };
+}
