@@ -270,8 +270,16 @@ export class Engine {
       preferred,
       checked,
       exclude,
+      floorAgeMs: this.#floorAge,
+      maxWaitMs: this.options.maxWaitMs,
     });
   }
+
+  /** How long ago, at most, `floor` was written (from the primary positions seen recently). */
+  readonly #floorAge = (floor: Lsn): number | undefined => {
+    const after = this.monitor.writtenAfter(floor);
+    return after === undefined ? undefined : performance.now() - after;
+  };
 
   #toRoute(decision: Decision, floor: Lsn, waitedMs: number): Route | undefined {
     if (decision.target === 'primary') return { node: this.primary, decision, floor, waitedMs };
@@ -357,6 +365,7 @@ export class Engine {
         this.counters.positionReads++;
         const { rows } = await this.primary.pool.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
         const lsn = parseLsn(rows[0]!.lsn);
+        this.monitor.notePrimaryPosition(lsn, sentAt);
         if (lsn > this.#recoveryFloor) this.#recoveryFloor = lsn;
         if (sentAt > this.#recoverySampledAt) this.#recoverySampledAt = sentAt;
       })().finally(() => {
@@ -397,6 +406,7 @@ export class Engine {
       this.counters.positionReads++;
       const { rows } = await this.primary.pool.query<{ lsn: string }>('select pg_current_wal_insert_lsn()::text as lsn');
       const lsn = parseLsn(rows[0]!.lsn);
+      this.monitor.notePrimaryPosition(lsn, sentAt);
       if (wasResync) session.floor = 0n; // the old history's LSN is not comparable
       session.raise(lsn);
       this.#stamp(session);

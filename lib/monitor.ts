@@ -101,6 +101,8 @@ export class Monitor {
   readonly #nodes = new Map<string, Watched>();
   readonly #options: MonitorOptions;
   #closed = false;
+  /** Recent primary positions and when they were asked for (ring of the last 64). */
+  readonly #primaryHistory: Array<{ lsn: Lsn; sentAt: number }> = [];
   /** Bumped on every change of any node's state, so readers can cache what they derive from it. */
   version = 0;
   /** Resolves when every node has been polled once (successfully or not). */
@@ -191,6 +193,25 @@ export class Monitor {
     return live.promise;
   }
 
+  /**
+   * A primary position read elsewhere (after a write): folded into the cache like a sample.
+   * `sentAt` is `performance.now()` when the query was sent.
+   */
+  notePrimaryPosition(lsn: Lsn, sentAt: number): void {
+    const watched = [...this.#nodes.values()].find((w) => w.state.role === 'primary');
+    if (watched) this.#raisePosition(watched.state, lsn, sentAt);
+  }
+
+  /**
+   * The latest time (`performance.now()`) at which the primary was seen below `lsn`: whatever
+   * wrote `lsn` happened after it. Undefined when no recent sample was below it.
+   */
+  writtenAfter(lsn: Lsn): number | undefined {
+    let latest: number | undefined;
+    for (const sample of this.#primaryHistory) if (sample.lsn < lsn && (latest === undefined || sample.sentAt > latest)) latest = sample.sentAt;
+    return latest;
+  }
+
   /** The primary's WAL history, when known. */
   primaryIdentity(): { systemId: string | undefined; timeline: number | undefined } {
     const primary = this.#primaryState();
@@ -201,7 +222,7 @@ export class Monitor {
   reportConnectionFailure(name: string, error: unknown): void {
     const state = this.#nodes.get(name)?.state;
     if (!state || state.status === 'not-replica') return;
-    forget(state);
+    this.#forget(state);
     this.version++;
     state.status = 'down';
     state.successes = 0;
@@ -259,7 +280,7 @@ export class Monitor {
     if (!row) {
       // A server that comes back may have restarted behind where it was (crash recovery, a
       // rebuilt replica): forget its position until it answers again.
-      forget(state);
+      this.#forget(state);
       watched.systemIdAsked = false;
       state.successes = 0;
       state.failures++;
@@ -278,7 +299,7 @@ export class Monitor {
     const timeline = row.timeline ?? undefined;
     if (watched.started !== row.started || (state.timeline !== undefined && timeline !== undefined && timeline !== state.timeline)) {
       // Restarted, or on a new WAL history: the cached position may be too high or not comparable.
-      forget(state);
+      this.#forget(state);
       watched.started = row.started;
     }
     state.timeline = timeline;
@@ -307,6 +328,11 @@ export class Monitor {
     return true;
   }
 
+  #forget(state: NodeState): void {
+    forget(state);
+    if (state.role === 'primary') this.#primaryHistory.length = 0;
+  }
+
   #primaryState(): NodeState | undefined {
     return [...this.#nodes.values()].find((w) => w.state.role === 'primary')?.state;
   }
@@ -315,6 +341,8 @@ export class Monitor {
     // Positions only move forward on one server; never let a slow answer lower the cache.
     if (state.role === 'primary') {
       if (state.insertLsn === undefined || lsn > state.insertLsn) state.insertLsn = lsn;
+      this.#primaryHistory.push({ lsn, sentAt });
+      if (this.#primaryHistory.length > 64) this.#primaryHistory.shift();
     } else if (state.replayLsn === undefined || lsn > state.replayLsn) {
       state.replayLsn = lsn;
     }

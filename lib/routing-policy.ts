@@ -32,6 +32,13 @@ export interface RouteInput {
   readonly checked?: ReadonlySet<string>;
   /** Replicas to leave out (e.g. the one a failed read just ran on). */
   readonly exclude?: ReadonlySet<string>;
+  /**
+   * How long ago, at most, the floor's position was written (ms): the primary was last seen
+   * below it that long ago. Asked only when no replica is known to be ready; undefined: unknown.
+   */
+  readonly floorAgeMs?: ((floor: Lsn) => number | undefined) | undefined;
+  /** How long a read may wait for a replica (the router's `maxWaitMs`). Default 0. */
+  readonly maxWaitMs?: number | undefined;
   /** For spreading reads; defaults to Math.random. */
   readonly random?: () => number;
 }
@@ -98,6 +105,15 @@ export function decide(input: RouteInput): Decision {
 
   // Nobody is known to be ready: check the most advanced replica live, once.
   if (input.checked !== undefined && input.checked.size > 0) return primary('replica-behind');
+  // Not one that replays so far behind in time that it cannot have reached a floor written
+  // moments ago, even after waiting: that check (and wait) would be wasted. Half the lag is the
+  // margin for a replica catching up faster than its last lag suggests.
+  const age = input.floorAgeMs?.(input.floor);
+  if (age !== undefined) {
+    const wait = input.maxWaitMs ?? 0;
+    usable = usable.filter((r) => r.lagMs === undefined || age + wait >= r.lagMs / 2);
+    if (usable.length === 0) return primary('replica-behind');
+  }
   const best = usable.reduce((a, b) => ((b.replayLsn ?? -1n) > (a.replayLsn ?? -1n) ? b : a));
   return { target: 'check', node: best.name };
 }

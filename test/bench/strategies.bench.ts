@@ -1,139 +1,99 @@
 // npm run bench:routing — what each way of reading from replicas costs and gets wrong, side by side
-// on one cluster: N concurrent sessions doing writes and reads of their own rows and shared rows,
-// every operation recorded, and a history checker counting read-your-writes and monotonic-read
-// violations. Writes docs/strategies.json and docs/strategies.svg.
+// on one cluster: concurrent sessions (half in-process through the router, half over HTTP through
+// Express) writing and reading their own rows and shared rows, handing consistency tokens to each
+// other; every operation recorded, and a history checker counting read-your-writes, monotonic-read
+// and token hand-off violations. Writes docs/strategies[-think<ms>].{json,svg,md}.
 import { writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { createRouter, type Router } from '../../lib/index.js';
 import { startCluster, type Cluster } from '../../lib/testing/index.js';
+import { directTarget, httpTarget, seedStatements, startWorkload, workloadApp, type Level } from '../workload/driver.js';
+import { check, percentile, type Op } from '../workload/history.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const WRITE_SHARE = 0.1;
-const SHARED_ROWS = 10;
-const DELAYS = [0, 50, 500];
+const DELAYS = (process.env.BENCH_DELAYS ?? '0,50,500').split(',').map(Number);
 /** Pause between a session's operations, in ms (a user's think time). */
 const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 0);
+const SECRET = 'strategies benchmark token secret';
+/** Each cell runs this many times, strategies in a rotating order; the table shows medians (violations: sums). */
+const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 
 type Strategy = 'primary only' | 'random replica' | 'sticky 2 s (Rails)' | 'ours: read-your-writes' | 'ours: session' | 'ours: session, wait 50 ms';
-const STRATEGIES: Strategy[] = ['primary only', 'random replica', 'sticky 2 s (Rails)', 'ours: read-your-writes', 'ours: session', 'ours: session, wait 50 ms'];
+const ALL: Strategy[] = ['primary only', 'random replica', 'sticky 2 s (Rails)', 'ours: read-your-writes', 'ours: session', 'ours: session, wait 50 ms'];
+const STRATEGIES = process.env.BENCH_STRATEGIES ? ALL.filter((s) => process.env.BENCH_STRATEGIES!.split(',').some((f) => s.includes(f))) : ALL;
 
-interface Op {
-  session: number;
-  kind: 'read' | 'write';
-  row: string;
-  start: number;
-  end: number;
-  version: number;
-  node: string;
+/** The level each operation runs at, for the strategies that are not ours. */
+function levelFor(strategy: Strategy): ((session: string, lastWriteAt: number | undefined) => Level | undefined) | undefined {
+  if (strategy === 'primary only') return () => 'primary';
+  if (strategy === 'random replica') return () => 'eventual';
+  if (strategy === 'sticky 2 s (Rails)') return (_s, lastWriteAt) => (performance.now() - (lastWriteAt ?? -Infinity) < 2000 ? 'primary' : 'eventual');
+  return undefined;
 }
 
-/** Counts read-your-writes and monotonic-read violations in one history. */
-export function check(history: Op[]): { ryw: number; mr: number } {
-  let ryw = 0;
-  let mr = 0;
-  const bySession = new Map<number, Op[]>();
-  for (const op of history) bySession.set(op.session, [...(bySession.get(op.session) ?? []), op]);
-  for (const ops of bySession.values()) {
-    ops.sort((a, b) => a.start - b.start);
-    const written = new Map<string, { end: number; version: number }[]>();
-    const seen = new Map<string, { end: number; version: number }[]>();
-    for (const op of ops) {
-      if (op.kind === 'write') {
-        written.set(op.row, [...(written.get(op.row) ?? []), { end: op.end, version: op.version }]);
-        continue;
-      }
-      // RYW: every own write acknowledged before this read started must be visible.
-      for (const w of written.get(op.row) ?? []) if (w.end < op.start && op.version < w.version) ryw++;
-      // MR: every earlier read acknowledged before this one started saw at most this.
-      for (const r of seen.get(op.row) ?? []) if (r.end < op.start && op.version < r.version) mr++;
-      seen.set(op.row, [...(seen.get(op.row) ?? []), { end: op.end, version: op.version }]);
-    }
-  }
-  return { ryw, mr };
-}
+type Cell = Record<string, number | string>;
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
-
-async function runCell(cluster: Cluster, strategy: Strategy): Promise<Record<string, number | string>> {
+async function runCell(cluster: Cluster, strategy: Strategy): Promise<Cell> {
   const router: Router = createRouter({
     primary: { connectionString: cluster.primary.connectionString, max: 20 },
     replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: r.connectionString, max: 20 })),
     consistency: strategy === 'ours: read-your-writes' ? 'read-your-writes' : 'session',
     maxWaitMs: strategy === 'ours: session, wait 50 ms' ? 50 : 0,
     monitor: { intervalMs: 100 },
+    tokenSecret: SECRET,
     logger: false,
   });
+  const server = workloadApp(router).listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   await router.query('select 1');
   await new Promise((resolve) => setTimeout(resolve, 500));
-  const ports = new Map([[cluster.primary.port, 'primary'], ...cluster.replicas.map((r) => [r.port, r.name] as const)]);
-  const history: Op[] = [];
-  const lastWrite = new Map<number, number>();
-  const deadline = performance.now() + SECONDS * 1000;
-
-  const level = (session: number) => {
-    if (strategy === 'primary only') return 'primary' as const;
-    if (strategy === 'random replica') return 'eventual' as const;
-    if (strategy === 'sticky 2 s (Rails)') return performance.now() - (lastWrite.get(session) ?? -Infinity) < 2000 ? ('primary' as const) : ('eventual' as const);
-    return undefined;
-  };
-  const op = async (session: number, fn: () => Promise<{ version: number; port: number }>, kind: Op['kind'], row: string) => {
-    const start = performance.now();
-    const chosen = level(session);
-    const run = () => router.withSession(`s${session}`, fn);
-    const result = chosen ? await router.withConsistency(chosen, run) : await run();
-    const end = performance.now();
-    if (kind === 'write') lastWrite.set(session, end);
-    history.push({ session, kind, row, start, end, version: result.version, node: ports.get(result.port) ?? '?' });
-    if (THINK_MS > 0) await new Promise((resolve) => setTimeout(resolve, THINK_MS * (0.5 + Math.random())));
-  };
-
-  await Promise.all(
-    Array.from({ length: SESSIONS }, async (_, session) => {
-      const own = `own-${session}`;
-      while (performance.now() < deadline) {
-        const shared = `shared-${Math.floor(Math.random() * SHARED_ROWS)}`;
-        if (Math.random() < WRITE_SHARE) {
-          const row = Math.random() < 0.7 ? own : shared;
-          await op(session, async () => {
-            const { rows } = await router.query<{ v: number; port: number }>('update counters set v = v + 1 where id = $1 returning v, inet_server_port() as port', [row]);
-            return { version: rows[0]!.v, port: rows[0]!.port };
-          }, 'write', row);
-          // read it back at once, as a page does after saving
-          await op(session, async () => {
-            const { rows } = await router.query<{ v: number; port: number }>('select v, inet_server_port() as port from counters where id = $1', [row]);
-            return { version: rows[0]!.v, port: rows[0]!.port };
-          }, 'read', row);
-        } else {
-          const row = Math.random() < 0.5 ? own : shared;
-          await op(session, async () => {
-            const { rows } = await router.query<{ v: number; port: number }>('select v, inet_server_port() as port from counters where id = $1', [row]);
-            return { version: rows[0]!.v, port: rows[0]!.port };
-          }, 'read', row);
-        }
-      }
-    }),
-  );
+  const names = new Map([[cluster.primary.port, 'primary'], ...cluster.replicas.map((r) => [r.port, r.name] as const)]);
+  const half = Math.floor(SESSIONS / 2);
+  const load = startWorkload({
+    targets: [{ target: directTarget(router), sessions: SESSIONS - half }, { target: httpTarget(url), sessions: half }],
+    nodeName: (port) => names.get(port) ?? '?',
+    writeShare: 0.1,
+    handoffShare: 0.2,
+    thinkMs: THINK_MS,
+    level: levelFor(strategy),
+  });
+  await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
+  const { history, failures, durationMs } = await load.stop();
+  const counters = router.topology().counters;
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
   await router.close();
 
-  const reads = history.filter((h) => h.kind === 'read');
-  const latencies = history.map((h) => h.end - h.start);
-  const { ryw, mr } = check(history);
+  const done = history.filter((h) => h.kind !== 'handoff');
+  const reads = done.filter((h) => h.kind === 'read');
+  const latency = (ops: Op[], p: number) => Number(percentile(ops.map((o) => o.end - o.start), p).toFixed(2));
+  const direct = done.filter((o) => o.transport === 'direct');
+  const http = done.filter((o) => o.transport === 'http');
+  const { ryw, mr, handoff } = check(history);
   return {
     strategy,
-    opsPerSecond: Math.round(history.length / SECONDS),
-    p50ms: Number(percentile(latencies, 50).toFixed(2)),
-    p99ms: Number(percentile(latencies, 99).toFixed(2)),
+    opsPerSecond: Math.round(done.length / (durationMs / 1000)),
+    p50ms: latency(done, 50),
+    p99ms: latency(done, 99),
+    directP50ms: latency(direct, 50),
+    directP99ms: latency(direct, 99),
+    httpP50ms: latency(http, 50),
+    httpP99ms: latency(http, 99),
     replicaShare: Number((reads.filter((r) => r.node !== 'primary').length / Math.max(1, reads.length)).toFixed(3)),
     rywViolations: ryw,
     mrViolations: mr,
+    handoffViolations: handoff,
+    handoffs: history.filter((h) => h.kind === 'handoff').length,
+    failures: failures.length,
+    // The router's own work per operation (ours only; the others run at forced levels).
+    positionReadsPerOp: Number((counters.positionReads / Math.max(1, done.length)).toFixed(3)),
+    liveChecksPerOp: Number((counters.liveChecks / Math.max(1, done.length)).toFixed(3)),
   };
 }
 
-function chart(results: Array<Record<string, number | string>>): string {
+function chart(results: Cell[]): string {
   // Share of reads on replicas per strategy and apply delay, with violations marked.
   const width = 760;
   const rowHeight = 22;
@@ -146,7 +106,7 @@ function chart(results: Array<Record<string, number | string>>): string {
     for (const r of results.filter((x) => x.delayMs === delay)) {
       y += rowHeight;
       const share = Number(r.replicaShare);
-      const bad = Number(r.rywViolations) + Number(r.mrViolations);
+      const bad = Number(r.rywViolations) + Number(r.mrViolations) + Number(r.handoffViolations);
       lines.push(`<text x="10" y="${y - 6}">${r.strategy}</text>`);
       lines.push(`<rect x="${left}" y="${y - 18}" width="${Math.round(share * (width - left - 160))}" height="14" fill="${bad ? '#c0392b' : '#2e86c1'}"/>`);
       lines.push(`<text x="${left + Math.round(share * (width - left - 160)) + 6}" y="${y - 6}">${Math.round(share * 100)}% on replicas${bad ? `, ${bad} violations` : ''}</text>`);
@@ -154,31 +114,60 @@ function chart(results: Array<Record<string, number | string>>): string {
     y += 16;
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif" font-size="12">
-<text x="10" y="14" font-size="14">Reads served by replicas (bar) and consistency violations (red), ${SESSIONS} sessions, ${SECONDS} s per cell</text>
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="14" font-size="14">Reads served by replicas (bar) and consistency violations (red), ${SESSIONS} sessions${THINK_MS ? `, ${THINK_MS} ms think time` : ''}, ${SECONDS} s per cell</text>
 ${lines.join('\n')}
 </svg>
 `;
 }
 
+function table(results: Cell[]): string {
+  const head = '| apply delay | strategy | ops/s | p50 / p99 ms (direct) | p50 / p99 ms (HTTP) | reads on replicas | RYW | MR | hand-off | live checks / op |\n|---|---|---|---|---|---|---|---|---|---|';
+  const rows = results.map(
+    (r) =>
+      `| ${r.delayMs} ms | ${r.strategy} | ${r.opsPerSecond} | ${r.directP50ms} / ${r.directP99ms} | ${r.httpP50ms} / ${r.httpP99ms} | ${(Number(r.replicaShare) * 100).toFixed(1)} % | ${r.rywViolations} | ${r.mrViolations} | ${r.handoffViolations} | ${r.liveChecksPerOp} |`,
+  );
+  return `${head}\n${rows.join('\n')}\n`;
+}
+
 const cluster = await startCluster({ replicas: 2 });
 try {
-  await cluster.primary.query('create table counters (id text primary key, v int not null)');
-  const ids = [...Array.from({ length: SESSIONS }, (_, i) => `own-${i}`), ...Array.from({ length: SHARED_ROWS }, (_, i) => `shared-${i}`)];
-  await cluster.primary.query('insert into counters select unnest($1::text[]), 0', [ids]);
+  const workload = { targets: [{ target: { transport: 'direct' as const } as never, sessions: SESSIONS - Math.floor(SESSIONS / 2) }, { target: { transport: 'http' as const } as never, sessions: Math.floor(SESSIONS / 2) }] };
+  for (const statement of seedStatements(workload)) await cluster.primary.query(statement);
   await cluster.waitForReplicas();
-  const results: Array<Record<string, number | string>> = [];
+  await runCell(cluster, 'ours: session'); // warm-up (JIT, connections, caches), not counted
+  const results: Cell[] = [];
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   for (const delay of DELAYS) {
     for (const replica of cluster.replicas) await replica.setApplyDelay(delay);
+    const runs = new Map<Strategy, Cell[]>(STRATEGIES.map((s) => [s, []]));
+    for (let repeat = 0; repeat < REPEATS; repeat++) {
+      const order = STRATEGIES.map((_, i) => STRATEGIES[(i + repeat) % STRATEGIES.length]!);
+      for (const strategy of order) {
+        const run = await runCell(cluster, strategy);
+        runs.get(strategy)!.push(run);
+        console.log(JSON.stringify({ delayMs: delay, repeat, ...run }));
+      }
+    }
     for (const strategy of STRATEGIES) {
-      const cell = { delayMs: delay, ...(await runCell(cluster, strategy)) };
+      const cells = runs.get(strategy)!;
+      const cell: Cell = { delayMs: delay, strategy, repeats: cells.length };
+      for (const key of Object.keys(cells[0]!)) {
+        if (key === 'strategy') continue;
+        const values = cells.map((c) => Number(c[key]));
+        cell[key] = /Violations$|^handoffs$|^failures$/.test(key) ? values.reduce((a, b) => a + b, 0) : median(values);
+      }
       results.push(cell);
-      console.log(JSON.stringify(cell));
     }
   }
-  const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
-  const suffix = THINK_MS > 0 ? `-think${THINK_MS}` : '';
-  writeFileSync(new URL(`../../docs/strategies${suffix}.json`, import.meta.url), `${JSON.stringify({ date: new Date().toISOString(), machine, sessions: SESSIONS, secondsPerCell: SECONDS, thinkMs: THINK_MS, results }, null, 2)}\n`);
-  writeFileSync(new URL(`../../docs/strategies${suffix}.svg`, import.meta.url), chart(results));
+  if (process.env.BENCH_NO_WRITE !== '1') {
+    const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+    const suffix = THINK_MS > 0 ? `-think${THINK_MS}` : '';
+    const base = new URL(`../../docs/strategies${suffix}`, import.meta.url).pathname;
+    writeFileSync(`${base}.json`, `${JSON.stringify({ date: new Date().toISOString(), machine, sessions: SESSIONS, secondsPerCell: SECONDS, repeats: REPEATS, thinkMs: THINK_MS, results }, null, 2)}\n`);
+    writeFileSync(`${base}.svg`, chart(results));
+    writeFileSync(`${base}.md`, table(results));
+  }
 } finally {
   await cluster.stop();
 }
