@@ -87,6 +87,8 @@ interface Watched {
   timer: NodeJS.Timeout | undefined;
   inflight: Promise<void> | undefined;
   live: { promise: Promise<Sample>; sentAt: number } | undefined;
+  /** One sample queued behind `live`, shared by everyone who asked while `live` was too old. */
+  next: Promise<Sample> | undefined;
   systemIdAsked: boolean;
   /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
   started: string | undefined;
@@ -126,6 +128,7 @@ export class Monitor {
         timer: undefined,
         inflight: undefined,
         live: undefined,
+        next: undefined,
         systemIdAsked: false,
         started: undefined,
         state: {
@@ -174,6 +177,20 @@ export class Monitor {
     const watched = this.#nodes.get(name);
     if (!watched) return Promise.resolve({ lsn: undefined, sentAt: performance.now() });
     if (watched.live && watched.live.sentAt >= notBefore) return watched.live.promise;
+    if (watched.live) {
+      // Too old for this caller: one more sample, sent once the one in flight is back, serves
+      // every caller that arrives meanwhile (it is sent after all of them asked). At most two
+      // samples per node are ever in flight or queued, however many reads ask.
+      watched.next ??= watched.live.promise.then(() => {
+        watched.next = undefined;
+        return this.#sampleNow(watched);
+      });
+      return watched.next;
+    }
+    return this.#sampleNow(watched);
+  }
+
+  #sampleNow(watched: Watched): Promise<Sample> {
     const sentAt = performance.now();
     const sql = watched.state.role === 'primary' ? 'select pg_current_wal_insert_lsn()::text as lsn' : 'select pg_last_wal_replay_lsn()::text as lsn';
     const live: { promise: Promise<Sample>; sentAt: number } = { sentAt, promise: Promise.resolve({ lsn: undefined, sentAt }) };
