@@ -95,6 +95,5 @@ describe('fault drill: bad input', () => {
     expect(after.corruptPositions - before.corruptPositions).toBeGreaterThan(0);
     // Corrupt values are per key: they never count as the store failing (which would send everyone to the primary).
     expect(router.topology().store.errors - storeBefore.errors).toBe(0);
-    expect(after.storeErrors - before.storeErrors).toBe(0);
   });
 });
