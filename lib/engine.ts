@@ -235,8 +235,10 @@ export class Engine {
       }
     }
     if (!sample) {
-      const cached = this.monitor.state('primary');
-      if (cached?.insertLsn !== undefined && cached.sampledAt >= since) sample = { lsn: cached.insertLsn, sentAt: cached.sampledAt };
+      // The earliest primary position known to be taken after those reads: the lowest floor
+      // that covers them (a later, higher one would make replicas catch up for nothing).
+      const known = this.monitor.primarySampleSince(since);
+      if (known) sample = known;
       else {
         this.counters.positionReads++;
         const live = await this.monitor.sample('primary', since);
@@ -480,6 +482,13 @@ export class Engine {
         session.node = 'primary';
         session.nodeReadEndedAt = performance.now();
       }
+    }
+    if (session.node === 'primary' && !session.floorUnknown) {
+      // Reads on the primary, not yet covered: cover them now, with a primary position taken
+      // after them (usually one the monitor already has). Stored as "primary", the next request
+      // could only cover them with a position taken after it loads them: one no lagging replica
+      // has reached, so that session would never get back to the replicas while it stays busy.
+      await this.#cover(session).catch(() => false);
     }
     if (session.systemId === undefined && session.timeline === undefined) this.#stamp(session); // its reads ran in today's history
     const loaded = key === session.key ? session.loadedValue : undefined;

@@ -229,6 +229,16 @@ export class Monitor {
     return latest;
   }
 
+  /**
+   * The earliest recent primary position asked for at or after `since`: the lowest position that
+   * still covers everything read on the primary before `since`. Undefined when none is known.
+   */
+  primarySampleSince(since: number): { lsn: Lsn; sentAt: number } | undefined {
+    let earliest: { lsn: Lsn; sentAt: number } | undefined;
+    for (const sample of this.#primaryHistory) if (sample.sentAt >= since && (earliest === undefined || sample.lsn < earliest.lsn)) earliest = sample;
+    return earliest;
+  }
+
   /** The primary's WAL history, when known. */
   primaryIdentity(): { systemId: string | undefined; timeline: number | undefined } {
     const primary = this.#primaryState();

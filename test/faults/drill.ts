@@ -24,7 +24,7 @@ export interface DrillEnv {
 
 /**
  * The drill set-up for one test file: a cluster with Redis, a router over it (Redis store, tokens,
- * `maxWaitMs` 50, fast monitor, store timeouts), the workload's table, and the Express app.
+ * `maxWaitMs` 200, fast monitor, store timeouts), the workload's table, and the Express app.
  */
 export function useDrillCluster(options: { cluster?: ClusterOptions; router?: Partial<RouterOptions>; sessions?: number } = {}): () => DrillEnv {
   let env: DrillEnv | undefined;
@@ -36,7 +36,7 @@ export function useDrillCluster(options: { cluster?: ClusterOptions; router?: Pa
     const router = routerFor(cluster, {
       store: redisStore(redis),
       tokenSecret: SECRET,
-      maxWaitMs: 50,
+      maxWaitMs: 200,
       storeTimeoutMs: 50,
       storeBreaker: { failures: 3, cooldownMs: 300 },
       logger: false,
@@ -117,6 +117,7 @@ export async function drill(
   let result: WorkloadResult;
   try {
     await sleep(steps.steadyMs ?? 1000);
+    await steady(load);
     load.phase('fault');
     await steps.fault(load);
     load.phase('healing');
@@ -131,6 +132,21 @@ export async function drill(
   await waitForIdlePools(env.router);
   writeReport(report);
   return report;
+}
+
+/**
+ * Waits (up to 20 s) until the load runs in its steady state: the last 20 acknowledged reads were
+ * served by replicas. On a loaded machine the first reads may all go to the primary (the monitor
+ * is still catching up), and a fault injected then would test a different situation.
+ */
+async function steady(load: Workload): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const reads = load.history.filter((op) => op.kind === 'read').slice(-20);
+    if (reads.length === 20 && reads.every((op) => op.node !== 'primary')) return;
+    if (Date.now() > deadline) throw new Error(`the load never settled on the replicas: ${JSON.stringify(reads.map((op) => op.node))}`);
+    await sleep(50);
+  }
 }
 
 export function summarize(name: string, result: WorkloadResult): DrillReport {
@@ -200,5 +216,10 @@ export function expectDrillHeld(report: DrillReport, expected: (f: Failure) => b
 
 /** Connection-level failures: what a statement gets when its node is down. */
 export const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08003', '08001']);
+
+/** A failure caused by a lost or refused connection (pg raises some without a code). */
+export function isConnectionFailure(f: Failure): boolean {
+  return CONNECTION_CODES.has(f.code) || /Connection terminated|connection error|not queryable/i.test(f.message);
+}
 
 export { sleep };

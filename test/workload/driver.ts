@@ -156,6 +156,8 @@ export interface WorkloadResult {
 export interface Workload {
   /** Labels operations started from now on (`fault`, `recovered`, …). The first phase is `before`. */
   phase(label: string): void;
+  /** What happened so far (live arrays: read, do not change). */
+  readonly history: readonly Op[];
   /** Ends every session after its current operation, and returns what happened. */
   stop(): Promise<WorkloadResult>;
 }
@@ -247,6 +249,7 @@ export function startWorkload(options: WorkloadOptions): Workload {
 
   const running = Promise.all(sessions.map(run));
   return {
+    history,
     phase(label) {
       phase = label;
     },
