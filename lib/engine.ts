@@ -102,12 +102,12 @@ export class Engine {
   /** Spans and metrics (no-ops without OpenTelemetry). */
   readonly telemetry: Telemetry;
 
-  /** Opens the span for a decision (undefined when nothing records spans). */
   /** An idle pooled connection of `node` failed and nobody listens for pool errors: log it (rate-limited). */
   idleConnectionError(node: string, err: unknown): void {
     this.#warn(`idle-error-${node}`, `an idle connection to ${node} failed; it was dropped`, { error: String(err) });
   }
 
+  /** Opens the span for a decision (undefined when nothing records spans). */
   traceRoute(route: Route, statement: string, scope: Scope, retry = false): ReturnType<Telemetry['route']> {
     const level = scope.consistency ?? this.options.consistency;
     return this.telemetry.route(route, statement, level, () => this.monitor.state(route.node.name)?.replayLsn, retry);
@@ -219,7 +219,13 @@ export class Engine {
     const since = session.nodeReadEndedAt;
     let sample: { lsn: Lsn; sentAt: number } | undefined;
     const nodes = session.node?.split(',') ?? [];
-    if (nodes.length > 0 && nodes.every((n) => this.replicas.has(n))) {
+    // Only replicas up and not reset since those reads (a restarted replica may replay from
+    // behind what they saw); otherwise the primary, which is ahead of them all.
+    const usable = (n: string) => {
+      const state = this.monitor.state(n);
+      return this.replicas.has(n) && state?.status === 'up' && state.resetAt < since;
+    };
+    if (nodes.length > 0 && nodes.every(usable)) {
       // Each replica the uncovered reads ran on, sampled after they ended: the highest covers them all.
       const samples = await Promise.all(
         nodes.map(async (node) => {
@@ -230,7 +236,7 @@ export class Engine {
           return live.lsn === undefined ? undefined : { lsn: live.lsn, sentAt: live.sentAt };
         }),
       );
-      if (samples.every((x) => x !== undefined)) {
+      if (samples.every((x) => x !== undefined) && nodes.every(usable)) {
         sample = samples.reduce((a, b) => ({ lsn: b.lsn > a.lsn ? b.lsn : a.lsn, sentAt: Math.min(a.sentAt, b.sentAt) }));
       }
     }
@@ -483,7 +489,7 @@ export class Engine {
         session.nodeReadEndedAt = performance.now();
       }
     }
-    if (session.node === 'primary' && !session.floorUnknown) {
+    if (session.node === 'primary' && !session.floorUnknown && this.monitor.state('primary')?.status !== 'down') {
       // Reads on the primary, not yet covered: cover them now, with a primary position taken
       // after them (usually one the monitor already has). Stored as "primary", the next request
       // could only cover them with a position taken after it loads them: one no lagging replica
@@ -493,10 +499,17 @@ export class Engine {
     if (session.systemId === undefined && session.timeline === undefined) this.#stamp(session); // its reads ran in today's history
     const loaded = key === session.key ? session.loadedValue : undefined;
     let next = session.position();
-    // Another request of this session may have read on the node we loaded, after any sample we
-    // took: keep that node among the uncovered ones rather than replacing it.
-    if (loaded?.node !== undefined && next.node !== loaded.node) next = { ...next, node: unionNode(next.node, loaded.node) };
-    if (loaded !== undefined ? encodePosition(next) === encodePosition(loaded) : next.lsn === 0n && next.node === undefined) return;
+    // Another request of this session may have read on the replica we loaded (staying there is
+    // free, so it stores nothing), after any sample we took: keep that replica among the uncovered
+    // ones. A loaded list or "primary" needs no such care: a request that loaded it covers it
+    // before reading a replica, and so stores what it did itself.
+    if (loaded?.node !== undefined && next.node !== loaded.node && this.replicas.has(loaded.node)) {
+      next = { ...next, node: unionNode(next.node, loaded.node) };
+    }
+    // Reads on the primary that could not be covered are always stored (merged with whatever a
+    // concurrent request of the session stored), even if the value looks unchanged.
+    const unchanged = loaded !== undefined ? encodePosition(next) === encodePosition(loaded) : next.lsn === 0n && next.node === undefined;
+    if (unchanged && next.node !== 'primary') return;
     this.counters.storeWrites++;
     try {
       await this.store.raise(key, next, loaded);

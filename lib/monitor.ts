@@ -35,6 +35,11 @@ export interface NodeState {
    * at least the node's position at that moment.
    */
   sampledAt: number;
+  /**
+   * `performance.now()` when the cached position was last dropped (the node failed or restarted):
+   * positions read after that may be lower than ones seen before it.
+   */
+  resetAt: number;
   replayLsn: Lsn | undefined;
   receiveLsn: Lsn | undefined;
   /** Primary only: `pg_current_wal_insert_lsn()`. */
@@ -147,6 +152,7 @@ export class Monitor {
           systemId: undefined,
           timeline: undefined,
           sampledAt: -Infinity,
+          resetAt: -Infinity,
         },
       });
     }
@@ -192,11 +198,21 @@ export class Monitor {
 
   #sampleNow(watched: Watched): Promise<Sample> {
     const sentAt = performance.now();
-    const sql = watched.state.role === 'primary' ? 'select pg_current_wal_insert_lsn()::text as lsn' : 'select pg_last_wal_replay_lsn()::text as lsn';
+    const sql =
+      watched.state.role === 'primary'
+        ? 'select pg_current_wal_insert_lsn()::text as lsn, pg_postmaster_start_time()::text as started'
+        : 'select pg_last_wal_replay_lsn()::text as lsn, pg_postmaster_start_time()::text as started';
     const live: { promise: Promise<Sample>; sentAt: number } = { sentAt, promise: Promise.resolve({ lsn: undefined, sentAt }) };
     live.promise = (async (): Promise<Sample> => {
       try {
-        const { rows } = await watched.pool.query<{ lsn: string | null }>(sql);
+        const { rows } = await watched.pool.query<{ lsn: string | null; started: string }>(sql);
+        if (watched.started !== undefined && rows[0]?.started !== watched.started) {
+          // Restarted since the last poll: it may be behind where it was. Forget, and let the
+          // next poll take it up again.
+          this.#forget(watched.state);
+          this.version++;
+          return { lsn: undefined, sentAt };
+        }
         const lsn = tryParseLsn(rows[0]?.lsn ?? undefined);
         if (lsn !== undefined) this.#raisePosition(watched.state, lsn, sentAt);
         return { lsn, sentAt };
@@ -388,6 +404,7 @@ export class Monitor {
 
 /** Drops a node's cached position (it can only be trusted again from a new answer). */
 function forget(state: NodeState): void {
+  state.resetAt = performance.now();
   state.replayLsn = undefined;
   state.insertLsn = undefined;
   state.receiveLsn = undefined;

@@ -60,18 +60,20 @@ export function isConnectionError(err: unknown): boolean {
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable/i.test(err.message);
 }
 
-// Errors that only happen while a connection is being opened: the statement was never sent.
-const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P03', '28000', '28P01', '3D000']);
+const notSent = new WeakSet<object>();
+
+/** Marks an error raised while opening the connection for a statement: the statement was never sent. */
+export function markNotSent(err: unknown): void {
+  if (typeof err === 'object' && err !== null) notSent.add(err);
+}
 
 /**
  * The statement never reached the server: its connection could not be opened (server down,
- * starting up or shutting down, refused login). Such a failed write cannot have committed.
+ * starting up or shutting down, refused login, connect timeout). Such a failed write cannot have
+ * committed.
  */
 export function isNotSent(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && NOT_SENT_CODES.has(code)) return true;
-  return /timeout exceeded when trying to connect/i.test(err.message);
+  return typeof err === 'object' && err !== null && notSent.has(err);
 }
 
 /** A hot standby cancelled the query because replay needed to proceed (SQLSTATE 40001/40P01). */

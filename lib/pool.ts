@@ -3,7 +3,7 @@ import pg from 'pg';
 import { failQuery, releaseArg, RoutedClient } from './client.js';
 import type { Scope } from './context.js';
 import type { Engine, NodePool, Route } from './engine.js';
-import { isConnectionError, isNotSent, isRecoveryConflict, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
+import { isConnectionError, isNotSent, isRecoveryConflict, markNotSent, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
 
 const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as const;
 
@@ -134,7 +134,9 @@ export class RoutedPool extends PoolBase {
     const read = kind === 'read';
     node.served++;
     const span = engine.traceRoute(route, kind, scope, excluded !== undefined);
-    return engine.telemetry.within(span, () => node.pool.query(arg as pg.QueryConfig, values)).then(
+    // A write opens its connection first, so that a failure to connect is known not to have written.
+    const run = read || node.role !== 'primary' ? () => node.pool.query(arg as pg.QueryConfig, values) : () => writeOn(node.pool, arg, values);
+    return engine.telemetry.within(span, run).then(
       (result) => {
         if (read) engine.noteRead(scope, node);
         else if (node.role === 'primary') engine.noteWrite(scope);
@@ -219,5 +221,30 @@ export class RoutedPool extends PoolBase {
 
   #sum(key: 'totalCount' | 'idleCount' | 'waitingCount' | 'expiredCount'): number {
     return this.#nodes().reduce((total, node) => total + ((node.pool as unknown as Record<string, number>)[key] ?? 0), 0);
+  }
+}
+
+/** pg.Pool#query in two steps: a failure to connect is marked as never sent. */
+async function writeOn(pool: pg.Pool, arg: QueryArg, values: unknown[] | undefined): Promise<pg.QueryResult> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (err) {
+    markNotSent(err);
+    throw err;
+  }
+  // A connection dying mid-query is also emitted as 'error' on the client: the query rejects with
+  // it, so the event needs a listener, as pg.Pool#query gives it.
+  const ignore = () => {};
+  client.on('error', ignore);
+  try {
+    const result = await client.query(arg as pg.QueryConfig, values);
+    client.release();
+    return result;
+  } catch (err) {
+    client.release(err as Error); // as pg.Pool#query does: a connection that failed a query is not reused
+    throw err;
+  } finally {
+    client.removeListener('error', ignore);
   }
 }

@@ -66,7 +66,7 @@ export function mergePosition(current: StoredPosition | undefined, next: StoredP
   return next;
 }
 
-const ENCODED = /^([0-9a-f]{16})\|([0-9]{0,20})\|([0-9]{0,10})\|([A-Za-z0-9_.:,-]{0,64})$/;
+const ENCODED = /^([0-9a-f]{16})\|([0-9]{0,20})\|([0-9]{0,10})\|((?:[A-Za-z0-9_.:-]+(?:,[A-Za-z0-9_.:-]+)*)?)$/;
 
 /** `<lsn: 16 hex>|<systemId>|<timeline>|<node>`: fixed-width hex so strings compare like numbers. */
 export function encodePosition(p: StoredPosition): string {
@@ -77,7 +77,7 @@ export function encodePosition(p: StoredPosition): string {
 export function decodePosition(text: unknown): StoredPosition | undefined {
   if (typeof text !== 'string') return undefined;
   const m = ENCODED.exec(text);
-  if (!m) return undefined;
+  if (!m || m[4]!.length > 64) return undefined;
   return {
     lsn: BigInt(`0x${m[1]}`),
     systemId: m[2] || undefined,

@@ -26,15 +26,29 @@ export interface RedisStoreOptions {
  * halves (exact in Lua's doubles). KEYS[1]: the key; ARGV: next, loaded ('' if none), ttl.
  */
 const RAISE_SCRIPT = `
+-- A node part: empty, or names of [A-Za-z0-9_.:-] joined by single commas, at most 64 bytes.
+local function valid_node(n)
+  if n == '' then return true end
+  if #n > 64 or string.find(n, ',,', 1, true) or string.sub(n, 1, 1) == ',' or string.sub(n, -1) == ',' then return false end
+  return true
+end
+-- Byte order, as JavaScript sorts (Lua's < on strings follows the server's locale).
+local function byte_less(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
 local cur = redis.pcall('GET', KEYS[1])
 if type(cur) == 'table' then cur = false end -- not a string (WRONGTYPE): corrupt, overwritten below
 local nxt = ARGV[1]
 local result = nxt
 if cur and cur ~= ARGV[2] then
-  local pattern = '^(%x%x%x%x%x%x%x%x)(%x%x%x%x%x%x%x%x)|(%d*)|(%d*)|([%w_.:,-]*)$'
+  local pattern = '^(%x%x%x%x%x%x%x%x)(%x%x%x%x%x%x%x%x)|(%d*)|(%d*)|([A-Za-z0-9_.:,%-]*)$'
   local ch, cl, cs, ct, cn = string.match(cur, pattern)
   local nh, nl, ns, nt, nn = string.match(nxt, pattern)
-  if ch and nh then
+  if ch and nh and valid_node(cn) and valid_node(nn) then
     if (cs == ns or cs == '' or ns == '') and (ct == nt or ct == '' or nt == '') then
       local cur_hi, cur_lo, nxt_hi, nxt_lo = tonumber(ch, 16), tonumber(cl, 16), tonumber(nh, 16), tonumber(nl, 16)
       local lsn = ch .. cl
@@ -47,7 +61,7 @@ if cur and cur ~= ARGV[2] then
             if name == 'primary' then primary = true end
             if not set[name] then set[name] = true; names[#names + 1] = name end
           end
-          table.sort(names)
+          table.sort(names, byte_less)
           node = table.concat(names, ',')
           if primary or #node > 64 then node = 'primary' end
         end

@@ -22,6 +22,18 @@ async function storedWith(session: string, node: string | undefined): Promise<vo
   await store.raise(session, { ...loaded, node }, loaded);
 }
 
+describe('uncovered reads in the store', () => {
+  it('a stored list of replicas or "primary" is covered by the next request, and not stored again', async () => {
+    await storedWith('list', 'r1,r2');
+    await storedWith('primary-reads', 'primary');
+    await cluster.waitForReplicas();
+    const node = await read('list');
+    expect((await store.get('list'))?.node).toBe(node); // just the replica it read on
+    const other = await read('primary-reads');
+    expect((await store.get('primary-reads'))?.node).toBe(other === 'primary' ? undefined : other);
+  });
+});
+
 describe('the primary is down', () => {
   it('sessions whose reads ran only on replicas keep reading from replicas; a write refused at connect changes nothing', async () => {
     await storedWith('on-both-replicas', 'r1,r2'); // reads on two replicas, not covered yet

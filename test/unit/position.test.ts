@@ -47,7 +47,7 @@ describe('position encoding and tokens', () => {
         expect(decodePosition(encodePosition(p))).toEqual(p);
       }),
     );
-    for (const junk of ['', 'x', '0|1|2|r', `${'0'.repeat(16)}|x|1|r`, `${'0'.repeat(16)}|1|1|bad node`, 42, null]) {
+    for (const junk of ['', 'x', '0|1|2|r', `${'0'.repeat(16)}|x|1|r`, `${'0'.repeat(16)}|1|1|bad node`, `${'0'.repeat(16)}|1|1|r1,,r2`, `${'0'.repeat(16)}|1|1|,r1`, `${'0'.repeat(16)}|1|1|r1,`, `${'0'.repeat(16)}|1|1|${'r'.repeat(65)}`, 42, null]) {
       expect(decodePosition(junk)).toBeUndefined();
     }
   });
