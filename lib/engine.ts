@@ -489,12 +489,19 @@ export class Engine {
         session.nodeReadEndedAt = performance.now();
       }
     }
+    // Reads on the primary, not yet covered. Stored as "primary", the next request could only
+    // cover them with a position taken after it loads them: one no lagging replica has reached,
+    // so a busy session would never get back to the replicas. So they are covered with a primary
+    // position taken after them: now, if one is already known (free); otherwise the position is
+    // stored as is (safe) and covered once a sample arrives, off the request's path.
+    let coverLater = false;
     if (session.node === 'primary' && !session.floorUnknown && this.monitor.state('primary')?.status !== 'down') {
-      // Reads on the primary, not yet covered: cover them now, with a primary position taken
-      // after them (usually one the monitor already has). Stored as "primary", the next request
-      // could only cover them with a position taken after it loads them: one no lagging replica
-      // has reached, so that session would never get back to the replicas while it stays busy.
-      await this.#cover(session).catch(() => false);
+      const known = this.monitor.primarySampleSince(session.nodeReadEndedAt);
+      if (known) {
+        session.raise(known.lsn);
+        this.#stamp(session);
+        session.node = undefined;
+      } else coverLater = key === session.key;
     }
     if (session.systemId === undefined && session.timeline === undefined) this.#stamp(session); // its reads ran in today's history
     const loaded = key === session.key ? session.loadedValue : undefined;
@@ -514,10 +521,39 @@ export class Engine {
     try {
       await this.store.raise(key, next, loaded);
       if (key === session.key) session.loadedValue = next; // what a second raise compares against
+      if (coverLater) this.#track(this.#coverStored(session, key, next));
     } catch (err) {
       this.counters.storeErrors++;
       this.#lostAt = performance.now(); // loads must not trust stored floors below the primary from now on
       throw err;
+    }
+  }
+
+  readonly #background = new Set<Promise<void>>();
+
+  #track(work: Promise<void>): void {
+    this.#background.add(work);
+    void work.finally(() => this.#background.delete(work));
+  }
+
+  /**
+   * Replaces a stored position whose reads on the primary were not covered (`stored`) by one
+   * covered by a primary sample taken after them. If the session stored something else meanwhile,
+   * the store's merge keeps whatever that request still needs covered.
+   */
+  async #coverStored(session: Session, key: string, stored: StoredPosition): Promise<void> {
+    try {
+      const since = session.nodeReadEndedAt;
+      const sample = await this.monitor.sample('primary', since);
+      if (sample.lsn === undefined || sample.sentAt < since) return;
+      this.counters.positionReads++;
+      const ours = this.monitor.primaryIdentity();
+      const covered: StoredPosition = { lsn: sample.lsn > stored.lsn ? sample.lsn : stored.lsn, node: undefined, systemId: ours.systemId ?? stored.systemId, timeline: ours.timeline ?? stored.timeline };
+      if (covered.systemId !== stored.systemId || covered.timeline !== stored.timeline) return; // a failover meanwhile: leave it to the next load
+      this.counters.storeWrites++;
+      await this.store.raise(key, covered, stored);
+    } catch {
+      this.counters.storeErrors++; // "primary" stays stored: safe
     }
   }
 
@@ -633,6 +669,7 @@ export class Engine {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.#background);
     await this.monitor.close();
     await Promise.all([this.primary, ...this.replicas.values()].map((n) => n.pool.end().catch(() => {})));
     await this.store.close();
