@@ -3,7 +3,7 @@
 // Express) writing and reading their own rows and shared rows, handing consistency tokens to each
 // other; every operation recorded, and a history checker counting read-your-writes, monotonic-read
 // and token hand-off violations. Writes docs/strategies[-think<ms>].{json,svg,md}.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { createRouter, type Router } from '../../lib/index.js';
@@ -93,29 +93,37 @@ async function runCell(cluster: Cluster, strategy: Strategy): Promise<Cell> {
   };
 }
 
-function chart(results: Cell[]): string {
-  // Share of reads on replicas per strategy and apply delay, with violations marked.
-  const width = 760;
+function chart(results: Cell[], delays: number[], sessions: number, thinkMs: number, seconds: number): string {
+  // Share of reads on replicas per strategy and apply delay. Red: read-your-writes or hand-off
+  // violations (a user's own change, or one handed to them, not visible); orange: only
+  // monotonic-read violations (which `read-your-writes` does not promise to avoid).
+  const width = 920;
   const rowHeight = 22;
   const left = 190;
+  const barMax = 420;
   const lines: string[] = [];
-  let y = 30;
-  for (const delay of DELAYS) {
+  let y = 42;
+  for (const delay of delays) {
     lines.push(`<text x="10" y="${y}" font-weight="bold">apply delay ${delay} ms</text>`);
     y += 8;
     for (const r of results.filter((x) => x.delayMs === delay)) {
       y += rowHeight;
       const share = Number(r.replicaShare);
-      const bad = Number(r.rywViolations) + Number(r.mrViolations) + Number(r.handoffViolations);
+      const lost = Number(r.rywViolations) + Number(r.handoffViolations);
+      const mr = Number(r.mrViolations);
+      const parts = [`${Math.round(share * 100)}% on replicas`];
+      if (Number(r.rywViolations)) parts.push(`${r.rywViolations} RYW`);
+      if (Number(r.handoffViolations)) parts.push(`${r.handoffViolations} hand-off`);
+      if (mr) parts.push(`${mr} MR`);
       lines.push(`<text x="10" y="${y - 6}">${r.strategy}</text>`);
-      lines.push(`<rect x="${left}" y="${y - 18}" width="${Math.round(share * (width - left - 160))}" height="14" fill="${bad ? '#c0392b' : '#2e86c1'}"/>`);
-      lines.push(`<text x="${left + Math.round(share * (width - left - 160)) + 6}" y="${y - 6}">${Math.round(share * 100)}% on replicas${bad ? `, ${bad} violations` : ''}</text>`);
+      lines.push(`<rect x="${left}" y="${y - 18}" width="${Math.round(share * barMax)}" height="14" fill="${lost ? '#c0392b' : mr ? '#e67e22' : '#2e86c1'}"/>`);
+      lines.push(`<text x="${left + Math.round(share * barMax) + 6}" y="${y - 6}">${parts.join(', ')}${lost || mr ? ' violations' : ''}</text>`);
     }
     y += 16;
   }
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${y + 10}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="10" y="14" font-size="14">Reads served by replicas (bar) and consistency violations (red), ${SESSIONS} sessions${THINK_MS ? `, ${THINK_MS} ms think time` : ''}, ${SECONDS} s per cell</text>
+<text x="10" y="14" font-size="14">Reads served by replicas; red: read-your-writes or hand-off violations, orange: monotonic-read only. ${sessions} sessions${thinkMs ? `, ${thinkMs} ms think time` : ''}, ${seconds} s per cell</text>
 ${lines.join('\n')}
 </svg>
 `;
@@ -128,6 +136,18 @@ function table(results: Cell[]): string {
       `| ${r.delayMs} ms | ${r.strategy} | ${r.opsPerSecond} | ${r.directP50ms} / ${r.directP99ms} | ${r.httpP50ms} / ${r.httpP99ms} | ${(Number(r.replicaShare) * 100).toFixed(1)} % | ${r.rywViolations} | ${r.mrViolations} | ${r.handoffViolations} | ${r.liveChecksPerOp} |`,
   );
   return `${head}\n${rows.join('\n')}\n`;
+}
+
+const suffix = THINK_MS > 0 ? `-think${THINK_MS}` : '';
+const base = new URL(`../../docs/strategies${suffix}`, import.meta.url).pathname;
+
+if (process.env.BENCH_CHART_ONLY === '1') {
+  // Redraw the chart and table from the last results, without running anything.
+  const saved = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as { sessions: number; thinkMs: number; secondsPerCell: number; results: Cell[] };
+  const delays = [...new Set(saved.results.map((r) => Number(r.delayMs)))];
+  writeFileSync(`${base}.svg`, chart(saved.results, delays, saved.sessions, saved.thinkMs, saved.secondsPerCell));
+  writeFileSync(`${base}.md`, table(saved.results));
+  process.exit(0);
 }
 
 const cluster = await startCluster({ replicas: 2 });
@@ -162,10 +182,8 @@ try {
   }
   if (process.env.BENCH_NO_WRITE !== '1') {
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
-    const suffix = THINK_MS > 0 ? `-think${THINK_MS}` : '';
-    const base = new URL(`../../docs/strategies${suffix}`, import.meta.url).pathname;
     writeFileSync(`${base}.json`, `${JSON.stringify({ date: new Date().toISOString(), machine, sessions: SESSIONS, secondsPerCell: SECONDS, repeats: REPEATS, thinkMs: THINK_MS, results }, null, 2)}\n`);
-    writeFileSync(`${base}.svg`, chart(results));
+    writeFileSync(`${base}.svg`, chart(results, DELAYS, SESSIONS, THINK_MS, SECONDS));
     writeFileSync(`${base}.md`, table(results));
   }
 } finally {
