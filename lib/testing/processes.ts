@@ -171,16 +171,45 @@ export function alive(pid: number): boolean {
   }
 }
 
-/** A free TCP port on the loopback interface. */
-export function freePort(): Promise<number> {
+/**
+ * A free TCP port on the loopback interface, below the kernel's ephemeral range (where outgoing
+ * connections and other programs' `listen(0)` take their ports). So a port handed out here is not
+ * taken by a connection before the server binds it, nor handed to another program while the server
+ * is stopped for a test (only another caller picking at random from the same 20 000 ports could).
+ * Falls back to a kernel-chosen port.
+ */
+export async function freePort(): Promise<number> {
+  const bottom = 10_000;
+  const top = ephemeralLow() - 1;
+  for (let attempt = 0; top - bottom > 1000 && attempt < 50; attempt++) {
+    const port = bottom + Math.floor(Math.random() * (top - bottom + 1));
+    if ((await bindable(port)) === port) return port;
+  }
+  return bindable(0);
+}
+
+/** The lowest port of the kernel's ephemeral range (32768 when it cannot be read). */
+export function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 1024 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Binds `port` (0: any) on 127.0.0.1 and lets it go: the port, or undefined when it is taken. */
+function bindable(port: 0): Promise<number>;
+function bindable(port: number): Promise<number | undefined>;
+function bindable(port: number): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', (err: NodeJS.ErrnoException) => (port === 0 ? reject(err) : resolve(undefined)));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
+      const bound = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(bound));
     });
   });
 }
