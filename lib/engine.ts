@@ -252,10 +252,15 @@ export class Engine {
       }
     }
     if (!sample) return false;
+    this.#applyCover(session, sample);
+    return true;
+  }
+
+  /** Raises the floor to a position sampled after the session's uncovered reads, which it covers. */
+  #applyCover(session: Session, sample: { lsn: Lsn; sentAt: number }): void {
     session.raise(sample.lsn);
     this.#stamp(session);
     if (session.nodeReadEndedAt <= sample.sentAt) session.node = undefined;
-    return true;
   }
 
   #decide(
@@ -497,11 +502,8 @@ export class Engine {
     let coverLater = false;
     if (session.node === 'primary' && !session.floorUnknown && this.monitor.state('primary')?.status !== 'down') {
       const known = this.monitor.primarySampleSince(session.nodeReadEndedAt);
-      if (known) {
-        session.raise(known.lsn);
-        this.#stamp(session);
-        session.node = undefined;
-      } else coverLater = key === session.key;
+      if (known) this.#applyCover(session, known);
+      else coverLater = key === session.key;
     }
     if (session.systemId === undefined && session.timeline === undefined) this.#stamp(session); // its reads ran in today's history
     const loaded = key === session.key ? session.loadedValue : undefined;
@@ -545,7 +547,7 @@ export class Engine {
     try {
       const since = session.nodeReadEndedAt;
       const sample = await this.monitor.sample('primary', since);
-      if (sample.lsn === undefined || sample.sentAt < since) return;
+      if (sample.lsn === undefined) return;
       this.counters.positionReads++;
       const ours = this.monitor.primaryIdentity();
       const covered: StoredPosition = { lsn: sample.lsn > stored.lsn ? sample.lsn : stored.lsn, node: undefined, systemId: ours.systemId ?? stored.systemId, timeline: ours.timeline ?? stored.timeline };

@@ -106,6 +106,8 @@ interface Watched {
  */
 export class Monitor {
   readonly #nodes = new Map<string, Watched>();
+  /** The primary's entry in #nodes. */
+  readonly #primary: Watched | undefined;
   readonly #options: MonitorOptions;
   #closed = false;
   /** Recent primary positions and when they were asked for (ring of the last 64). */
@@ -156,6 +158,7 @@ export class Monitor {
         },
       });
     }
+    this.#primary = [...this.#nodes.values()].find((w) => w.state.role === 'primary');
     // The primary first: replicas are judged against its WAL history.
     const all = [...this.#nodes.values()];
     const primaries = all.filter((w) => w.state.role === 'primary');
@@ -231,8 +234,7 @@ export class Monitor {
    * `sentAt` is `performance.now()` when the query was sent.
    */
   notePrimaryPosition(lsn: Lsn, sentAt: number): void {
-    const watched = [...this.#nodes.values()].find((w) => w.state.role === 'primary');
-    if (watched) this.#raisePosition(watched.state, lsn, sentAt);
+    if (this.#primary) this.#raisePosition(this.#primary.state, lsn, sentAt);
   }
 
   /**
@@ -377,7 +379,7 @@ export class Monitor {
   }
 
   #primaryState(): NodeState | undefined {
-    return [...this.#nodes.values()].find((w) => w.state.role === 'primary')?.state;
+    return this.#primary?.state;
   }
 
   #raisePosition(state: NodeState, lsn: Lsn, sentAt: number): void {

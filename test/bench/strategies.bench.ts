@@ -4,10 +4,10 @@
 // other; every operation recorded, and a history checker counting read-your-writes, monotonic-read
 // and token hand-off violations. Writes docs/strategies[-think<ms>].{json,svg,md}.
 import { readFileSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { createRouter, type Router } from '../../lib/index.js';
 import { startCluster, type Cluster } from '../../lib/testing/index.js';
+import { listen } from '../helpers/http.js';
 import { directTarget, httpTarget, seedStatements, startWorkload, workloadApp, type Level } from '../workload/driver.js';
 import { check, percentile, type Op } from '../workload/history.js';
 
@@ -44,9 +44,8 @@ async function runCell(cluster: Cluster, strategy: Strategy): Promise<Cell> {
     tokenSecret: SECRET,
     logger: false,
   });
-  const server = workloadApp(router).listen(0, '127.0.0.1');
-  await new Promise((resolve) => server.once('listening', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const server = await listen(workloadApp(router));
+  const url = server.url;
   await router.query('select 1');
   await new Promise((resolve) => setTimeout(resolve, 500));
   const names = new Map([[cluster.primary.port, 'primary'], ...cluster.replicas.map((r) => [r.port, r.name] as const)]);
@@ -62,8 +61,7 @@ async function runCell(cluster: Cluster, strategy: Strategy): Promise<Cell> {
   await new Promise((resolve) => setTimeout(resolve, SECONDS * 1000));
   const { history, failures, durationMs } = await load.stop();
   const counters = router.topology().counters;
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await server.close();
   await router.close();
 
   const done = history.filter((h) => h.kind !== 'handoff');
@@ -152,7 +150,8 @@ if (process.env.BENCH_CHART_ONLY === '1') {
 
 const cluster = await startCluster({ replicas: 2 });
 try {
-  const workload = { targets: [{ target: { transport: 'direct' as const } as never, sessions: SESSIONS - Math.floor(SESSIONS / 2) }, { target: { transport: 'http' as const } as never, sessions: Math.floor(SESSIONS / 2) }] };
+  const half = Math.floor(SESSIONS / 2);
+  const workload = { targets: [{ target: { transport: 'direct' as const }, sessions: SESSIONS - half }, { target: { transport: 'http' as const }, sessions: half }] };
   for (const statement of seedStatements(workload)) await cluster.primary.query(statement);
   await cluster.waitForReplicas();
   await runCell(cluster, 'ours: session'); // warm-up (JIT, connections, caches), not counted

@@ -5,6 +5,7 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Consistency, Router } from '../../lib/index.js';
 import { consistency } from '../../adapters/express/index.js';
+import { Browser } from '../helpers/http.js';
 import type { Failure, Op } from './history.js';
 
 /** A named consistency level (the strategies use `primary` and `eventual`). */
@@ -95,20 +96,18 @@ export function workloadApp(router: Router): Express {
   return app;
 }
 
-/** HTTP clients, one per session, each keeping its own cookie jar, against {@link workloadApp}. */
+/** HTTP clients, one per session, each a {@link Browser} with its own cookies, against {@link workloadApp}. */
 export function httpTarget(baseUrl: string): Target {
-  const jars = new Map<string, string>();
+  const browsers = new Map<string, Browser>();
   const call = async (session: string, method: string, path: string, headers: Record<string, string>): Promise<Outcome> => {
-    const cookie = jars.get(session);
-    if (cookie) headers.cookie = cookie;
+    let browser = browsers.get(session);
+    if (!browser) browsers.set(session, (browser = new Browser()));
     let res: globalThis.Response;
     try {
-      res = await fetch(`${baseUrl}${path}`, { method, headers });
+      res = await browser.fetch(`${baseUrl}${path}`, { method, headers });
     } catch (err) {
       throw new OperationError(codeOf(err), err instanceof Error ? err.message : String(err));
     }
-    const set = res.headers.getSetCookie()[0];
-    if (set) jars.set(session, set.split(';')[0]!);
     const body = (await res.json()) as { version: number; port: number; code?: string; message?: string };
     if (!res.ok) throw new OperationError(body.code ?? `HTTP ${res.status}`, body.message ?? '');
     return { version: body.version, port: body.port, token: res.headers.get('x-consistency-token') ?? undefined };
@@ -162,8 +161,14 @@ export interface Workload {
   stop(): Promise<WorkloadResult>;
 }
 
+/** How many sessions of each transport, and shared rows: what decides the rows a workload touches. */
+export interface WorkloadShape {
+  targets: Array<{ target: Pick<Target, 'transport'>; sessions: number }>;
+  sharedRows?: number | undefined;
+}
+
 /** Every row id a workload with these targets touches (seed them into `counters` first). */
-export function workloadRows(options: Pick<WorkloadOptions, 'targets' | 'sharedRows'>): string[] {
+export function workloadRows(options: WorkloadShape): string[] {
   const ids: string[] = [];
   for (const { target, sessions } of options.targets) for (let i = 0; i < sessions; i++) ids.push(`own-${target.transport[0]}${i}`);
   for (let i = 0; i < (options.sharedRows ?? 10); i++) ids.push(`shared-${i}`);
@@ -171,7 +176,7 @@ export function workloadRows(options: Pick<WorkloadOptions, 'targets' | 'sharedR
 }
 
 /** SQL that creates and fills the `counters` table for a workload. */
-export function seedStatements(options: Pick<WorkloadOptions, 'targets' | 'sharedRows'>): string[] {
+export function seedStatements(options: WorkloadShape): string[] {
   const values = workloadRows(options).map((id) => `('${id}', 0)`).join(', ');
   return ['create table if not exists counters (id text primary key, v int not null)', `insert into counters values ${values} on conflict (id) do update set v = 0`];
 }
