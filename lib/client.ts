@@ -1,10 +1,13 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
+import { toCallback } from './callback.js';
 import type { Classification } from './classifier.js';
-import type { Scope } from './context.js';
-import type { Engine, NodePool, Route } from './engine.js';
+import type { Dispatch, Runner, TransactionState } from './dispatch.js';
+import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
-import { isConnectionError, isRecoveryConflict, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
+import { markNotSent, normalizeQuery, type NormalizedQuery, type Submittable } from './pg-args.js';
+import type { Scope } from './scopes.js';
+import type { Telemetry } from './telemetry.js';
 
 const CLIENT_EVENTS = ['error', 'notice', 'notification', 'end', 'drain'] as const;
 const CLOSED = 'Client was closed and is not queryable';
@@ -32,22 +35,56 @@ export function releaseArg(arg: unknown): Error | true | undefined {
  *   bound node;
  * - outside those, a write on a replica-bound client moves it to the primary, and once on the
  *   primary it stays there (session state such as `SET` lives on that connection).
+ *
+ * @example
+ * ```ts
+ * const client = await router.pool.connect();
+ * try {
+ *   await client.query('begin read only'); // may run on a replica ready for the session
+ *   const { rows } = await client.query('select count(*) from orders');
+ *   await client.query('commit');
+ * } finally {
+ *   client.release();
+ * }
+ * ```
  */
 export class RoutedClient extends EventEmitter {
-  readonly #engine: Engine;
+  readonly #dispatch: Dispatch;
+  readonly #telemetry: Telemetry;
   #binding: Binding | undefined;
-  #inTransaction = false;
-  #transactionWrote = false;
+  readonly #transaction: TransactionState = { open: false, wrote: false };
   /** Cursors or streams still open on the bound connection. */
   #open = 0;
   #released = false;
   /** Statements run one at a time, in the order they were issued, as on a pg client. */
   #chain: Promise<unknown> = Promise.resolve();
+  readonly #runner: Runner<NormalizedQuery, unknown>;
 
-  /** @internal */
-  constructor(engine: Engine) {
+  /** @internal use `router.pool.connect()` */
+  constructor(dispatch: Dispatch, telemetry: Telemetry) {
     super();
-    this.#engine = engine;
+    this.#dispatch = dispatch;
+    this.#telemetry = telemetry;
+    this.#runner = {
+      transaction: this.#transaction,
+      keepsSpans: true,
+      pinned: (kind) => {
+        const bound = this.#binding?.node;
+        if (!bound) return undefined;
+        if (this.#transaction.open || this.#open > 0 || bound.role === 'primary') return bound;
+        if (kind === 'commit' || kind === 'rollback' || kind === 'transaction') return bound;
+        return undefined;
+      },
+      preferred: () => this.#binding?.node.name,
+      needsSpan: (node) => this.#binding?.node !== node,
+      mayRetry: (q) => !q.submittable && !this.#transaction.open && this.#open === 0,
+      execute: (node, span, q, classification, scope) => this.#execute(node, span, q, classification, scope),
+      abandon: (err) => this.#unbind(releaseArg(err) ?? true, true), // the connection may be broken: destroy it
+      settled: (node, transactionEnded) => {
+        // A read-only transaction on a replica is over: route the next statement afresh.
+        if (transactionEnded && node.role === 'replica' && this.#open === 0) this.#unbind();
+      },
+    };
   }
 
   /** The node this client is bound to (`primary`, a replica name), or undefined before its first statement. */
@@ -58,115 +95,77 @@ export class RoutedClient extends EventEmitter {
   /** Same forms as `pg.Client#query`, including submittables and callbacks. */
   query<T extends Submittable>(submittable: T): T;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values: unknown[] | undefined, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string | pg.QueryConfig,
+    callback: (err: Error | null, result: pg.QueryResult<R>) => void,
+  ): void;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string | pg.QueryConfig,
+    values: unknown[] | undefined,
+    callback: (err: Error | null, result: pg.QueryResult<R>) => void,
+  ): void;
   query(arg: unknown, values?: unknown, callback?: unknown): unknown {
     const q = normalizeQuery(arg, values, callback);
     if (this.#released) return failQuery(q.submittable, q.callback, new Error(CLOSED));
-    const run = this.#chain.then(() => this.#run(q.arg, q.values, q.text, q.submittable));
+    const run = this.#chain.then(() => this.#dispatch.run(q.text, q, this.#runner));
     this.#chain = run.catch(() => {});
     if (q.submittable) {
       run.catch((err: Error) => (q.submittable as unknown as { handleError?: (e: Error) => void }).handleError?.(err));
       return q.submittable;
     }
-    if (q.callback) {
-      const cb = q.callback;
-      run.then((result) => cb(null, result as pg.QueryResult), (err: Error) => cb(err));
-      return undefined;
-    }
-    return run;
+    const cb = q.callback;
+    if (!cb) return run;
+    return toCallback(run, (err, result) => (err ? cb(err) : cb(null, result as pg.QueryResult)));
   }
 
-  async #run(arg: QueryArg, values: unknown[] | undefined, text: string | undefined, submittable: Submittable | undefined): Promise<unknown> {
-    const engine = this.#engine;
-    if (!engine.isStarted) await engine.started();
-    const scope = engine.scope();
-    const classification = engine.classify(text);
-    let exclude: Set<string> | undefined;
-    for (let attempt = 0; ; attempt++) {
-      const target = await this.#target(classification, scope, exclude);
-      const node = target.node;
-      const binding = await this.#bind(target, classification, scope, exclude !== undefined);
-      const startsTransaction = classification.kind === 'begin' || classification.kind === 'begin-read-only';
-      node.served++;
-      if (submittable) return this.#submit(submittable, binding, classification, scope);
-      try {
-        const result = await engine.telemetry.within(binding.span, () => binding.client.query(arg as pg.QueryConfig, values));
-        this.#after(classification, node, scope, true);
-        return result;
-      } catch (err) {
-        this.#after(classification, node, scope, false);
-        const retryable = node.role === 'replica' && attempt === 0 && !this.#inTransaction && this.#open === 0;
-        if (retryable && (isConnectionError(err) || isRecoveryConflict(err))) {
-          if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
-          this.#unbind(err as Error, true); // the connection may be broken: destroy it
-          exclude = new Set([node.name]);
-          if (startsTransaction) this.#inTransaction = false;
-          continue;
-        }
-        throw err;
-      }
-    }
+  async #execute(node: NodePool, span: OtelSpan | undefined, q: NormalizedQuery, classification: Classification, scope: Scope): Promise<unknown> {
+    const binding = await this.#bind(node, span);
+    if (q.submittable) return this.#submit(q.submittable, binding, classification, scope);
+    return this.#telemetry.within(binding.span, () => binding.client.query(q.arg as pg.QueryConfig, q.values));
   }
 
   /** Runs a cursor or stream; its end (or close) settles reads, writes and pinning. */
   #submit(submittable: Submittable, binding: Binding, classification: Classification, scope: Scope): Submittable {
-    const engine = this.#engine;
     const node = binding.node;
-    const read = classification.kind === 'read';
     this.#open++;
     let settled = false;
     const settle = () => {
       if (settled) return;
       settled = true;
       this.#open--;
-      // A read's snapshot is taken once it starts; a write commits when it ends (outside a transaction).
-      if (read) engine.noteRead(scope, node);
-      else this.#after(classification, node, scope, true);
+      // A read's snapshot is taken once it starts (noted then, by the dispatch, and again now); a
+      // write commits when it ends (outside a transaction).
+      this.#runner.settled?.(node, this.#dispatch.note(classification, node, scope, this.#transaction, true));
     };
-    if (!read && node.role === 'primary') {
-      if (this.#inTransaction) this.#transactionWrote = true;
-      else engine.noteWrite(scope); // noted again at the end, when it has committed
-    }
     // pg-cursor emits 'end' once its portal is done (read to the end, closed, or failed);
     // pg-query-stream emits 'end' or 'close'.
     const emitter = submittable as unknown as Partial<EventEmitter>;
     emitter.once?.('end', settle);
     emitter.once?.('close', settle);
     emitter.once?.('error', settle);
-    engine.telemetry.within(binding.span, () => binding.client.query(submittable as never));
-    if (read) engine.noteRead(scope, node);
+    this.#telemetry.within(binding.span, () => binding.client.query(submittable as never));
     return submittable;
   }
 
-  /** Where the next statement runs (with the routing decision, when one was made). */
-  async #target(classification: Classification, scope: Scope, exclude: Set<string> | undefined): Promise<{ node: NodePool; route?: Route }> {
-    const engine = this.#engine;
-    const bound = this.#binding?.node;
-    if (bound && (this.#inTransaction || this.#open > 0 || bound.role === 'primary')) return { node: bound };
-    const kind = classification.kind;
-    if (bound && (kind === 'commit' || kind === 'rollback' || kind === 'transaction')) return { node: bound };
-    const statement = kind === 'read' || kind === 'begin-read-only' ? 'read' : 'other';
-    const route = engine.routeSync(statement, scope, bound?.name, exclude) ?? (await engine.route(statement, scope, bound?.name, exclude));
-    return { node: route.node, route };
-  }
-
-  async #bind(target: { node: NodePool; route?: Route }, classification: Classification, scope: Scope, retry: boolean): Promise<Binding> {
-    const node = target.node;
-    if (this.#released) throw new Error(CLOSED);
+  /** The connection to `node`, opened (under the route span `span`) if the client is not bound there yet. */
+  async #bind(node: NodePool, span: OtelSpan | undefined): Promise<Binding> {
+    if (this.#released) {
+      this.#telemetry.end(span);
+      throw new Error(CLOSED);
+    }
     if (this.#binding?.node === node) return this.#binding;
     this.#unbind();
-    const span = target.route ? this.#engine.traceRoute(target.route, classification.kind, scope, retry) : undefined;
     let client: pg.PoolClient;
     try {
-      client = await this.#engine.telemetry.within(span, () => node.pool.connect());
+      client = await this.#telemetry.within(span, () => node.pool.connect());
     } catch (err) {
-      this.#engine.telemetry.end(span, err);
+      markNotSent(err); // nothing was sent on a connection that never opened
+      this.#telemetry.end(span, err);
       throw err;
     }
     if (this.#released) {
       client.release(); // released while we waited for the connection
-      this.#engine.telemetry.end(span);
+      this.#telemetry.end(span);
       throw new Error(CLOSED);
     }
     const forward = new Map<string, (...args: unknown[]) => void>();
@@ -184,37 +183,9 @@ export class RoutedClient extends EventEmitter {
     if (!binding) return;
     this.#binding = undefined;
     this.#open = 0;
-    this.#engine.telemetry.end(binding.span, err instanceof Error ? err : undefined, retried);
+    this.#telemetry.end(binding.span, err instanceof Error ? err : undefined, retried);
     for (const [event, listener] of binding.forward) binding.client.removeListener(event, listener);
     binding.client.release(err);
-  }
-
-  /** Tracks transactions and records writes once they are committed. */
-  #after(classification: Classification, node: NodePool, scope: Scope, ok: boolean): void {
-    const kind = classification.kind;
-    if (kind === 'begin' || kind === 'begin-read-only') {
-      if (ok) {
-        this.#inTransaction = true;
-        this.#transactionWrote = false;
-      }
-      return;
-    }
-    if (kind === 'read' && ok) this.#engine.noteRead(scope, node);
-    if (!this.#inTransaction) {
-      if (node.role === 'primary' && kind === 'write') this.#engine.noteWrite(scope);
-      return;
-    }
-    if (node.role === 'primary' && kind !== 'read') this.#transactionWrote = true;
-    if (kind === 'commit' || kind === 'rollback') {
-      // A failed COMMIT may still have committed (connection lost): count it as a write.
-      if (kind === 'commit' && this.#transactionWrote) this.#engine.noteWrite(scope);
-      this.#transactionWrote = false;
-      // AND CHAIN opens the next transaction at once, on the same connection.
-      if (classification.detail.endsWith('-and-chain') && ok) return;
-      this.#inTransaction = false;
-      // A read-only transaction on a replica is over: route the next statement afresh.
-      if (node.role === 'replica' && this.#open === 0) this.#unbind();
-    }
   }
 
   /**
@@ -237,3 +208,4 @@ export function failQuery(submittable: Submittable | undefined, callback: ((err:
   if (callback) return void process.nextTick(() => callback(err));
   return Promise.reject(err);
 }
+

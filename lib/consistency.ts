@@ -24,3 +24,8 @@ export function isConsistency(value: unknown): value is Consistency {
 export function levelName(level: Consistency): string {
   return typeof level === 'string' ? level : `max-staleness:${level.maxStalenessMs}`;
 }
+
+/** Levels whose reads keep monotonic reads (and so record where they read). */
+export function isMonotonic(level: Consistency): boolean {
+  return level === 'session' || typeof level === 'object';
+}

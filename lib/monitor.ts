@@ -1,6 +1,9 @@
 import pg from 'pg';
 import { tryParseLsn, type Lsn } from './lsn.js';
+import type { MonitorView } from './monitor-view.js';
+import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
+import { INSERT_LSN, REPLAY_LSN, sampleSql } from './position-sql.js';
 
 /** Monitor settings (all optional in {@link RouterOptions}). */
 export interface MonitorOptions {
@@ -55,16 +58,16 @@ export interface NodeState {
 
 // One round trip answers everything, on a primary or a replica alike.
 const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
-  pg_last_wal_replay_lsn()::text as replay,
+  ${REPLAY_LSN}::text as replay,
   pg_last_wal_receive_lsn()::text as receive,
-  case when pg_is_in_recovery() then null else pg_current_wal_insert_lsn()::text end as insert,
+  case when pg_is_in_recovery() then null else ${INSERT_LSN}::text end as insert,
   case when not pg_is_in_recovery() then null
        when pg_last_wal_receive_lsn() is not null and pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()
             and exists (select 1 from pg_stat_wal_receiver where status = 'streaming') then 0
        else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000 end as lag_ms,
   pg_postmaster_start_time()::text as started,
   case when pg_is_in_recovery() then coalesce((select received_tli from pg_stat_wal_receiver), (select timeline_id from pg_control_checkpoint()))
-       else ('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::int end as timeline`;
+       else ('x' || substr(pg_walfile_name(${INSERT_LSN}), 1, 8))::bit(32)::int end as timeline`;
 
 // Asked once per node; some managed services restrict it, and then identity checks are skipped.
 const SYSTEM_ID_SQL = 'select system_identifier::text as system_id from pg_control_system()';
@@ -104,7 +107,7 @@ interface Watched {
  * the cached view the routing policy reads. Timers are unreferenced: the monitor never keeps
  * a process alive.
  */
-export class Monitor {
+export class Monitor implements MonitorView {
   readonly #nodes = new Map<string, Watched>();
   /** The primary's entry in #nodes. */
   readonly #primary: Watched | undefined;
@@ -117,7 +120,7 @@ export class Monitor {
   /** Resolves when every node has been polled once (successfully or not). */
   readonly ready: Promise<void>;
 
-  constructor(nodes: Array<{ name: string; role: 'primary' | 'replica'; config: pg.PoolConfig }>, options: MonitorOptions) {
+  constructor(nodes: readonly NodeConfig[], options: MonitorOptions) {
     this.#options = options;
     for (const node of nodes) {
       const pool = new pg.Pool({
@@ -201,10 +204,7 @@ export class Monitor {
 
   #sampleNow(watched: Watched): Promise<Sample> {
     const sentAt = performance.now();
-    const sql =
-      watched.state.role === 'primary'
-        ? 'select pg_current_wal_insert_lsn()::text as lsn, pg_postmaster_start_time()::text as started'
-        : 'select pg_last_wal_replay_lsn()::text as lsn, pg_postmaster_start_time()::text as started';
+    const sql = sampleSql(watched.state.role);
     const live: { promise: Promise<Sample>; sentAt: number } = { sentAt, promise: Promise.resolve({ lsn: undefined, sentAt }) };
     live.promise = (async (): Promise<Sample> => {
       try {

@@ -4,7 +4,7 @@ import { ErrorCodes, ReplicaRouterError } from './errors.js';
 import type { MonitorOptions } from './monitor.js';
 import { memoryStore } from './stores/memory.js';
 import type { LsnStore } from './stores/store.js';
-import { suggest } from './suggest.js';
+import { checkKnownKeys } from './suggest.js';
 import type { Logger } from './log.js';
 import type { StoreGuardOptions } from './stores/guard.js';
 
@@ -78,12 +78,7 @@ function invalid(message: string): ReplicaRouterError {
 }
 
 function checkKeys(where: string, value: object, known: string[]): void {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) {
-      const hint = suggest(key, known);
-      throw invalid(`unknown option "${where}${key}"${hint ? ` (did you mean "${where}${hint}"?)` : ''}`);
-    }
-  }
+  checkKnownKeys(value, known, invalid, where);
 }
 
 function integer(name: string, value: unknown, min: number, max: number): number {

@@ -30,6 +30,8 @@ interface Baggage {
 
 export interface OtelApi {
   ROOT_CONTEXT: OtelContext;
+  SpanKind: { readonly INTERNAL: number };
+  SpanStatusCode: { readonly ERROR: number };
   context: { active(): OtelContext & { setValue(key: symbol, value: unknown): OtelContext }; with<T>(context: OtelContext, fn: () => T): T };
   trace: {
     getTracer(name: string, version?: string): { startSpan(name: string, options?: { kind?: number }): OtelSpan };

@@ -1,11 +1,20 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
+import { toCallback } from './callback.js';
 import { failQuery, releaseArg, RoutedClient } from './client.js';
-import type { Scope } from './context.js';
-import type { Engine, NodePool, Route } from './engine.js';
-import { isConnectionError, isNotSent, isRecoveryConflict, markNotSent, normalizeQuery, type QueryArg, type Submittable } from './pg-args.js';
+import type { Runner } from './dispatch.js';
+import type { Engine } from './engine.js';
+import type { NodeConnectionPool } from './nodes.js';
+import type { Telemetry } from './telemetry.js';
+import { markNotSent, normalizeQuery, type NormalizedQuery, type QueryArg, type Submittable } from './pg-args.js';
 
 const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as const;
+const ENDED = 'Cannot use a pool after calling end on the pool';
+
+// At run time the base class is pg.Pool, so `pool instanceof pg.Pool` holds (Prisma's adapter-pg
+// and Drizzle check it); to TypeScript it is an EventEmitter with the methods declared below,
+// since @types/pg's Pool promises a full pg.Client from connect().
+const PoolBase = pg.Pool as unknown as new (config: pg.PoolConfig) => EventEmitter;
 
 /**
  * A `pg.Pool` look-alike that routes every statement: reads to a replica that is ready for the
@@ -25,13 +34,9 @@ const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as cons
  * }
  * ```
  */
-// At run time the base class is pg.Pool, so `pool instanceof pg.Pool` holds (Prisma's adapter-pg
-// and Drizzle check it); to TypeScript it is an EventEmitter with the methods declared below,
-// since @types/pg's Pool promises a full pg.Client from connect().
-const PoolBase = pg.Pool as unknown as new (config: pg.PoolConfig) => EventEmitter;
-
 export class RoutedPool extends PoolBase {
   readonly #engine: Engine;
+  readonly #runner: Runner<NormalizedQuery, pg.QueryResult>;
   #ending = false;
   #ended = false;
 
@@ -43,7 +48,8 @@ export class RoutedPool extends PoolBase {
     super(engine.options.primary);
     delete (this as unknown as Record<string, unknown>).Client; // not exposed: a side connection made with it would reach the primary
     this.#engine = engine;
-    for (const node of this.#nodes()) {
+    this.#runner = poolRunner(engine.telemetry);
+    for (const node of engine.nodes.all) {
       for (const event of POOL_EVENTS) {
         // Same arguments as pg.Pool's events; 'connect' lets you prepare every new connection.
         node.pool.on(event, (...args: unknown[]) => {
@@ -62,20 +68,20 @@ export class RoutedPool extends PoolBase {
 
   /** Connections open across all nodes. */
   get totalCount(): number {
-    return this.#sum('totalCount');
+    return this.#engine.nodes.sum('totalCount');
   }
 
   get idleCount(): number {
-    return this.#sum('idleCount');
+    return this.#engine.nodes.sum('idleCount');
   }
 
   get waitingCount(): number {
-    return this.#sum('waitingCount');
+    return this.#engine.nodes.sum('waitingCount');
   }
 
   /** Connections past their `maxLifetimeSeconds`, across all nodes. */
   get expiredCount(): number {
-    return this.#sum('expiredCount');
+    return this.#engine.nodes.sum('expiredCount');
   }
 
   get ending(): boolean {
@@ -101,70 +107,32 @@ export class RoutedPool extends PoolBase {
    */
   query<T extends Submittable>(submittable: T): T;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values: unknown[] | undefined, callback: (err: Error | null, result: pg.QueryResult<R>) => void): void;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string | pg.QueryConfig,
+    callback: (err: Error | null, result: pg.QueryResult<R>) => void,
+  ): void;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string | pg.QueryConfig,
+    values: unknown[] | undefined,
+    callback: (err: Error | null, result: pg.QueryResult<R>) => void,
+  ): void;
   query(arg: unknown, values?: unknown, callback?: unknown): unknown {
     const q = normalizeQuery(arg, values, callback);
-    if (this.#ending) return failQuery(q.submittable, q.callback, new Error('Cannot use a pool after calling end on the pool'));
+    if (this.#ending) return failQuery(q.submittable, q.callback, new Error(ENDED));
     if (q.submittable) return this.#submit(q.submittable);
-    const promise = this.#run(q.arg, q.values, q.text);
-    if (q.callback) {
-      const cb = q.callback;
-      promise.then((result) => cb(null, result), (err: Error) => cb(err));
-      return undefined;
-    }
-    return promise;
-  }
-
-  /** Routes and runs one statement; no extra promise layer when no I/O is needed to decide. */
-  #run(arg: QueryArg, values: unknown[] | undefined, text: string | undefined): Promise<pg.QueryResult> {
-    const engine = this.#engine;
-    if (!engine.isStarted) return engine.started().then(() => this.#run(arg, values, text));
-    const scope = engine.scope();
-    const kind = engine.classify(text).kind;
-    const statement = kind === 'read' ? 'read' : 'other';
-    const route = engine.routeSync(statement, scope);
-    if (route) return this.#execute(route, arg, values, kind, scope, undefined);
-    return engine.route(statement, scope).then((r) => this.#execute(r, arg, values, kind, scope, undefined));
-  }
-
-  #execute(route: Route, arg: QueryArg, values: unknown[] | undefined, kind: string, scope: Scope, excluded: Set<string> | undefined): Promise<pg.QueryResult> {
-    const engine = this.#engine;
-    const node = route.node;
-    const read = kind === 'read';
-    node.served++;
-    const span = engine.traceRoute(route, kind, scope, excluded !== undefined);
-    // A write opens its connection first, so that a failure to connect is known not to have written.
-    const run = read || node.role !== 'primary' ? () => node.pool.query(arg as pg.QueryConfig, values) : () => writeOn(node.pool, arg, values);
-    return engine.telemetry.within(span, run).then(
-      (result) => {
-        if (read) engine.noteRead(scope, node);
-        else if (node.role === 'primary') engine.noteWrite(scope);
-        engine.telemetry.end(span);
-        return result;
-      },
-      async (err: unknown) => {
-        // A failed write may still have committed (a lost connection after COMMIT): stay safe,
-        // unless it never reached the server (its connection could not be opened).
-        if (!read && node.role === 'primary' && !isNotSent(err)) engine.noteWrite(scope);
-        if (node.role === 'replica' && excluded === undefined && (isConnectionError(err) || isRecoveryConflict(err))) {
-          engine.telemetry.end(span, err, true);
-          if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
-          // Once more, elsewhere (another ready replica or the primary).
-          const exclude = new Set([node.name]);
-          const retry: Route = engine.routeSync('read', scope, undefined, exclude) ?? (await engine.route('read', scope, undefined, exclude));
-          return this.#execute(retry, arg, values, kind, scope, exclude);
-        }
-        engine.telemetry.end(span, err);
-        throw err;
-      },
-    );
+    const result = this.#engine.dispatch.run(q.text, q, this.#runner);
+    const cb = q.callback;
+    if (!cb) return result;
+    return toCallback(result, (err, value) => (err ? cb(err) : cb(null, value)));
   }
 
   #submit<T extends Submittable>(submittable: T): T {
     // pg.Pool cannot run submittables; here one runs on a routed client that goes back to its
     // pool when the submittable ends (its 'end', 'error' or 'close' event, or cursor.close()).
-    const client = new RoutedClient(this.#engine);
+    const client = new RoutedClient(this.#engine.dispatch, this.#engine.telemetry);
+    // Nobody else holds this client: a connection dying under the submittable is reported to it
+    // (its 'error'), and must not crash the process as an unheard 'error' event.
+    client.on('error', () => {});
     let released = false;
     const release = (err?: unknown) => {
       if (released) return;
@@ -186,46 +154,54 @@ export class RoutedPool extends PoolBase {
    */
   connect(): Promise<RoutedClient>;
   connect(callback: (err: Error | undefined, client: RoutedClient | undefined, done: (release?: unknown) => void) => void): void;
-  connect(callback?: (err: Error | undefined, client: RoutedClient | undefined, done: (release?: unknown) => void) => void): Promise<RoutedClient> | void {
-    if (this.#ending) {
-      const err = new Error('Cannot use a pool after calling end on the pool');
-      if (callback) return void process.nextTick(() => callback(err, undefined, () => {}));
-      return Promise.reject(err);
-    }
-    const client = new RoutedClient(this.#engine);
-    if (callback) return void process.nextTick(() => callback(undefined, client, (release?: unknown) => client.release(releaseArg(release))));
-    return Promise.resolve(client);
+  connect(
+    callback?: (err: Error | undefined, client: RoutedClient | undefined, done: (release?: unknown) => void) => void,
+  ): Promise<RoutedClient> | void {
+    const checkout = this.#ending
+      ? Promise.reject(new Error(ENDED))
+      : Promise.resolve(new RoutedClient(this.#engine.dispatch, this.#engine.telemetry));
+    if (!callback) return checkout;
+    toCallback(checkout, (err, client) => callback(err, client, (release?: unknown) => client?.release(releaseArg(release))));
   }
 
   /** Ends every pool and the monitor. */
   end(): Promise<void>;
   end(callback: (err?: Error) => void): void;
   end(callback?: (err?: Error) => void): Promise<void> | void {
-    if (this.#ending) {
-      const err = new Error('Called end on pool more than once');
-      if (callback) return void callback(err);
-      return Promise.reject(err);
+    let done: Promise<void>;
+    if (this.#ending) done = Promise.reject(new Error('Called end on pool more than once'));
+    else {
+      this.#ending = true;
+      done = this.#engine.close().then(() => {
+        this.#ended = true;
+        this.emit('end');
+      });
     }
-    this.#ending = true;
-    const done = this.#engine.close().then(() => {
-      this.#ended = true;
-      this.emit('end');
-    });
-    if (callback) return void done.then(() => callback(), callback);
-    return done;
-  }
-
-  #nodes(): NodePool[] {
-    return [this.#engine.primary, ...this.#engine.replicas.values()];
-  }
-
-  #sum(key: 'totalCount' | 'idleCount' | 'waitingCount' | 'expiredCount'): number {
-    return this.#nodes().reduce((total, node) => total + ((node.pool as unknown as Record<string, number>)[key] ?? 0), 0);
+    if (!callback) return done;
+    toCallback(done, (err) => callback(err));
   }
 }
 
+/** How the pool runs a routed statement: on a pooled connection of its node, released after it. */
+function poolRunner(telemetry: Telemetry): Runner<NormalizedQuery, pg.QueryResult> {
+  return {
+    transaction: undefined,
+    keepsSpans: false,
+    pinned: () => undefined,
+    preferred: () => undefined,
+    needsSpan: () => true,
+    mayRetry: () => true,
+    abandon: () => {},
+    execute(node, span, q, classification) {
+      // A write opens its connection first, so that a failure to connect is known not to have written.
+      const write = classification.kind !== 'read' && node.role === 'primary';
+      return telemetry.within(span, () => (write ? writeOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values)));
+    },
+  };
+}
+
 /** pg.Pool#query in two steps: a failure to connect is marked as never sent. */
-async function writeOn(pool: pg.Pool, arg: QueryArg, values: unknown[] | undefined): Promise<pg.QueryResult> {
+async function writeOn(pool: NodeConnectionPool, arg: QueryArg, values: unknown[] | undefined): Promise<pg.QueryResult> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();

@@ -1,4 +1,4 @@
-import { engineOf } from './internal.js';
+import { requestScopesOf } from './internal.js';
 import { BAGGAGE_KEY, otelApi } from './otel.js';
 import type { Router } from './router.js';
 
@@ -37,7 +37,7 @@ export async function tokenHeaders(router: Router, init?: ConstructorParameters<
  */
 export async function withTokenBaggage<T>(router: Router, fn: () => Promise<T> | T): Promise<T> {
   const api = otelApi();
-  if (!api || !engineOf(router)) return fn();
+  if (!api || !requestScopesOf(router)) return fn();
   const token = await router.currentToken();
   const active = api.context.active();
   const baggage = (api.propagation.getBaggage(active) ?? api.propagation.createBaggage()).setEntry(BAGGAGE_KEY, { value: token });

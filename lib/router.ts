@@ -6,7 +6,7 @@ import { ErrorCodes, ReplicaRouterError } from './errors.js';
 import { formatLsn } from './lsn.js';
 import { resolveRouterOptions, type RouterOptions } from './options.js';
 import { RoutedPool } from './pool.js';
-import { scopes } from './context.js';
+import { runInScope, withLevel } from './scopes.js';
 import type { TokenRejection } from './token.js';
 import { registerEngine } from './internal.js';
 
@@ -152,8 +152,7 @@ export function createRouter(options: RouterOptions): Router {
       if (!isConsistency(level)) {
         throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `withConsistency: not a consistency level: ${JSON.stringify(level)}`);
       }
-      const outer = engine.scope();
-      return scopes.run({ session: outer.session, consistency: level, forcePrimary: outer.forcePrimary || level === 'primary' }, fn);
+      return runInScope(withLevel(engine.scopes.current(), level), fn);
     },
     async currentToken() {
       const secret = resolved.tokenSecrets[0];
@@ -164,10 +163,10 @@ export function createRouter(options: RouterOptions): Router {
       if (resolved.tokenSecrets.length === 0) {
         throw new ReplicaRouterError(ErrorCodes.NO_TOKEN_SECRET, 'withToken: createRouter({ tokenSecret }) is needed to verify tokens');
       }
-      return engine.withToken(token, resolved.tokenSecrets, fn);
+      return engine.withToken(token, fn);
     },
     topology() {
-      const served = new Map([engine.primary, ...engine.replicas.values()].map((n) => [n.name, n.served]));
+      const served = new Map(engine.nodes.all.map((n) => [n.name, n.served]));
       return {
         nodes: engine.monitor.states().map((s) => ({
           name: s.name,

@@ -23,8 +23,8 @@ export interface RouteInput {
   readonly floor: Lsn;
   /** The session's floor could not be known (store unavailable): only the primary is safe. */
   readonly floorUnknown: boolean;
-  /** The session wrote in this scope and its position is not fetched yet: read on the primary. */
-  readonly wroteInScope: boolean;
+  /** The session wrote in this scope and its position is not read yet: read on the primary. */
+  readonly writePending: boolean;
   readonly replicas: readonly ReplicaView[];
   /** A node to prefer among the ready ones (the client's or session's current node). */
   readonly preferred?: string | undefined;
@@ -93,7 +93,7 @@ export function decide(input: RouteInput): Decision {
     if (usable.length === 0) return primary('too-stale');
   }
   if (input.floorUnknown) return primary('floor-unknown');
-  if (input.wroteInScope) return primary('wrote-in-scope');
+  if (input.writePending) return primary('wrote-in-scope');
 
   if (input.floor === 0n) return { target: 'replica', node: pick(usable, input.preferred, random).name, reason: 'no-floor' };
 

@@ -26,3 +26,12 @@ export function suggest(name: string, known: readonly string[]): string | undefi
   }
   return best;
 }
+
+/** Throws `invalid(…)` for the first key of `value` not in `known`, with a "did you mean" hint. */
+export function checkKnownKeys(value: object, known: readonly string[], invalid: (message: string) => Error, prefix = ''): void {
+  for (const key of Object.keys(value)) {
+    if (known.includes(key)) continue;
+    const hint = suggest(key, known);
+    throw invalid(`unknown option "${prefix}${key}"${hint ? ` (did you mean "${prefix}${hint}"?)` : ''}`);
+  }
+}

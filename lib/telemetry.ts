@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { levelName, type Consistency } from './consistency.js';
-import type { Route } from './engine.js';
+import type { Route } from './route.js';
 import { formatLsn } from './lsn.js';
-import type { Monitor } from './monitor.js';
+import type { MonitorView } from './monitor-view.js';
+import type { NodeConfig } from './nodes.js';
 import { otelApi, tracingActive, type Attributes, type OtelApi, type OtelSpan as Span } from './otel.js';
 import type { GuardedStore } from './stores/guard.js';
 
@@ -82,7 +83,7 @@ export class Telemetry {
   /** Metric attribute sets, made once per (role, reason): nothing is allocated per statement. */
   readonly #decisionAttributes = new Map<string, Attributes>();
 
-  constructor(enabled: boolean, nodes: Array<{ name: string; role: 'primary' | 'replica'; config: pg.PoolConfig }>, monitor: Monitor, store: GuardedStore) {
+  constructor(enabled: boolean, nodes: readonly NodeConfig[], monitor: MonitorView, store: Pick<GuardedStore, 'state'>) {
     const api = enabled ? otelApi() : null;
     this.#api = api;
     if (!api) return;
@@ -126,7 +127,7 @@ export class Telemetry {
    * Opens the span for a routed statement (or a checked-out client's binding) and counts the
    * decision. Undefined when nothing records spans.
    */
-  route(route: Route, statement: string, level: Consistency, replayLsn: () => bigint | undefined, retry: boolean): Span | undefined {
+  startRouteSpan(route: Route, statement: string, level: Consistency, replayLsn: () => bigint | undefined, retry: boolean): Span | undefined {
     const reason = route.decision.reason;
     const role = route.node.role;
     if (this.#decisions) {
@@ -138,7 +139,7 @@ export class Telemetry {
     if (route.waitedMs > 0) this.#waits?.record(route.waitedMs / 1000, { [ATTR.reason]: reason });
     const tracer = this.#tracer;
     if (!tracer || !this.#tracingActive()) return undefined;
-    const span = tracer.startSpan('pgrr.route', { kind: 0 /* INTERNAL */ });
+    const span = tracer.startSpan('pgrr.route', { kind: this.#api!.SpanKind.INTERNAL });
     if (!span.isRecording()) return undefined;
     span.setAttributes(this.#nodeAttributes.get(route.node.name) ?? {});
     span.setAttributes({
@@ -178,7 +179,7 @@ export class Telemetry {
       const err = error instanceof Error ? error : new Error(String(error));
       span.recordException(err);
       span.setAttribute(ATTR.errorType, (err as { code?: string }).code ?? err.name);
-      span.setStatus({ code: 2 /* ERROR */, message: err.message });
+      span.setStatus({ code: this.#api!.SpanStatusCode.ERROR, message: err.message });
     }
     span.end();
   }
@@ -192,9 +193,9 @@ export class Telemetry {
   }
 
   /** The request span of the Express middleware (session side). */
-  request(attributes: Attributes): Span | undefined {
+  startRequestSpan(attributes: Attributes): Span | undefined {
     if (!this.#tracer || !this.#tracingActive()) return undefined;
-    const span = this.#tracer.startSpan('pgrr.request', { kind: 0 });
+    const span = this.#tracer.startSpan('pgrr.request', { kind: this.#api!.SpanKind.INTERNAL });
     if (!span?.isRecording()) return undefined;
     span.setAttributes(attributes);
     return span;

@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isConsistency, levelName, type Consistency } from '../../lib/consistency.js';
 import { ATTR, sessionHash } from '../../lib/telemetry.js';
-import { scopes } from '../../lib/context.js';
 import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
-import { engineOf } from '../../lib/internal.js';
+import { requestScopesOf } from '../../lib/internal.js';
 import { BAGGAGE_KEY, otelApi } from '../../lib/otel.js';
 import { TOKEN_HEADER } from '../../lib/propagation.js';
 import type { Router } from '../../lib/router.js';
-import { suggest } from '../../lib/suggest.js';
+import { checkKnownKeys } from '../../lib/suggest.js';
+import { runAtLevel } from '../../lib/request-scope.js';
 import { cookieId, expressSessionId, issueCookie, type CookieOptions } from './identity.js';
 import { gateResponse } from './response-gate.js';
 import { parseClientLevel, stronger } from './levels.js';
@@ -84,15 +84,10 @@ function headerName(name: string, value: unknown, fallback: string): string | fa
  * ```
  */
 export function consistency(router: Router, options: ConsistencyOptions = {}): Handler {
-  const engine = engineOf(router);
-  if (!engine) throw invalid('the first argument must be a router made by createRouter()');
+  const requests = requestScopesOf(router);
+  if (!requests) throw invalid('the first argument must be a router made by createRouter()');
   if (options === null || typeof options !== 'object') throw invalid('options must be an object');
-  for (const key of Object.keys(options)) {
-    if (!KNOWN.includes(key)) {
-      const hint = suggest(key, KNOWN);
-      throw invalid(`unknown option "${key}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
-    }
-  }
+  checkKnownKeys(options, KNOWN, invalid);
   if (options.session !== undefined && typeof options.session !== 'function') throw invalid('session must be a function (req) => key');
   const tokenHeader = headerName('tokenHeader', options.tokenHeader, TOKEN_HEADER);
   const levelHeader = headerName('levelHeader', options.levelHeader, 'x-consistency');
@@ -108,17 +103,22 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
   return function consistencyMiddleware(req, res, next) {
     try {
       const incoming = incomingToken(req, tokenHeader, useBaggage);
-      const hasToken = incoming !== undefined && engine.verifies(incoming);
+      const hasToken = incoming !== undefined && requests.verifies(incoming);
       const { key, source } = sessionKey(req, res, options.session, cookie, hasToken, true);
       const requested = clientLevel(req, levelHeader, levelQuery);
       (req as unknown as Record<symbol, unknown>)[REQUESTED] = requested;
-      const level = stronger(engine.options.consistency, requested);
-      const request = engine.openRequest({ key, token: incoming, consistency: level === engine.options.consistency ? undefined : level });
-      const span = engine.telemetry.request({
-        [ATTR.sessionSource]: source,
-        [ATTR.tokenIn]: incoming !== undefined,
-        [ATTR.consistency]: levelName(level),
-        ...(key === undefined ? {} : { [ATTR.sessionHash]: sessionHash(key) }),
+      const level = stronger(requests.defaultLevel, requested);
+      const request = requests.open({
+        key,
+        token: incoming,
+        consistency: level === requests.defaultLevel ? undefined : level,
+        issueToken: tokenHeader !== false,
+        spanAttributes: {
+          [ATTR.sessionSource]: source,
+          [ATTR.tokenIn]: incoming !== undefined,
+          [ATTR.consistency]: levelName(level),
+          ...(key === undefined ? {} : { [ATTR.sessionHash]: sessionHash(key) }),
+        },
       });
       const rekey = () => sessionKey(req, res, options.session, cookie, hasToken, false).key;
       gateResponse(
@@ -126,14 +126,13 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
         async (setHeader) => {
           const token = await request.finish(rekey());
           if (token && tokenHeader) setHeader(tokenHeader, token);
-          span?.setAttributes({ [ATTR.tokenOut]: Boolean(token && tokenHeader), [ATTR.storeOutcome]: request.scope.session.storeOutcome });
         },
         async () => {
           await request.finish(rekey()); // what was written while the body streamed
         },
       );
-      if (span) res.once('close', () => span.end());
-      scopes.run(request.scope, () => engine.telemetry.within(span, () => next()));
+      res.once('close', () => request.close());
+      request.run(() => next());
     } catch (err) {
       next(err);
     }
@@ -153,13 +152,10 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
 export function requireConsistency(level: Consistency): Handler {
   if (!isConsistency(level)) throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `requireConsistency: not a consistency level: ${JSON.stringify(level)}`);
   return function requireConsistencyMiddleware(req, _res, next) {
-    const scope = scopes.getStore();
-    if (!scope) {
-      next(new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'requireConsistency() needs app.use(consistency(router)) before it'));
-      return;
-    }
     const effective = stronger(level, (req as unknown as Record<symbol, Consistency | undefined>)[REQUESTED]);
-    scopes.run({ session: scope.session, consistency: effective, forcePrimary: effective === 'primary' }, () => next());
+    if (!runAtLevel(effective, () => next())) {
+      next(new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'requireConsistency() needs app.use(consistency(router)) before it'));
+    }
   };
 }
 

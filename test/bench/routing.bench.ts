@@ -28,7 +28,7 @@ async function routingWorkMicros(): Promise<{ cachedClassify: number; decide: nu
   ];
   started = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
-    decide({ statement: 'read', level: 'session', forcePrimary: false, floor: 100n, floorUnknown: false, wroteInScope: false, replicas });
+    decide({ statement: 'read', level: 'session', forcePrimary: false, floor: 100n, floorUnknown: false, writePending: false, replicas });
   }
   const decideMicros = Number(process.hrtime.bigint() - started) / 1000 / n;
   return { cachedClassify: Number(cachedClassify.toFixed(3)), decide: Number(decideMicros.toFixed(3)) };

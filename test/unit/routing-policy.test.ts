@@ -15,7 +15,7 @@ const base: RouteInput = {
   forcePrimary: false,
   floor: 100n,
   floorUnknown: false,
-  wroteInScope: false,
+  writePending: false,
   replicas: [r('r1', 150n), r('r2', 50n)],
   random: () => 0,
 };
@@ -34,7 +34,7 @@ const cases: Array<[string, Partial<RouteInput>, Decision]> = [
   ['staleness bound keeps the fresh one', { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: 500 }), r('r2', 150n, { lagMs: 50 })] }, { target: 'replica', node: 'r2', reason: 'caught-up' }],
   ['staleness bound still honours the floor', { level: { maxStalenessMs: 100 }, replicas: [r('r2', 50n, { lagMs: 0 })] }, { target: 'check', node: 'r2' }],
   ['store unavailable: floor unknown', { floorUnknown: true }, { target: 'primary', reason: 'floor-unknown' }],
-  ['the scope wrote: its reads use the primary', { wroteInScope: true }, { target: 'primary', reason: 'wrote-in-scope' }],
+  ['the scope wrote: its reads use the primary', { writePending: true }, { target: 'primary', reason: 'wrote-in-scope' }],
   ['no floor: any healthy replica', { floor: 0n, replicas: [r('r2', 50n)] }, { target: 'replica', node: 'r2', reason: 'no-floor' }],
   ['no floor, replica position never seen', { floor: 0n, replicas: [r('r2', undefined)] }, { target: 'replica', node: 'r2', reason: 'no-floor' }],
   ['cached replay position at or past the floor', { replicas: [r('r1', 100n)] }, { target: 'replica', node: 'r1', reason: 'caught-up' }],

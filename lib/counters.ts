@@ -1,0 +1,30 @@
+import type { TokenRejection } from './token.js';
+
+/** What the router counted, as `router.topology().counters` reports it. */
+export interface Counters {
+  positionReads: number;
+  liveChecks: number;
+  storeReads: number;
+  storeWrites: number;
+  storeErrors: number;
+  positionErrors: number;
+  corruptPositions: number;
+  foreignPositions: number;
+  tokensAccepted: number;
+  tokensRejected: Record<TokenRejection, number>;
+}
+
+export function newCounters(): Counters {
+  return {
+    positionReads: 0,
+    liveChecks: 0,
+    storeReads: 0,
+    storeWrites: 0,
+    storeErrors: 0,
+    positionErrors: 0,
+    corruptPositions: 0,
+    foreignPositions: 0,
+    tokensAccepted: 0,
+    tokensRejected: { malformed: 0, oversized: 0, forged: 0, version: 0, foreign: 0 },
+  };
+}

@@ -1,0 +1,182 @@
+import { Classifier, type Classification, type StatementKind } from './classifier.js';
+import { isMonotonic } from './consistency.js';
+import type { MonitorView } from './monitor-view.js';
+import type { NodePool } from './nodes.js';
+import type { OtelSpan } from './otel.js';
+import { isConnectionError, isNotSent, isRecoveryConflict } from './pg-args.js';
+import type { RoutePlanner } from './planner.js';
+import type { Route, RoutedStatement } from './route.js';
+import type { Scope, Scopes } from './scopes.js';
+import type { Telemetry } from './telemetry.js';
+
+const NO_TEXT: Classification = Object.freeze({ kind: 'write', detail: 'no-text' });
+
+/** A connection's transaction, as the statements run on it tell (the pool's statements have none). */
+export interface TransactionState {
+  open: boolean;
+  /** A statement that may have written ran on the primary in this transaction. */
+  wrote: boolean;
+}
+
+/**
+ * Where a statement runs once routed: the pool runs each on a pooled connection of its node; a
+ * checked-out client on the connection it is bound to. Everything else — classify, plan, span,
+ * note what ran, retry once elsewhere — is {@link Dispatch}'s, the same for both.
+ */
+export interface Runner<Q, R> {
+  /** The connection's transaction; undefined when every statement stands alone (the pool). */
+  readonly transaction: TransactionState | undefined;
+  /** The node the statement must stay on (a transaction, an open cursor), or undefined to route it. */
+  pinned(kind: StatementKind): NodePool | undefined;
+  /** A node to prefer when routing (the client's current one). */
+  preferred(): string | undefined;
+  /** Whether a statement routed to `node` gets a route span of its own (else it joins its connection's). */
+  needsSpan(node: NodePool): boolean;
+  /** The runner ends the spans it is given (a client's span lives as long as its binding). */
+  readonly keepsSpans: boolean;
+  /** Whether a failure on a replica may be retried elsewhere (asked before the statement runs). */
+  mayRetry(query: Q): boolean;
+  /**
+   * Runs the statement on `node`. A failure to get a connection must be marked with
+   * `markNotSent` (a write that was never sent cannot have committed).
+   */
+  execute(node: NodePool, span: OtelSpan | undefined, query: Q, classification: Classification, scope: Scope): Promise<R>;
+  /** The statement failed on a replica and goes elsewhere: drop that connection. */
+  abandon(err: unknown): void;
+  /** After the outcome was noted; `transactionEnded`: a COMMIT or ROLLBACK closed the transaction. */
+  settled?(node: NodePool, transactionEnded: boolean): void;
+}
+
+/**
+ * The one path of a statement: classify → plan (synchronously when no I/O is needed) → route
+ * span → execute → note the read or write on the session → once more elsewhere after a
+ * connection error or recovery conflict on a replica.
+ */
+export class Dispatch {
+  #started: Promise<void> | undefined;
+  /** True once the parser is loaded and every node was polled once. */
+  #isStarted = false;
+
+  constructor(
+    readonly classifier: Classifier,
+    readonly planner: RoutePlanner,
+    readonly monitor: MonitorView,
+    readonly telemetry: Telemetry,
+    readonly scopes: Scopes,
+  ) {}
+
+  /** Resolves once the parser is loaded and every node was polled once (awaited by the first statements only). */
+  started(): Promise<void> {
+    this.#started ??= Promise.all([this.classifier.ready, this.monitor.ready]).then(() => {
+      this.#isStarted = true;
+    });
+    return this.#started;
+  }
+
+  /** Routes and runs one statement; no extra promise layer when no I/O is needed to decide. */
+  run<Q, R>(text: string | undefined, query: Q, runner: Runner<Q, R>): Promise<R> {
+    if (!this.#isStarted) return this.started().then(() => this.run(text, query, runner));
+    const classification = text === undefined ? NO_TEXT : this.classifier.classifySync(text);
+    return this.#attempt(classification, this.scopes.current(), query, runner, undefined);
+  }
+
+  #attempt<Q, R>(classification: Classification, scope: Scope, query: Q, runner: Runner<Q, R>, exclude: Set<string> | undefined): Promise<R> {
+    const pinned = runner.pinned(classification.kind);
+    if (pinned) return this.#execute(pinned, undefined, classification, scope, query, runner, exclude);
+    const statement = routedAs(classification.kind);
+    const preferred = runner.preferred();
+    const route = this.planner.planSync(statement, scope, preferred, exclude);
+    if (route) return this.#execute(route.node, route, classification, scope, query, runner, exclude);
+    return this.planner
+      .plan(statement, scope, preferred, exclude)
+      .then((planned) => this.#execute(planned.node, planned, classification, scope, query, runner, exclude));
+  }
+
+  #execute<Q, R>(
+    node: NodePool,
+    route: Route | undefined,
+    classification: Classification,
+    scope: Scope,
+    query: Q,
+    runner: Runner<Q, R>,
+    exclude: Set<string> | undefined,
+  ): Promise<R> {
+    node.served++;
+    const retry = exclude !== undefined;
+    const span = route && runner.needsSpan(node) ? this.#openSpan(route, classification.kind, scope, retry) : undefined;
+    const retryable = !retry && node.role === 'replica' && runner.mayRetry(query);
+    const ownSpan = runner.keepsSpans ? undefined : span;
+    return runner.execute(node, span, query, classification, scope).then(
+      (result) => {
+        this.#settle(classification, node, scope, runner, true, undefined);
+        this.telemetry.end(ownSpan);
+        return result;
+      },
+      (err: unknown) => {
+        this.#settle(classification, node, scope, runner, false, err);
+        if (retryable && (isConnectionError(err) || isRecoveryConflict(err))) {
+          this.telemetry.end(ownSpan, err, true);
+          if (isConnectionError(err)) this.monitor.reportConnectionFailure(node.name, err);
+          runner.abandon(err);
+          return this.#attempt(classification, scope, query, runner, new Set([node.name]));
+        }
+        this.telemetry.end(ownSpan, err);
+        throw err;
+      },
+    );
+  }
+
+  #openSpan(route: Route, kind: StatementKind, scope: Scope, retry: boolean): OtelSpan | undefined {
+    return this.telemetry.startRouteSpan(route, kind, this.planner.levelOf(scope), () => this.monitor.state(route.node.name)?.replayLsn, retry);
+  }
+
+  #settle<Q, R>(classification: Classification, node: NodePool, scope: Scope, runner: Runner<Q, R>, ok: boolean, err: unknown): void {
+    const ended = this.note(classification, node, scope, runner.transaction, ok, err);
+    runner.settled?.(node, ended);
+  }
+
+  /**
+   * Records what a statement did to its session and its connection's transaction, and returns
+   * whether it ended the transaction:
+   * - a read that succeeded: where the session read (monotonic reads);
+   * - outside a transaction, a write on the primary, even a failed one unless it was never sent
+   *   (a lost connection after COMMIT may still have committed);
+   * - inside one, a COMMIT (even a failed one) after any statement on the primary that may have
+   *   written; a read-only transaction, or one that only read, writes nothing.
+   */
+  note(classification: Classification, node: NodePool, scope: Scope, transaction: TransactionState | undefined, ok: boolean, err?: unknown): boolean {
+    const kind = classification.kind;
+    if (kind === 'begin' || kind === 'begin-read-only') {
+      if (ok && transaction) {
+        transaction.open = true;
+        transaction.wrote = false;
+      }
+      return false;
+    }
+    if (kind === 'read' && ok) this.#noteRead(scope, node);
+    if (!transaction?.open) {
+      if (node.role === 'primary' && kind === 'write' && (ok || !isNotSent(err))) scope.session.noteWrite();
+      return false;
+    }
+    if (node.role === 'primary' && kind !== 'read') transaction.wrote = true;
+    if (kind !== 'commit' && kind !== 'rollback') return false;
+    if (kind === 'commit' && transaction.wrote) scope.session.noteWrite();
+    transaction.wrote = false;
+    // AND CHAIN opens the next transaction at once, on the same connection.
+    if (classification.detail.endsWith('-and-chain') && ok) return false;
+    transaction.open = false;
+    return true;
+  }
+
+  /** A read ran on `node`: remember it, so later reads of the session never go back in time. */
+  #noteRead(scope: Scope, node: NodePool): void {
+    const level = this.planner.levelOf(scope);
+    if (!(isMonotonic(level) || level === 'primary' || scope.forcePrimary)) return;
+    scope.session.noteRead(node.name, performance.now());
+  }
+}
+
+/** How the planner sees a statement kind: reads (and `BEGIN READ ONLY`) may use a replica. */
+function routedAs(kind: StatementKind): RoutedStatement {
+  return kind === 'read' || kind === 'begin-read-only' ? 'read' : 'other';
+}

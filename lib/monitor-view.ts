@@ -1,0 +1,34 @@
+import type { Lsn } from './lsn.js';
+import type { NodeState, Sample } from './monitor.js';
+import type { NodeConfig } from './nodes.js';
+import type { MonitorOptions } from './monitor.js';
+import type { PositionSample, WalHistory } from './session.js';
+
+/**
+ * What the router needs from its monitor: the cached view of every node, live samples, and the
+ * primary's recent positions. `Monitor` polls real servers; a database-free test passes its own.
+ */
+export interface MonitorView {
+  /** Bumped on every change of any node's state, so readers can cache what they derive from it. */
+  readonly version: number;
+  /** Resolves when every node has been polled once. */
+  readonly ready: Promise<void>;
+  state(name: string): NodeState | undefined;
+  states(): NodeState[];
+  /** A live sample of a node's position, sent at or after `notBefore` (shared with one in flight). */
+  sample(name: string, notBefore?: number): Promise<Sample>;
+  /** A primary position read elsewhere (after a write), folded into the cache. */
+  notePrimaryPosition(lsn: Lsn, sentAt: number): void;
+  /** The latest time the primary was seen below `lsn` (whatever wrote `lsn` happened after it). */
+  writtenAfter(lsn: Lsn): number | undefined;
+  /** The earliest recent primary position asked for at or after `since`. */
+  primarySampleSince(since: number): PositionSample | undefined;
+  /** The primary's WAL history, when known. */
+  primaryIdentity(): WalHistory;
+  /** A query on this node failed with a connection error: take it out of rotation now. */
+  reportConnectionFailure(name: string, error: unknown): void;
+  close(): Promise<void>;
+}
+
+/** Makes the router's monitor. Default: a `Monitor` polling every node. */
+export type MonitorFactory = (nodes: readonly NodeConfig[], options: MonitorOptions) => MonitorView;

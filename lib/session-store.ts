@@ -1,0 +1,208 @@
+import type { Counters } from './counters.js';
+import type { Lsn } from './lsn.js';
+import type { MonitorView } from './monitor-view.js';
+import { encodePosition, unionNode, type StoredPosition } from './position.js';
+import type { PrimaryPositions } from './primary-position.js';
+import type { Session } from './session.js';
+import type { LsnStore } from './stores/store.js';
+
+type Warn = (kind: string, message: string, details?: Record<string, unknown>) => void;
+
+/**
+ * Sessions and the position store: loads a session's stored position (once, lazily), turns its
+ * pending writes into a floor, and stores its new position at the end of its scope with the
+ * store's compare-and-merge. Fails safe: a store that cannot be read leaves the floor unknown
+ * (reads go to the primary); after a failed store write, loaded floors are raised to the primary
+ * position observed after it; corrupt and foreign values count as the current primary position.
+ */
+export class SessionStore {
+  /** Floors loaded from the store are raised to this: the primary's position after positions may have been lost. */
+  #recoveryFloor: Lsn = 0n;
+  /** `performance.now()` of the last failed store write (positions may be missing since). */
+  #lostAt = -Infinity;
+  /** When the current recovery floor was sampled (request sent). */
+  #recoverySampledAt = -Infinity;
+  #recovering: { promise: Promise<void>; sentAt: number } | undefined;
+  readonly #background = new Set<Promise<void>>();
+
+  constructor(
+    readonly store: LsnStore,
+    readonly primary: PrimaryPositions,
+    readonly monitor: MonitorView,
+    /** Whether a node name is one of this router's replicas. */
+    readonly isReplica: (name: string) => boolean,
+    readonly counters: Counters,
+    readonly warn: Warn,
+  ) {}
+
+  /** Loads the stored position once per session (shared by concurrent reads). */
+  ensureLoaded(session: Session): Promise<void> {
+    if (session.key === undefined) return Promise.resolve();
+    session.loading ??= this.#load(session);
+    return session.loading;
+  }
+
+  /** Makes the session's floor current before a read: loaded, and its pending writes positioned. */
+  async floorFor(session: Session): Promise<void> {
+    await this.ensureLoaded(session);
+    const ours = this.monitor.primaryIdentity();
+    if (session.timeline !== undefined && ours.timeline !== undefined && session.timeline !== ours.timeline) {
+      session.resync = true; // a failover since the floor was taken: LSNs of the old history do not compare
+    }
+    // A keyed scope's own writes send its reads to the primary until it ends (one position read
+    // per scope that wrote); in memory they are positioned now.
+    await this.position(session, session.key === undefined);
+  }
+
+  /**
+   * Reads the primary's position for what the session has pending (a resync; its writes too when
+   * `writes`), one read at a time, shared by concurrent callers. Rejects when the primary cannot
+   * be reached.
+   */
+  async position(session: Session, writes: boolean): Promise<void> {
+    while ((writes && session.writePending) || session.resync || session.positioning) {
+      if (!session.positioning) {
+        session.positioning = this.primary.positionSession(session).finally(() => {
+          session.positioning = undefined;
+        });
+      }
+      await session.positioning;
+    }
+  }
+
+  async #load(session: Session): Promise<void> {
+    try {
+      this.counters.storeReads++;
+      const stored = await this.store.get(session.key!);
+      session.storeOutcome = stored === null ? 'corrupt' : stored === undefined ? 'miss' : 'hit';
+      // Positions may have been lost while the store was failing: not below the primary's
+      // position observed after the last failure.
+      if (this.#lostAt > this.#recoverySampledAt) await this.#sampleRecoveryFloor();
+      session.raise(this.#recoveryFloor);
+      if (stored === null) {
+        this.counters.corruptPositions++;
+        this.warn('corrupt-position', 'undecodable value in the position store; treated as the current primary position');
+        session.resync = true; // never "no floor": the current primary position
+      } else if (stored !== undefined) {
+        session.storedValue = stored;
+        if (!session.merge(stored, this.monitor.primaryIdentity(), performance.now())) {
+          this.counters.foreignPositions++;
+          this.warn('foreign-position', 'position of another PostgreSQL system in the store; treated as the current primary position', {
+            systemId: stored.systemId,
+          });
+          session.resync = true;
+        }
+      }
+    } catch {
+      this.counters.storeErrors++;
+      session.storeOutcome = 'unavailable';
+      session.floorUnknown = true; // fail safe: reads that need a floor go to the primary
+    }
+    session.loaded = true;
+  }
+
+  /** Samples the primary's position after the last lost store write (shared by concurrent loads). */
+  async #sampleRecoveryFloor(): Promise<void> {
+    if (!this.#recovering || this.#recovering.sentAt < this.#lostAt) {
+      const sentAt = performance.now();
+      const promise = this.primary
+        .read()
+        .then(({ lsn }) => {
+          if (lsn > this.#recoveryFloor) this.#recoveryFloor = lsn;
+          if (sentAt > this.#recoverySampledAt) this.#recoverySampledAt = sentAt;
+        })
+        .finally(() => {
+          if (this.#recovering?.promise === promise) this.#recovering = undefined;
+        });
+      this.#recovering = { promise, sentAt };
+    }
+    await this.#recovering.promise;
+  }
+
+  /**
+   * Stores the session's position under `key` (its own, or a new key after a login) at the end
+   * of its scope: positions its writes first, covers its reads on the primary when a primary
+   * position taken after them is known, and skips the write when nothing changed.
+   */
+  async persist(session: Session, key = session.key): Promise<void> {
+    if (key === undefined) return;
+    if (session.writePending || (session.resync && session.wrote)) {
+      try {
+        await this.primary.positionSession(session);
+      } catch {
+        this.counters.positionErrors++;
+        session.positionUnknown(performance.now());
+      }
+    }
+    // Reads on the primary, not yet covered. Stored as "primary", the next request could only
+    // cover them with a position taken after it loads them: one no lagging replica has reached,
+    // so a busy session would never get back to the replicas. So they are covered with a primary
+    // position taken after them: now, if one is already known (free); otherwise the position is
+    // stored as is (safe) and covered once a sample arrives, off the request's path.
+    let coverLater = false;
+    if (session.uncovered === 'primary' && !session.floorUnknown && this.monitor.state('primary')?.status !== 'down') {
+      const known = this.monitor.primarySampleSince(session.lastReadEndedAt);
+      if (known) session.cover(known, this.monitor.primaryIdentity());
+      else coverLater = key === session.key;
+    }
+    session.stampIfUnknown(this.monitor.primaryIdentity());
+    const loaded = key === session.key ? session.storedValue : undefined;
+    let next = session.position();
+    // Another request of this session may have read on the replica we loaded (staying there is
+    // free, so it stores nothing), after any sample we took: keep that replica among the uncovered
+    // ones. A loaded list or "primary" needs no such care: a request that loaded it covers it
+    // before reading a replica, and so stores what it did itself.
+    if (loaded?.node !== undefined && next.node !== loaded.node && this.isReplica(loaded.node)) {
+      next = { ...next, node: unionNode(next.node, loaded.node) };
+    }
+    // Reads on the primary that could not be covered are always stored (merged with whatever a
+    // concurrent request of the session stored), even if the value looks unchanged.
+    const unchanged = loaded !== undefined ? encodePosition(next) === encodePosition(loaded) : next.lsn === 0n && next.node === undefined;
+    if (unchanged && next.node !== 'primary') return;
+    this.counters.storeWrites++;
+    try {
+      await this.store.raise(key, next, loaded);
+      if (key === session.key) session.storedValue = next; // what a second raise compares against
+      if (coverLater) this.#track(this.#coverStored(session, key, next));
+    } catch (err) {
+      this.counters.storeErrors++;
+      this.#lostAt = performance.now(); // loads must not trust stored floors below the primary from now on
+      throw err;
+    }
+  }
+
+  /**
+   * Replaces a stored position whose reads on the primary were not covered (`stored`) by one
+   * covered by a primary sample taken after them. If the session stored something else meanwhile,
+   * the store's merge keeps whatever that request still needs covered.
+   */
+  async #coverStored(session: Session, key: string, stored: StoredPosition): Promise<void> {
+    try {
+      const sample = await this.monitor.sample('primary', session.lastReadEndedAt);
+      if (sample.lsn === undefined) return;
+      this.counters.positionReads++;
+      const ours = this.monitor.primaryIdentity();
+      const covered: StoredPosition = {
+        lsn: sample.lsn > stored.lsn ? sample.lsn : stored.lsn,
+        node: undefined,
+        systemId: ours.systemId ?? stored.systemId,
+        timeline: ours.timeline ?? stored.timeline,
+      };
+      if (covered.systemId !== stored.systemId || covered.timeline !== stored.timeline) return; // a failover meanwhile: leave it to the next load
+      this.counters.storeWrites++;
+      await this.store.raise(key, covered, stored);
+    } catch {
+      this.counters.storeErrors++; // "primary" stays stored: safe
+    }
+  }
+
+  #track(work: Promise<void>): void {
+    this.#background.add(work);
+    void work.finally(() => this.#background.delete(work));
+  }
+
+  /** Waits for background work (covers of stored positions). */
+  async drain(): Promise<void> {
+    await Promise.all(this.#background);
+  }
+}

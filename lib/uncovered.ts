@@ -1,0 +1,35 @@
+import { unionNode } from './position.js';
+
+/**
+ * Reads of a session that its floor does not cover yet (they ran after the floor was sampled):
+ * `'primary'` — reads on the primary (sample the primary before using a replica); or the sorted
+ * names of the replicas they ran on (sample each before moving away). Stores and tokens keep it
+ * in its text form (`StoredPosition.node`: `r1,r2` or `primary`).
+ */
+export type UncoveredReads = 'primary' | readonly string[];
+
+/** The text form kept by stores and tokens. */
+export function formatUncovered(reads: UncoveredReads | undefined): string | undefined {
+  if (reads === undefined) return undefined;
+  return reads === 'primary' ? 'primary' : reads.join(',');
+}
+
+/** From the text form (a validated `StoredPosition.node`). */
+export function parseUncovered(node: string | undefined): UncoveredReads | undefined {
+  if (node === undefined || node === '') return undefined;
+  if (node === 'primary') return 'primary';
+  return node.split(',');
+}
+
+/** Both sets together, by the stores' rule ({@link unionNode}): a list too long becomes `'primary'`. */
+export function unionUncovered(a: UncoveredReads | undefined, b: UncoveredReads | undefined): UncoveredReads | undefined {
+  if (a === undefined) return b;
+  if (b === undefined || a === b) return a;
+  if (a !== 'primary' && b !== 'primary' && b.length === 1 && a.includes(b[0]!)) return a; // the hot case: one more read on a known replica
+  return parseUncovered(unionNode(formatUncovered(a), formatUncovered(b)));
+}
+
+/** The one replica the reads ran on, if they ran on exactly one (staying there is monotonic). */
+export function onlyReplica(reads: UncoveredReads | undefined): string | undefined {
+  return reads !== undefined && reads !== 'primary' && reads.length === 1 ? reads[0] : undefined;
+}
