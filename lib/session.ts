@@ -106,10 +106,11 @@ export class Session {
     return true;
   }
 
-  /** A read ended on `node`: later reads must not observe less than it did. */
+  /** A read ended on `node` (`'primary'` or a replica name): later reads must not observe less than it did. */
   noteRead(node: string, now: number): void {
     const reads = this.uncovered;
-    if (reads === undefined) this.uncovered = single(node);
+    if (node === 'primary') this.uncovered = 'primary';
+    else if (reads === undefined) this.uncovered = single(node);
     else if (reads !== 'primary' && !reads.includes(node)) this.uncovered = unionUncovered(reads, single(node));
     this.lastReadEndedAt = now;
   }
