@@ -3,7 +3,13 @@ import { tryParseLsn, type Lsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
-import { INSERT_LSN, REPLAY_LSN, sampleSql } from './position-sql.js';
+import { forget, newNodeState, type NodeState } from './node-state.js';
+import { POLL_SQL, SYSTEM_ID_SQL, type PollRow } from './node-poll.js';
+import { sampleSql } from './position-sql.js';
+import { PrimaryHistory } from './primary-history.js';
+import type { PositionSample } from './session.js';
+
+export type { NodeState } from './node-state.js';
 
 /** Monitor settings (all optional in {@link RouterOptions}). */
 export interface MonitorOptions {
@@ -17,70 +23,7 @@ export interface MonitorOptions {
   upAfter: number;
 }
 
-/** A node's state as the monitor last saw it. */
-export interface NodeState {
-  readonly name: string;
-  readonly role: 'primary' | 'replica';
-  /**
-   * `up`; `down` after `downAfter` failed polls (or a connection error on a query);
-   * `not-replica` when a replica left recovery (promoted) — out of rotation for good;
-   * `other-history` when a replica follows another WAL history than the primary (another system
-   * or timeline) — out of rotation until it follows the primary's again;
-   * `unknown` before the first poll.
-   */
-  status: 'unknown' | 'up' | 'down' | 'not-replica' | 'other-history';
-  /** `pg_control_system().system_identifier`, when readable. */
-  systemId: string | undefined;
-  /** The timeline this node is on (primary) or receives (replica). */
-  timeline: number | undefined;
-  /**
-   * `performance.now()` when the request behind the cached LSN was sent: the cached position is
-   * at least the node's position at that moment.
-   */
-  sampledAt: number;
-  /**
-   * `performance.now()` when the cached position was last dropped (the node failed or restarted):
-   * positions read after that may be lower than ones seen before it.
-   */
-  resetAt: number;
-  replayLsn: Lsn | undefined;
-  receiveLsn: Lsn | undefined;
-  /** Primary only: `pg_current_wal_insert_lsn()`. */
-  insertLsn: Lsn | undefined;
-  lagBytes: number | undefined;
-  /** 0 when receive = replay; otherwise time since the last replayed transaction. */
-  lagMs: number | undefined;
-  lastPollAt: number | undefined;
-  lastError: string | undefined;
-  failures: number;
-  successes: number;
-}
 
-// One round trip answers everything, on a primary or a replica alike.
-const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
-  ${REPLAY_LSN}::text as replay,
-  pg_last_wal_receive_lsn()::text as receive,
-  case when pg_is_in_recovery() then null else ${INSERT_LSN}::text end as insert,
-  case when not pg_is_in_recovery() then null
-       when pg_last_wal_receive_lsn() is not null and pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()
-            and exists (select 1 from pg_stat_wal_receiver where status = 'streaming') then 0
-       else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000 end as lag_ms,
-  pg_postmaster_start_time()::text as started,
-  case when pg_is_in_recovery() then coalesce((select received_tli from pg_stat_wal_receiver), (select timeline_id from pg_control_checkpoint()))
-       else ('x' || substr(pg_walfile_name(${INSERT_LSN}), 1, 8))::bit(32)::int end as timeline`;
-
-// Asked once per node; some managed services restrict it, and then identity checks are skipped.
-const SYSTEM_ID_SQL = 'select system_identifier::text as system_id from pg_control_system()';
-
-interface PollRow {
-  in_recovery: boolean;
-  replay: string | null;
-  receive: string | null;
-  insert: string | null;
-  lag_ms: string | number | null;
-  timeline: number | null;
-  started: string;
-}
 
 /** A live sample of a node's position. */
 export interface Sample {
@@ -114,7 +57,7 @@ export class Monitor implements MonitorView {
   readonly #options: MonitorOptions;
   #closed = false;
   /** Recent primary positions and when they were asked for (ring of the last 64). */
-  readonly #primaryHistory: Array<{ lsn: Lsn; sentAt: number }> = [];
+  readonly #primaryHistory = new PrimaryHistory();
   /** Bumped on every change of any node's state, so readers can cache what they derive from it. */
   version = 0;
   /** Resolves when every node has been polled once (successfully or not). */
@@ -141,24 +84,7 @@ export class Monitor implements MonitorView {
         next: undefined,
         systemIdAsked: false,
         started: undefined,
-        state: {
-          name: node.name,
-          role: node.role,
-          status: 'unknown',
-          replayLsn: undefined,
-          receiveLsn: undefined,
-          insertLsn: undefined,
-          lagBytes: undefined,
-          lagMs: undefined,
-          lastPollAt: undefined,
-          lastError: undefined,
-          failures: 0,
-          successes: 0,
-          systemId: undefined,
-          timeline: undefined,
-          sampledAt: -Infinity,
-          resetAt: -Infinity,
-        },
+        state: newNodeState(node.name, node.role),
       });
     }
     this.#primary = [...this.#nodes.values()].find((w) => w.state.role === 'primary');
@@ -237,24 +163,12 @@ export class Monitor implements MonitorView {
     if (this.#primary) this.#raisePosition(this.#primary.state, lsn, sentAt);
   }
 
-  /**
-   * The latest time (`performance.now()`) at which the primary was seen below `lsn`: whatever
-   * wrote `lsn` happened after it. Undefined when no recent sample was below it.
-   */
   writtenAfter(lsn: Lsn): number | undefined {
-    let latest: number | undefined;
-    for (const sample of this.#primaryHistory) if (sample.lsn < lsn && (latest === undefined || sample.sentAt > latest)) latest = sample.sentAt;
-    return latest;
+    return this.#primaryHistory.writtenAfter(lsn);
   }
 
-  /**
-   * The earliest recent primary position asked for at or after `since`: the lowest position that
-   * still covers everything read on the primary before `since`. Undefined when none is known.
-   */
-  primarySampleSince(since: number): { lsn: Lsn; sentAt: number } | undefined {
-    let earliest: { lsn: Lsn; sentAt: number } | undefined;
-    for (const sample of this.#primaryHistory) if (sample.sentAt >= since && (earliest === undefined || sample.lsn < earliest.lsn)) earliest = sample;
-    return earliest;
+  primarySampleSince(since: number): PositionSample | undefined {
+    return this.#primaryHistory.sampleSince(since);
   }
 
   /** The primary's WAL history, when known. */
@@ -375,7 +289,7 @@ export class Monitor implements MonitorView {
 
   #forget(state: NodeState): void {
     forget(state);
-    if (state.role === 'primary') this.#primaryHistory.length = 0;
+    if (state.role === 'primary') this.#primaryHistory.clear();
   }
 
   #primaryState(): NodeState | undefined {
@@ -386,8 +300,7 @@ export class Monitor implements MonitorView {
     // Positions only move forward on one server; never let a slow answer lower the cache.
     if (state.role === 'primary') {
       if (state.insertLsn === undefined || lsn > state.insertLsn) state.insertLsn = lsn;
-      this.#primaryHistory.push({ lsn, sentAt });
-      if (this.#primaryHistory.length > 64) this.#primaryHistory.shift();
+      this.#primaryHistory.note(lsn, sentAt);
     } else if (state.replayLsn === undefined || lsn > state.replayLsn) {
       state.replayLsn = lsn;
     }
@@ -404,13 +317,3 @@ export class Monitor implements MonitorView {
   }
 }
 
-/** Drops a node's cached position (it can only be trusted again from a new answer). */
-function forget(state: NodeState): void {
-  state.resetAt = performance.now();
-  state.replayLsn = undefined;
-  state.insertLsn = undefined;
-  state.receiveLsn = undefined;
-  state.lagBytes = undefined;
-  state.lagMs = undefined;
-  state.sampledAt = -Infinity;
-}

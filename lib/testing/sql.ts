@@ -2,6 +2,7 @@ import pg from 'pg';
 import { parseLsn } from '../lsn.js';
 import { waitFor } from './processes.js';
 import type { Row } from './types.js';
+import { INSERT_LSN } from '../position-sql.js';
 
 /** Runs one statement over a short-lived connection. */
 export async function querySql<R extends Row = Row>(connectionString: string, text: string, params?: unknown[]): Promise<R[]> {
@@ -76,7 +77,7 @@ export const replicaSql = {
 
 export const primarySql = {
   async insertLsn(cs: string): Promise<string> {
-    return String(await one(cs, 'select pg_current_wal_insert_lsn()::text'));
+    return String(await one(cs, `select ${INSERT_LSN}::text`));
   },
   /** Everything committed so far is at or below the flush LSN (an end-of-record position). */
   async flushLsn(cs: string): Promise<string> {

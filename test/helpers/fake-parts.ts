@@ -8,6 +8,7 @@ import type { MonitorView } from '../../lib/monitor-view.js';
 import type { NodeConnectionPool, NodeConfig } from '../../lib/nodes.js';
 import { resolveRouterOptions, type RouterOptions } from '../../lib/options.js';
 import { PRIMARY_POSITION_SQL } from '../../lib/position-sql.js';
+import { PrimaryHistory } from '../../lib/primary-history.js';
 import type { WalHistory } from '../../lib/session.js';
 import type { LsnStore, StoredPosition } from '../../lib/stores/store.js';
 import { mergePosition } from '../../lib/position.js';
@@ -44,7 +45,7 @@ export class FakeMonitor implements MonitorView {
   readonly live = new Map<string, Lsn | undefined>();
   /** Live samples asked for, by node. */
   readonly sampled: string[] = [];
-  readonly primaryHistory: Array<{ lsn: Lsn; sentAt: number }> = [];
+  readonly primaryHistory = new PrimaryHistory();
   identity: WalHistory = HISTORY;
 
   constructor(nodes: readonly NodeConfig[]) {
@@ -78,20 +79,16 @@ export class FakeMonitor implements MonitorView {
   }
 
   notePrimaryPosition(lsn: Lsn, sentAt: number): void {
-    this.primaryHistory.push({ lsn, sentAt });
+    this.primaryHistory.note(lsn, sentAt);
     this.set('primary', { insertLsn: lsn, sampledAt: sentAt });
   }
 
   writtenAfter(lsn: Lsn): number | undefined {
-    let latest: number | undefined;
-    for (const s of this.primaryHistory) if (s.lsn < lsn && (latest === undefined || s.sentAt > latest)) latest = s.sentAt;
-    return latest;
+    return this.primaryHistory.writtenAfter(lsn);
   }
 
   primarySampleSince(since: number): { lsn: Lsn; sentAt: number } | undefined {
-    let earliest: { lsn: Lsn; sentAt: number } | undefined;
-    for (const s of this.primaryHistory) if (s.sentAt >= since && (earliest === undefined || s.lsn < earliest.lsn)) earliest = s;
-    return earliest;
+    return this.primaryHistory.sampleSince(since);
   }
 
   primaryIdentity(): WalHistory {

@@ -1,0 +1,74 @@
+import type { Lsn } from './lsn.js';
+import type { NodeRole } from './nodes.js';
+
+/** A node's state as the monitor last saw it. */
+export interface NodeState {
+  readonly name: string;
+  readonly role: 'primary' | 'replica';
+  /**
+   * `up`; `down` after `downAfter` failed polls (or a connection error on a query);
+   * `not-replica` when a replica left recovery (promoted) — out of rotation for good;
+   * `other-history` when a replica follows another WAL history than the primary (another system
+   * or timeline) — out of rotation until it follows the primary's again;
+   * `unknown` before the first poll.
+   */
+  status: 'unknown' | 'up' | 'down' | 'not-replica' | 'other-history';
+  /** `pg_control_system().system_identifier`, when readable. */
+  systemId: string | undefined;
+  /** The timeline this node is on (primary) or receives (replica). */
+  timeline: number | undefined;
+  /**
+   * `performance.now()` when the request behind the cached LSN was sent: the cached position is
+   * at least the node's position at that moment.
+   */
+  sampledAt: number;
+  /**
+   * `performance.now()` when the cached position was last dropped (the node failed or restarted):
+   * positions read after that may be lower than ones seen before it.
+   */
+  resetAt: number;
+  replayLsn: Lsn | undefined;
+  receiveLsn: Lsn | undefined;
+  /** Primary only: `pg_current_wal_insert_lsn()`. */
+  insertLsn: Lsn | undefined;
+  lagBytes: number | undefined;
+  /** 0 when receive = replay; otherwise time since the last replayed transaction. */
+  lagMs: number | undefined;
+  lastPollAt: number | undefined;
+  lastError: string | undefined;
+  failures: number;
+  successes: number;
+}
+
+/** A node's state before its first poll. */
+export function newNodeState(name: string, role: NodeRole): NodeState {
+  return {
+    name,
+    role,
+    status: 'unknown',
+    replayLsn: undefined,
+    receiveLsn: undefined,
+    insertLsn: undefined,
+    lagBytes: undefined,
+    lagMs: undefined,
+    lastPollAt: undefined,
+    lastError: undefined,
+    failures: 0,
+    successes: 0,
+    systemId: undefined,
+    timeline: undefined,
+    sampledAt: -Infinity,
+    resetAt: -Infinity,
+  };
+}
+
+/** Drops a node's cached position (it can only be trusted again from a new answer). */
+export function forget(state: NodeState): void {
+  state.resetAt = performance.now();
+  state.replayLsn = undefined;
+  state.insertLsn = undefined;
+  state.receiveLsn = undefined;
+  state.lagBytes = undefined;
+  state.lagMs = undefined;
+  state.sampledAt = -Infinity;
+}

@@ -1,0 +1,45 @@
+// Blocks of sequential statements per variant, the variants in a rotating order each round:
+// CPU time of this process per statement (process.cpuUsage: user + system) beside wall time,
+// medians over the rounds. Sequential statements on one connection per variant, so no variant
+// pays for switching backends (which alternating single queries would add to the baseline).
+
+export interface BlockFigures {
+  /** Median CPU µs per statement in this process. */
+  cpuMicros: number;
+  /** Median wall µs per statement. */
+  wallMicros: number;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+/** Runs `rounds` rounds of one block of `blockSize` statements per variant. */
+export async function measureBlocks(
+  variants: Record<string, (i: number) => Promise<unknown>>,
+  { blockSize = 1000, rounds = 7 }: { blockSize?: number; rounds?: number } = {},
+): Promise<Record<string, BlockFigures>> {
+  const names = Object.keys(variants);
+  const cpu = new Map<string, number[]>(names.map((n) => [n, []]));
+  const wall = new Map<string, number[]>(names.map((n) => [n, []]));
+  for (const name of names) for (let i = 0; i < 200; i++) await variants[name]!(i); // warm-up
+  for (let round = 0; round < rounds; round++) {
+    const order = names.map((_, k) => names[(k + round) % names.length]!);
+    for (const name of order) {
+      const run = variants[name]!;
+      const cpuBefore = process.cpuUsage();
+      const started = process.hrtime.bigint();
+      for (let i = 0; i < blockSize; i++) await run(i);
+      const wallNs = Number(process.hrtime.bigint() - started);
+      const used = process.cpuUsage(cpuBefore);
+      cpu.get(name)!.push((used.user + used.system) / blockSize);
+      wall.get(name)!.push(wallNs / 1000 / blockSize);
+    }
+  }
+  const result: Record<string, BlockFigures> = {};
+  for (const name of names) {
+    result[name] = { cpuMicros: Number(median(cpu.get(name)!).toFixed(1)), wallMicros: Number(median(wall.get(name)!).toFixed(1)) };
+  }
+  return result;
+}
