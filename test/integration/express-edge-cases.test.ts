@@ -1,72 +1,69 @@
-import express from 'express';
 import session from 'express-session';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { consistency } from 'pg-replica-router/express';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, routerFor, settle } from '../helpers/cluster.js';
-import { Browser, listen } from '../helpers/http.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, settle } from '../helpers/cluster.js';
+import { useExpressApp } from '../helpers/express.js';
+import { Browser } from '../helpers/http.js';
 
 let cluster: Cluster;
 let router: Router;
 let url: string;
-let close: () => Promise<void>;
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
-  router = routerFor(cluster, { tokenSecret: 'edge secret, at least 16 bytes', logger: false });
-  await router.query('create table marks (who text, what text)');
-  await settle(router, cluster);
-  const app = express();
-  app.use(session({ secret: 'test', resave: false, saveUninitialized: true }));
-  app.use(consistency(router));
-  // A compression-like middleware: keeps our res.write/res.end and calls them later.
-  app.use('/deferred', (_req, res, next) => {
-    const end = res.end.bind(res) as (...args: unknown[]) => unknown;
-    res.end = ((...args: unknown[]) => {
-      setTimeout(() => end(...args), 20);
-      return res;
-    }) as never;
-    next();
-  });
-  const mark = (who: string, what: string) => router.query('insert into marks values ($1, $2)', [who, what]);
-  app.post('/deferred/:what', async (req, res) => {
-    await mark('d', req.params.what);
-    res.json({ ok: true });
-  });
-  app.post('/then-error/:what', async (req, res, next) => {
-    await mark('e', req.params.what);
-    res.json({ ok: true });
-    next(new Error('a bug: an error after the response was sent'));
-  });
-  app.get('/bad-status', (_req, res) => {
-    res.statusCode = 1000; // Node throws when the head is written
-    res.end('x');
-  });
-  app.post('/stream-then-write/:what', async (req, res) => {
-    res.write('{"step":1'); // the first byte goes out ...
-    await mark('s', req.params.what); // ... then the handler writes ...
-    res.end('}'); // ... and ends
-  });
-  app.post('/login/:what', async (req, res, next) => {
-    await mark('l', req.params.what);
-    req.session.regenerate((err) => (err ? next(err) : res.json({ ok: true }))); // a new session id, as on login
-  });
-  app.get('/marks/:who/:what', async (req, res) => {
-    const { rows } = await router.query('select count(*)::int as n from marks where who = $1 and what = $2', [req.params.who, req.params.what]);
-    res.json(rows[0]);
-  });
-  ({ url, close } = await listen(app));
-});
+useExpressApp(
+  {
+    router: { tokenSecret: 'edge secret, at least 16 bytes', logger: false },
+    setup: ['create table marks (who text, what text)'],
+    before: (app) => app.use(session({ secret: 'test', resave: false, saveUninitialized: true })),
+    routes: (app, router) => {
+      // A compression-like middleware: keeps our res.write/res.end and calls them later.
+      app.use('/deferred', (_req, res, next) => {
+        const end = res.end.bind(res) as (...args: unknown[]) => unknown;
+        res.end = ((...args: unknown[]) => {
+          setTimeout(() => end(...args), 20);
+          return res;
+        }) as never;
+        next();
+      });
+      const mark = (who: string, what: string) => router.query('insert into marks values ($1, $2)', [who, what]);
+      app.post('/deferred/:what', async (req, res) => {
+        await mark('d', req.params.what);
+        res.json({ ok: true });
+      });
+      app.post('/then-error/:what', async (req, res, next) => {
+        await mark('e', req.params.what);
+        res.json({ ok: true });
+        next(new Error('a bug: an error after the response was sent'));
+      });
+      app.get('/bad-status', (_req, res) => {
+        res.statusCode = 1000; // Node throws when the head is written
+        res.end('x');
+      });
+      app.post('/stream-then-write/:what', async (req, res) => {
+        res.write('{"step":1'); // the first byte goes out ...
+        await mark('s', req.params.what); // ... then the handler writes ...
+        res.end('}'); // ... and ends
+      });
+      app.post('/login/:what', async (req, res, next) => {
+        await mark('l', req.params.what);
+        req.session.regenerate((err) => (err ? next(err) : res.json({ ok: true }))); // a new session id, as on login
+      });
+      app.get('/marks/:who/:what', async (req, res) => {
+        const { rows } = await router.query('select count(*)::int as n from marks where who = $1 and what = $2', [
+          req.params.who,
+          req.params.what,
+        ]);
+        res.json(rows[0]);
+      });
+    },
+  },
+  (env) => {
+    ({ cluster, router, url } = env);
+  },
+);
 
 afterEach(async () => {
   for (const replica of cluster.replicas) await replica.resumeReplay();
-});
-
-afterAll(async () => {
-  await close?.();
-  await router?.close();
-  await cluster?.stop();
 });
 
 async function pauseAll(): Promise<void> {

@@ -1,52 +1,52 @@
-import express from 'express';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { redisStore, type Router } from 'pg-replica-router';
-import { consistency } from 'pg-replica-router/express';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
-import { Browser, listen } from '../helpers/http.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, nodeByPort, settle } from '../helpers/cluster.js';
+import { useExpressApp } from '../helpers/express.js';
+import { Browser } from '../helpers/http.js';
 
 let cluster: Cluster;
 let router: Router;
 let redis: Redis;
 let url: string;
-let close: () => Promise<void>;
 
-beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2, redis: true });
-  // The application's own ioredis client, with its defaults (it would queue commands while
-  // disconnected and retry for a long time): the router's store timeout must not wait for it.
-  redis = new Redis(cluster.redis!.url);
-  redis.on('error', () => {});
-  router = routerFor(cluster, {
-    store: redisStore(redis),
-    tokenSecret: 'outage test secret, 16+ bytes',
-    storeTimeoutMs: 50,
-    storeBreaker: { failures: 3, cooldownMs: 300 },
-    logger: false,
-  });
-  await router.query('create table likes (who text, what text)');
-  await settle(router, cluster);
-  const app = express();
-  app.use(consistency(router));
-  app.post('/like/:what', async (req, res) => {
-    await router.query('insert into likes values ($1, $2)', ['me', req.params.what]);
-    res.json({ ok: true });
-  });
-  app.get('/likes/:what', async (req, res) => {
-    const { rows } = await router.query('select inet_server_port() as port, count(*)::int as n from likes where who = $1 and what = $2', ['me', req.params.what]);
-    res.json({ liked: rows[0]!.n > 0, node: nodeByPort(cluster, rows[0]!.port) });
-  });
-  ({ url, close } = await listen(app));
-});
-
-afterAll(async () => {
-  await close?.();
-  await router?.close();
-  redis?.disconnect();
-  await cluster?.stop();
-});
+useExpressApp(
+  {
+    cluster: { redis: true },
+    router: (cluster) => {
+      // The application's own ioredis client, with its defaults (it would queue commands while
+      // disconnected and retry for a long time): the router's store timeout must not wait for it.
+      redis = new Redis(cluster.redis!.url);
+      redis.on('error', () => {});
+      return {
+        store: redisStore(redis),
+        tokenSecret: 'outage test secret, 16+ bytes',
+        storeTimeoutMs: 50,
+        storeBreaker: { failures: 3, cooldownMs: 300 },
+        logger: false,
+      };
+    },
+    setup: ['create table likes (who text, what text)'],
+    routes: (app, router, cluster) => {
+      app.post('/like/:what', async (req, res) => {
+        await router.query('insert into likes values ($1, $2)', ['me', req.params.what]);
+        res.json({ ok: true });
+      });
+      app.get('/likes/:what', async (req, res) => {
+        const { rows } = await router.query(
+          'select inet_server_port() as port, count(*)::int as n from likes where who = $1 and what = $2',
+          ['me', req.params.what],
+        );
+        res.json({ liked: rows[0]!.n > 0, node: nodeByPort(cluster, rows[0]!.port) });
+      });
+    },
+    cleanup: () => redis?.disconnect(),
+  },
+  (env) => {
+    ({ cluster, router, url } = env);
+  },
+);
 
 async function naiveLiked(what: string): Promise<boolean> {
   const pool = naivePool(cluster.replicas[0]!.connectionString);
@@ -68,7 +68,10 @@ describe('the position store goes away and comes back', () => {
 
     const slowest: number[] = [];
     for (let i = 0; i < 15; i++) {
-      for (const [method, path] of [['POST', `/like/during-${i}`], ['GET', `/likes/during-${i}`]] as const) {
+      for (const [method, path] of [
+        ['POST', `/like/during-${i}`],
+        ['GET', `/likes/during-${i}`],
+      ] as const) {
         const started = performance.now();
         const res = await browser.fetch(`${url}${path}`, { method });
         slowest.push(performance.now() - started);
