@@ -19,12 +19,34 @@ export interface Classification {
 
 /** Functions with side effects: a SELECT calling one goes to the primary. `*` ends a prefix. */
 export const DEFAULT_WRITE_FUNCTIONS: readonly string[] = [
-  'nextval', 'setval', 'set_config', 'txid_current', 'pg_current_xact_id', 'pg_notify',
-  'pg_advisory_*', 'pg_try_advisory_*', 'lo_*', 'pg_logical_emit_message',
-  'pg_create_physical_replication_slot', 'pg_create_logical_replication_slot', 'pg_drop_replication_slot',
-  'pg_switch_wal', 'pg_create_restore_point', 'pg_backup_start', 'pg_backup_stop', 'pg_start_backup', 'pg_stop_backup',
-  'pg_terminate_backend', 'pg_cancel_backend', 'pg_reload_conf', 'pg_rotate_logfile', 'pg_stat_reset*',
-  'pg_promote', 'pg_wal_replay_pause', 'pg_wal_replay_resume', 'dblink_exec',
+  'nextval',
+  'setval',
+  'set_config',
+  'txid_current',
+  'pg_current_xact_id',
+  'pg_notify',
+  'pg_advisory_*',
+  'pg_try_advisory_*',
+  'lo_*',
+  'pg_logical_emit_message',
+  'pg_create_physical_replication_slot',
+  'pg_create_logical_replication_slot',
+  'pg_drop_replication_slot',
+  'pg_switch_wal',
+  'pg_create_restore_point',
+  'pg_backup_start',
+  'pg_backup_stop',
+  'pg_start_backup',
+  'pg_stop_backup',
+  'pg_terminate_backend',
+  'pg_cancel_backend',
+  'pg_reload_conf',
+  'pg_rotate_logfile',
+  'pg_stat_reset*',
+  'pg_promote',
+  'pg_wal_replay_pause',
+  'pg_wal_replay_resume',
+  'dblink_exec',
 ];
 
 /** The comment that forces a statement to the primary. */
@@ -34,7 +56,8 @@ const HINT = /\/\*\s*pg-replica-router\s*:\s*primary\s*\*\//i;
  * Statements that can only be reads or transaction control start with one of these. Any other
  * first keyword (INSERT, UPDATE, CREATE, …) is a write without needing the parser.
  */
-const MAY_READ = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:select|with|values|table|show|explain|begin|start|commit|end|rollback|abort|savepoint|release|prepare\s+transaction|\()/i;
+const MAY_READ =
+  /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:select|with|values|table|show|explain|begin|start|commit|end|rollback|abort|savepoint|release|prepare\s+transaction|\()/i;
 const FIRST_WORD = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([a-z]+)/i;
 
 const MODIFYING_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
@@ -168,7 +191,10 @@ function transaction(node: { kind?: string; options?: Json[]; chain?: boolean })
     case 'TRANS_STMT_START': {
       const option = (name: string) =>
         (node.options ?? [])
-          .map((o) => (o as { DefElem?: { defname?: string; arg?: { A_Const?: { ival?: { ival?: number }; sval?: { sval?: string } } } } }).DefElem)
+          .map(
+            (o) =>
+              (o as { DefElem?: { defname?: string; arg?: { A_Const?: { ival?: { ival?: number }; sval?: { sval?: string } } } } }).DefElem,
+          )
           .find((def) => def?.defname === name)?.arg?.A_Const;
       const readOnly = option('transaction_read_only')?.ival?.ival === 1;
       // A hot standby refuses SERIALIZABLE: such a transaction must start on the primary.

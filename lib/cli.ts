@@ -44,7 +44,8 @@ async function main(argv: string[]): Promise<number> {
   }
   const integer = (name: string, text: string | undefined) => {
     if (text === undefined) return undefined;
-    if (!/^\d+$/.test(text)) throw new ReplicaRouterError('ERR_PGRR_INVALID_OPTION', `--${name} takes a whole number, got ${JSON.stringify(text)}`);
+    if (!/^\d+$/.test(text))
+      throw new ReplicaRouterError('ERR_PGRR_INVALID_OPTION', `--${name} takes a whole number, got ${JSON.stringify(text)}`);
     return Number(text);
   };
   const cluster = await startCluster({

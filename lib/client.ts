@@ -118,7 +118,13 @@ export class RoutedClient extends EventEmitter {
     return toCallback(run, (err, result) => (err ? cb(err) : cb(null, result as pg.QueryResult)));
   }
 
-  async #execute(node: NodePool, span: OtelSpan | undefined, q: NormalizedQuery, classification: Classification, scope: Scope): Promise<unknown> {
+  async #execute(
+    node: NodePool,
+    span: OtelSpan | undefined,
+    q: NormalizedQuery,
+    classification: Classification,
+    scope: Scope,
+  ): Promise<unknown> {
     const binding = await this.#bind(node, span);
     if (q.submittable) return this.#submit(q.submittable, binding, classification, scope);
     return this.#telemetry.within(binding.span, () => binding.client.query(q.arg as pg.QueryConfig, q.values));
@@ -208,4 +214,3 @@ export function failQuery(submittable: Submittable | undefined, callback: ((err:
   if (callback) return void process.nextTick(() => callback(err));
   return Promise.reject(err);
 }
-

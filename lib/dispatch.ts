@@ -80,7 +80,13 @@ export class Dispatch {
     return this.#attempt(classification, this.scopes.current(), query, runner, undefined);
   }
 
-  #attempt<Q, R>(classification: Classification, scope: Scope, query: Q, runner: Runner<Q, R>, exclude: Set<string> | undefined): Promise<R> {
+  #attempt<Q, R>(
+    classification: Classification,
+    scope: Scope,
+    query: Q,
+    runner: Runner<Q, R>,
+    exclude: Set<string> | undefined,
+  ): Promise<R> {
     const pinned = runner.pinned(classification.kind);
     if (pinned) return this.#execute(pinned, undefined, classification, scope, query, runner, exclude);
     const statement = routedAs(classification.kind);
@@ -127,7 +133,13 @@ export class Dispatch {
   }
 
   #openSpan(route: Route, kind: StatementKind, scope: Scope, retry: boolean): OtelSpan | undefined {
-    return this.telemetry.startRouteSpan(route, kind, this.planner.levelOf(scope), () => this.monitor.state(route.node.name)?.replayLsn, retry);
+    return this.telemetry.startRouteSpan(
+      route,
+      kind,
+      this.planner.levelOf(scope),
+      () => this.monitor.state(route.node.name)?.replayLsn,
+      retry,
+    );
   }
 
   #settle<Q, R>(classification: Classification, node: NodePool, scope: Scope, runner: Runner<Q, R>, ok: boolean, err: unknown): void {
@@ -144,7 +156,14 @@ export class Dispatch {
    * - inside one, a COMMIT (even a failed one) after any statement on the primary that may have
    *   written; a read-only transaction, or one that only read, writes nothing.
    */
-  note(classification: Classification, node: NodePool, scope: Scope, transaction: TransactionState | undefined, ok: boolean, err?: unknown): boolean {
+  note(
+    classification: Classification,
+    node: NodePool,
+    scope: Scope,
+    transaction: TransactionState | undefined,
+    ok: boolean,
+    err?: unknown,
+  ): boolean {
     const kind = classification.kind;
     if (kind === 'begin' || kind === 'begin-read-only') {
       if (ok && transaction) {

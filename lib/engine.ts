@@ -58,8 +58,10 @@ export class Engine {
     this.monitor = (parts.monitor ?? ((nodes, monitorOptions) => new Monitor(nodes, monitorOptions)))(nodeConfigs, options.monitor);
     const classifier = new Classifier({ writeFunctions: options.writeFunctions, cacheSize: options.classifierCacheSize });
     this.store = new GuardedStore(options.store, options.storeGuard, {
-      onOpen: (err) => warn('store-open', 'position store unreachable; reads that need a session floor go to the primary', { error: String(err) }),
-      onRecover: () => warn('store-recovered', 'position store reachable again; stored floors are raised to the primary position observed now'),
+      onOpen: (err) =>
+        warn('store-open', 'position store unreachable; reads that need a session floor go to the primary', { error: String(err) }),
+      onRecover: () =>
+        warn('store-recovered', 'position store reachable again; stored floors are raised to the primary position observed now'),
       onError: (reason) => this.telemetry.storeError(reason),
     });
     this.telemetry = new Telemetry(options.telemetry, nodeConfigs, this.monitor, this.store);

@@ -10,7 +10,7 @@ export type { LsnStore } from './stores/store.js';
 export { redisStore, redisKeyFor, type RedisStoreOptions, type RedisClientLike } from './stores/redis.js';
 export { mergePosition, type StoredPosition } from './position.js';
 export type { TokenRejection } from './token.js';
-export type { MonitorOptions } from './monitor.js';
+export type { MonitorOptions } from './monitor-view.js';
 export type { Reason, PrimaryReason, ReplicaReason } from './routing-policy.js';
 export { DEFAULT_WRITE_FUNCTIONS, type StatementKind } from './classifier.js';
 export { tokenHeaders, withTokenBaggage, TOKEN_HEADER } from './propagation.js';

@@ -7,7 +7,10 @@ export interface Logger {
  * Wraps a logger so each kind of message is written at most once per `intervalMs`: an outage or a
  * flood of bad tokens must not flood the logs (the counters keep the exact numbers).
  */
-export function rateLimited(logger: Logger | false, intervalMs = 60_000): (kind: string, message: string, details?: Record<string, unknown>) => void {
+export function rateLimited(
+  logger: Logger | false,
+  intervalMs = 60_000,
+): (kind: string, message: string, details?: Record<string, unknown>) => void {
   if (!logger) return () => {};
   const last = new Map<string, number>();
   return (kind, message, details) => {

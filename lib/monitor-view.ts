@@ -1,8 +1,26 @@
 import type { Lsn } from './lsn.js';
-import type { NodeState, Sample } from './monitor.js';
 import type { NodeConfig } from './nodes.js';
-import type { MonitorOptions } from './monitor.js';
+import type { NodeState } from './node-state.js';
 import type { PositionSample, WalHistory } from './session.js';
+
+/** Monitor settings (all optional in {@link RouterOptions}). */
+export interface MonitorOptions {
+  /** Mean time between polls of each node, in ms (each poll is jittered ±20%). Default 500. */
+  intervalMs: number;
+  /** `statement_timeout` and connect timeout of monitor queries, in ms. Default 1000. */
+  timeoutMs: number;
+  /** Consecutive failed polls before a node is marked down. Default 2. */
+  downAfter: number;
+  /** Consecutive good polls before a down node is marked up again. Default 2. */
+  upAfter: number;
+}
+
+/** A live sample of a node's position. */
+export interface Sample {
+  readonly lsn: Lsn | undefined;
+  /** `performance.now()` when the request was sent. */
+  readonly sentAt: number;
+}
 
 /**
  * What the router needs from its monitor: the cached view of every node, live samples, and the

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { tryParseLsn, type Lsn } from './lsn.js';
-import type { MonitorView } from './monitor-view.js';
+import type { MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
 import { forget, newNodeState, type NodeState } from './node-state.js';
@@ -10,27 +10,7 @@ import { PrimaryHistory } from './primary-history.js';
 import type { PositionSample } from './session.js';
 
 export type { NodeState } from './node-state.js';
-
-/** Monitor settings (all optional in {@link RouterOptions}). */
-export interface MonitorOptions {
-  /** Mean time between polls of each node, in ms (each poll is jittered ±20%). Default 500. */
-  intervalMs: number;
-  /** `statement_timeout` and connect timeout of monitor queries, in ms. Default 1000. */
-  timeoutMs: number;
-  /** Consecutive failed polls before a node is marked down. Default 2. */
-  downAfter: number;
-  /** Consecutive good polls before a down node is marked up again. Default 2. */
-  upAfter: number;
-}
-
-
-
-/** A live sample of a node's position. */
-export interface Sample {
-  readonly lsn: Lsn | undefined;
-  /** `performance.now()` when the request was sent. */
-  readonly sentAt: number;
-}
+export type { MonitorOptions, Sample } from './monitor-view.js';
 
 interface Watched {
   state: NodeState;
@@ -230,7 +210,11 @@ export class Monitor implements MonitorView {
       if (!watched.systemIdAsked) {
         watched.systemIdAsked = true;
         // Keep the last known identity if asking fails this time.
-        state.systemId = (await untraced(() => watched.pool.query<{ system_id: string }>(SYSTEM_ID_SQL)).then((r) => r.rows[0]?.system_id, () => undefined)) ?? state.systemId;
+        state.systemId =
+          (await untraced(() => watched.pool.query<{ system_id: string }>(SYSTEM_ID_SQL)).then(
+            (r) => r.rows[0]?.system_id,
+            () => undefined,
+          )) ?? state.systemId;
       }
     } catch (err) {
       state.lastError = err instanceof Error ? err.message : String(err);
@@ -243,7 +227,8 @@ export class Monitor implements MonitorView {
       watched.systemIdAsked = false;
       state.successes = 0;
       state.failures++;
-      if (state.status !== 'not-replica' && (state.status === 'unknown' || state.failures >= this.#options.downAfter)) state.status = 'down';
+      if (state.status !== 'not-replica' && (state.status === 'unknown' || state.failures >= this.#options.downAfter))
+        state.status = 'down';
       return;
     }
     state.failures = 0;
@@ -266,7 +251,11 @@ export class Monitor implements MonitorView {
       state.status = 'other-history';
       return;
     }
-    if (state.status !== 'up' && (state.status === 'unknown' || state.status === 'other-history' || state.successes >= this.#options.upAfter)) state.status = 'up';
+    if (
+      state.status !== 'up' &&
+      (state.status === 'unknown' || state.status === 'other-history' || state.successes >= this.#options.upAfter)
+    )
+      state.status = 'up';
 
     const position = tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined);
     if (position !== undefined) this.#raisePosition(state, position, sentAt);
@@ -316,4 +305,3 @@ export class Monitor implements MonitorView {
     state.lagBytes = primaryLsn > state.replayLsn ? Number(primaryLsn - state.replayLsn) : 0;
   }
 }
-

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { isConsistency, type Consistency } from './consistency.js';
 import { ErrorCodes, ReplicaRouterError } from './errors.js';
-import type { MonitorOptions } from './monitor.js';
+import type { MonitorOptions } from './monitor-view.js';
 import { memoryStore } from './stores/memory.js';
 import type { LsnStore } from './stores/store.js';
 import { checkKnownKeys } from './suggest.js';
@@ -70,7 +70,21 @@ export interface ResolvedRouterOptions {
   telemetry: boolean;
 }
 
-const KNOWN = ['primary', 'replicas', 'store', 'consistency', 'maxWaitMs', 'monitor', 'writeFunctions', 'classifierCacheSize', 'tokenSecret', 'storeTimeoutMs', 'storeBreaker', 'logger', 'telemetry'];
+const KNOWN = [
+  'primary',
+  'replicas',
+  'store',
+  'consistency',
+  'maxWaitMs',
+  'monitor',
+  'writeFunctions',
+  'classifierCacheSize',
+  'tokenSecret',
+  'storeTimeoutMs',
+  'storeBreaker',
+  'logger',
+  'telemetry',
+];
 const MONITOR_KNOWN = ['intervalMs', 'timeoutMs', 'downAfter', 'upAfter'];
 
 function invalid(message: string): ReplicaRouterError {
@@ -110,7 +124,8 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
     if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
       throw invalid(`replicas[${i}].name must be 1–64 letters, digits or _.:-, got ${JSON.stringify(name)}`);
     }
-    if (name === 'primary' || names.has(name)) throw invalid(`replicas[${i}].name "${name}" is ${name === 'primary' ? 'reserved' : 'used twice'}`);
+    if (name === 'primary' || names.has(name))
+      throw invalid(`replicas[${i}].name "${name}" is ${name === 'primary' ? 'reserved' : 'used twice'}`);
     names.add(name);
     return { name, config };
   });
@@ -138,9 +153,13 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
 
   const secrets = options.tokenSecret === undefined ? [] : Array.isArray(options.tokenSecret) ? options.tokenSecret : [options.tokenSecret];
   const tokenSecrets = secrets.map((secret, i) => {
-    if (typeof secret !== 'string' && !Buffer.isBuffer(secret)) throw invalid('tokenSecret must be a string, a Buffer, or an array of them');
+    if (typeof secret !== 'string' && !Buffer.isBuffer(secret))
+      throw invalid('tokenSecret must be a string, a Buffer, or an array of them');
     const bytes = Buffer.from(secret);
-    if (bytes.length < 16) throw invalid(`tokenSecret${secrets.length > 1 ? `[${i}]` : ''} must be at least 16 bytes (use a random secret, e.g. crypto.randomBytes(32))`);
+    if (bytes.length < 16)
+      throw invalid(
+        `tokenSecret${secrets.length > 1 ? `[${i}]` : ''} must be at least 16 bytes (use a random secret, e.g. crypto.randomBytes(32))`,
+      );
     return bytes;
   });
 
@@ -149,7 +168,8 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
   checkKeys('storeBreaker.', breaker, ['failures', 'cooldownMs']);
   const logger = options.logger === undefined ? console : options.logger;
   if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') throw invalid('telemetry must be true or false');
-  if (logger !== false && typeof logger?.warn !== 'function') throw invalid('logger must have a warn(message, details) method, or be false');
+  if (logger !== false && typeof logger?.warn !== 'function')
+    throw invalid('logger must have a warn(message, details) method, or be false');
 
   return {
     primary,

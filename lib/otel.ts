@@ -32,7 +32,10 @@ export interface OtelApi {
   ROOT_CONTEXT: OtelContext;
   SpanKind: { readonly INTERNAL: number };
   SpanStatusCode: { readonly ERROR: number };
-  context: { active(): OtelContext & { setValue(key: symbol, value: unknown): OtelContext }; with<T>(context: OtelContext, fn: () => T): T };
+  context: {
+    active(): OtelContext & { setValue(key: symbol, value: unknown): OtelContext };
+    with<T>(context: OtelContext, fn: () => T): T;
+  };
   trace: {
     getTracer(name: string, version?: string): { startSpan(name: string, options?: { kind?: number }): OtelSpan };
     setSpan(context: OtelContext, span: OtelSpan): OtelContext;
@@ -40,9 +43,15 @@ export interface OtelApi {
   };
   metrics: {
     getMeterProvider(): object;
-    getMeter(name: string, version?: string): {
+    getMeter(
+      name: string,
+      version?: string,
+    ): {
       createCounter(name: string, options?: { description?: string; unit?: string }): { add(value: number, attributes?: Attributes): void };
-      createHistogram(name: string, options?: { description?: string; unit?: string }): { record(value: number, attributes?: Attributes): void };
+      createHistogram(
+        name: string,
+        options?: { description?: string; unit?: string },
+      ): { record(value: number, attributes?: Attributes): void };
       createObservableGauge(name: string, options?: { description?: string; unit?: string }): object;
       addBatchObservableCallback(
         callback: (observer: { observe(instrument: object, value: number, attributes?: Attributes): void }) => void,

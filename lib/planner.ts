@@ -54,7 +54,14 @@ export class RoutePlanner {
       if ((session.key === undefined && session.writePending) || session.resync || session.positioning) return undefined;
     }
     const monotonic = needsFloor && isMonotonic(level);
-    const decision = this.#decide(statement, level, scope, preferred ?? (monotonic ? this.#sticky(session) : undefined), undefined, exclude);
+    const decision = this.#decide(
+      statement,
+      level,
+      scope,
+      preferred ?? (monotonic ? this.#sticky(session) : undefined),
+      undefined,
+      exclude,
+    );
     if (decision.target === 'check' || (monotonic && this.#moves(session, decision))) return undefined;
     return this.#toRoute(decision, session.floor, 0);
   }
@@ -69,8 +76,15 @@ export class RoutePlanner {
 
     let checked: Set<string> | undefined;
     let waitedMs = 0;
-    for (let covers = 0; ; ) {
-      const decision = this.#decide(statement, level, scope, preferred ?? (monotonic ? this.#sticky(session) : undefined), checked, exclude);
+    for (let covers = 0; ;) {
+      const decision = this.#decide(
+        statement,
+        level,
+        scope,
+        preferred ?? (monotonic ? this.#sticky(session) : undefined),
+        checked,
+        exclude,
+      );
       if (decision.target === 'check') {
         waitedMs += await this.#checkLive(decision.node, session.floor);
         checked = new Set([decision.node]);

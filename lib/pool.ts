@@ -195,7 +195,9 @@ function poolRunner(telemetry: Telemetry): Runner<NormalizedQuery, pg.QueryResul
     execute(node, span, q, classification) {
       // A write opens its connection first, so that a failure to connect is known not to have written.
       const write = classification.kind !== 'read' && node.role === 'primary';
-      return telemetry.within(span, () => (write ? writeOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values)));
+      return telemetry.within(span, () =>
+        write ? writeOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values),
+      );
     },
   };
 }

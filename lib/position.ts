@@ -48,7 +48,11 @@ export function unionNode(a: string | undefined, b: string | undefined): string 
  * const merged = mergePosition(current, next, loaded);
  * ```
  */
-export function mergePosition(current: StoredPosition | undefined, next: StoredPosition, loaded: StoredPosition | undefined): StoredPosition {
+export function mergePosition(
+  current: StoredPosition | undefined,
+  next: StoredPosition,
+  loaded: StoredPosition | undefined,
+): StoredPosition {
   if (current === undefined || (loaded !== undefined && encodePosition(current) === encodePosition(loaded))) return next;
   // An unknown identity on either side counts as the same history: merged by maximum, never
   // allowed to replace (and so lower) a known one.
@@ -62,7 +66,8 @@ export function mergePosition(current: StoredPosition | undefined, next: StoredP
       timeline: next.timeline ?? current.timeline,
     };
   }
-  if (current.systemId !== undefined && current.systemId === next.systemId && (current.timeline ?? 0) > (next.timeline ?? 0)) return current;
+  if (current.systemId !== undefined && current.systemId === next.systemId && (current.timeline ?? 0) > (next.timeline ?? 0))
+    return current;
   return next;
 }
 

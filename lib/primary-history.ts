@@ -34,7 +34,8 @@ export class PrimaryHistory {
    */
   sampleSince(since: number): PositionSample | undefined {
     let earliest: PositionSample | undefined;
-    for (const sample of this.#samples) if (sample.sentAt >= since && (earliest === undefined || sample.lsn < earliest.lsn)) earliest = sample;
+    for (const sample of this.#samples)
+      if (sample.sentAt >= since && (earliest === undefined || sample.lsn < earliest.lsn)) earliest = sample;
     return earliest;
   }
 }

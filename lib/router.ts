@@ -1,4 +1,3 @@
-
 import type { Consistency } from './consistency.js';
 import { isConsistency } from './consistency.js';
 import { Engine } from './engine.js';
@@ -35,7 +34,14 @@ export interface Topology {
    * fail at once, `half-open` = one trial call allowed), and how many calls timed out, failed or
    * were not made.
    */
-  readonly store: Readonly<{ state: 'closed' | 'open' | 'half-open'; timeouts: number; errors: number; shortCircuits: number; opened: number; recovered: number }>;
+  readonly store: Readonly<{
+    state: 'closed' | 'open' | 'half-open';
+    timeouts: number;
+    errors: number;
+    shortCircuits: number;
+    opened: number;
+    recovered: number;
+  }>;
   /**
    * `positionReads`: reads of the primary's position (after writes, or to cover a move);
    * `liveChecks`: live replay-position checks of replicas; `storeReads`/`storeWrites`/`storeErrors`;
@@ -156,7 +162,8 @@ export function createRouter(options: RouterOptions): Router {
     },
     async currentToken() {
       const secret = resolved.tokenSecrets[0];
-      if (!secret) throw new ReplicaRouterError(ErrorCodes.NO_TOKEN_SECRET, 'currentToken: createRouter({ tokenSecret }) is needed to sign tokens');
+      if (!secret)
+        throw new ReplicaRouterError(ErrorCodes.NO_TOKEN_SECRET, 'currentToken: createRouter({ tokenSecret }) is needed to sign tokens');
       return engine.currentToken(secret);
     },
     withToken(token, fn) {
@@ -172,7 +179,14 @@ export function createRouter(options: RouterOptions): Router {
           name: s.name,
           role: s.role,
           status: s.status,
-          lsn: s.role === 'primary' ? (s.insertLsn === undefined ? undefined : formatLsn(s.insertLsn)) : s.replayLsn === undefined ? undefined : formatLsn(s.replayLsn),
+          lsn:
+            s.role === 'primary'
+              ? s.insertLsn === undefined
+                ? undefined
+                : formatLsn(s.insertLsn)
+              : s.replayLsn === undefined
+                ? undefined
+                : formatLsn(s.replayLsn),
           lagBytes: s.lagBytes,
           lagMs: s.lagMs,
           served: served.get(s.name) ?? 0,
@@ -190,4 +204,3 @@ export function createRouter(options: RouterOptions): Router {
   registerEngine(router, engine);
   return router;
 }
-

@@ -101,13 +101,26 @@ export class Telemetry {
     if (api.metrics.getMeterProvider().constructor.name === 'NoopMeterProvider') return;
     const meter = api.metrics.getMeter(NAME, VERSION);
     this.#decisions = meter.createCounter('pgrr.routing.decisions', { description: 'Routing decisions, by target role and reason' });
-    this.#waits = meter.createHistogram('pgrr.routing.wait.duration', { unit: 's', description: 'Time reads spent waiting for a replica to catch up' });
-    this.#storeErrors = meter.createCounter('pgrr.store.errors', { description: 'Position store calls that timed out, failed, or were not made (circuit open)' });
+    this.#waits = meter.createHistogram('pgrr.routing.wait.duration', {
+      unit: 's',
+      description: 'Time reads spent waiting for a replica to catch up',
+    });
+    this.#storeErrors = meter.createCounter('pgrr.store.errors', {
+      description: 'Position store calls that timed out, failed, or were not made (circuit open)',
+    });
     this.#tokenRejections = meter.createCounter('pgrr.tokens.rejected', { description: 'Consistency tokens ignored, by cause' });
-    const lagBytes = meter.createObservableGauge('pgrr.replica.lag.bytes', { unit: 'By', description: "Replica replay lag behind the primary's insert position" });
-    const lagSeconds = meter.createObservableGauge('pgrr.replica.lag.seconds', { unit: 's', description: 'Replica replay lag in time (0 when everything received is replayed)' });
+    const lagBytes = meter.createObservableGauge('pgrr.replica.lag.bytes', {
+      unit: 'By',
+      description: "Replica replay lag behind the primary's insert position",
+    });
+    const lagSeconds = meter.createObservableGauge('pgrr.replica.lag.seconds', {
+      unit: 's',
+      description: 'Replica replay lag in time (0 when everything received is replayed)',
+    });
     const up = meter.createObservableGauge('pgrr.node.up', { description: '1 when the node is in rotation, else 0' });
-    const circuit = meter.createObservableGauge('pgrr.store.circuit.open', { description: "1 while the store's circuit breaker is open or half-open, else 0" });
+    const circuit = meter.createObservableGauge('pgrr.store.circuit.open', {
+      description: "1 while the store's circuit breaker is open or half-open, else 0",
+    });
     meter.addBatchObservableCallback(
       (observer) => {
         for (const state of monitor.states()) {
@@ -127,7 +140,13 @@ export class Telemetry {
    * Opens the span for a routed statement (or a checked-out client's binding) and counts the
    * decision. Undefined when nothing records spans.
    */
-  startRouteSpan(route: Route, statement: string, level: Consistency, replayLsn: () => bigint | undefined, retry: boolean): Span | undefined {
+  startRouteSpan(
+    route: Route,
+    statement: string,
+    level: Consistency,
+    replayLsn: () => bigint | undefined,
+    retry: boolean,
+  ): Span | undefined {
     const reason = route.decision.reason;
     const role = route.node.role;
     if (this.#decisions) {
@@ -200,5 +219,4 @@ export class Telemetry {
     span.setAttributes(attributes);
     return span;
   }
-
 }

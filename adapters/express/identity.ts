@@ -39,7 +39,13 @@ export function cookieId(req: IncomingMessage, name: string): string | undefined
 export function issueCookie(req: RequestLike, res: ServerResponse, options: Required<CookieOptions>): string {
   const id = randomBytes(18).toString('base64url');
   const secure = options.secure === 'auto' ? Boolean(req.secure ?? (req.socket as { encrypted?: boolean }).encrypted) : options.secure;
-  const cookie = serialize(options.name, id, { httpOnly: true, sameSite: 'lax', secure, path: options.path, maxAge: options.maxAgeSeconds });
+  const cookie = serialize(options.name, id, {
+    httpOnly: true,
+    sameSite: 'lax',
+    secure,
+    path: options.path,
+    maxAge: options.maxAgeSeconds,
+  });
   const existing = res.getHeader('Set-Cookie');
   const list = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
   res.setHeader('Set-Cookie', [...list, cookie]);

@@ -150,7 +150,8 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
  * ```
  */
 export function requireConsistency(level: Consistency): Handler {
-  if (!isConsistency(level)) throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `requireConsistency: not a consistency level: ${JSON.stringify(level)}`);
+  if (!isConsistency(level))
+    throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `requireConsistency: not a consistency level: ${JSON.stringify(level)}`);
   return function requireConsistencyMiddleware(req, _res, next) {
     const effective = stronger(level, (req as unknown as Record<symbol, Consistency | undefined>)[REQUESTED]);
     if (!runAtLevel(effective, () => next())) {
@@ -196,7 +197,8 @@ function sessionKey(
 function clientLevel(req: ConsistencyRequest, header: string | false, query: string | false): Consistency | undefined {
   let requested: Consistency | undefined;
   if (header) requested = parseClientLevel(req.headers[header]);
-  if (query && req.query && typeof req.query === 'object') requested = stronger(requested ?? 'eventual', parseClientLevel((req.query as Record<string, unknown>)[query]));
+  if (query && req.query && typeof req.query === 'object')
+    requested = stronger(requested ?? 'eventual', parseClientLevel((req.query as Record<string, unknown>)[query]));
   if (requested === 'eventual') return undefined;
   return requested;
 }

@@ -36,7 +36,10 @@ export interface KnexReplicaConfig {
  */
 export function knexConfig<T extends Record<string, unknown>>(router: Router, config: T = {} as T): T & KnexReplicaConfig {
   if ('connection' in config) {
-    throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, "knexConfig: leave 'connection' out; the router's pool provides the connections");
+    throw new ReplicaRouterError(
+      ErrorCodes.INVALID_OPTION,
+      "knexConfig: leave 'connection' out; the router's pool provides the connections",
+    );
   }
   if ('searchPath' in config) {
     // Knex applies it only to connections it opens itself; with `connectionPool` it is ignored.

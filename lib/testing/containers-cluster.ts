@@ -88,7 +88,13 @@ class ContainerPrimary extends ContainerNode implements PrimaryHandle {
 
 class ContainerReplica extends ContainerNode implements ReplicaHandle {
   paused = false;
-  constructor(name: string, container: Started, database: string, timeoutMs: number, private readonly primary: ContainerPrimary) {
+  constructor(
+    name: string,
+    container: Started,
+    database: string,
+    timeoutMs: number,
+    private readonly primary: ContainerPrimary,
+  ) {
     super(name, 'replica', container, database, timeoutMs);
   }
   async pauseReplay() {
@@ -117,7 +123,10 @@ class ContainerReplica extends ContainerNode implements ReplicaHandle {
 class ContainerRedis implements RedisHandle {
   running = true;
   readonly pid = undefined;
-  constructor(private readonly container: Started, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly container: Started,
+    private readonly timeoutMs: number,
+  ) {}
   get host() {
     return this.container.getHost();
   }
@@ -160,7 +169,10 @@ export async function startContainerCluster(options: ResolvedClusterOptions): Pr
       .withPassword(PASSWORD)
       .withDatabase(options.database)
       .withCopyContentToContainer([
-        { content: `echo "host replication all all scram-sha-256" >> "$PGDATA/pg_hba.conf"\n`, target: '/docker-entrypoint-initdb.d/10-replication.sh' },
+        {
+          content: `echo "host replication all all scram-sha-256" >> "$PGDATA/pg_hba.conf"\n`,
+          target: '/docker-entrypoint-initdb.d/10-replication.sh',
+        },
       ])
       .withCommand(['postgres', ...args])
       .start();
@@ -170,7 +182,14 @@ export async function startContainerCluster(options: ResolvedClusterOptions): Pr
     const replicas: ContainerReplica[] = [];
     for (let i = 1; i <= options.replicas; i++) {
       const name = `r${i}`;
-      const standby = standbyLines({ host: 'primary', port: 5432, user: 'postgres', password: PASSWORD, slot: name, applyDelayMs: options.applyDelayMs });
+      const standby = standbyLines({
+        host: 'primary',
+        port: 5432,
+        user: 'postgres',
+        password: PASSWORD,
+        slot: name,
+        applyDelayMs: options.applyDelayMs,
+      });
       const script = [
         'set -e',
         `if [ ! -s "${PGDATA}/PG_VERSION" ]; then`,
@@ -193,12 +212,17 @@ export async function startContainerCluster(options: ResolvedClusterOptions): Pr
       const replica = new ContainerReplica(name, container, options.database, options.startTimeoutMs, primary);
       replicas.push(replica);
       started.push(replica);
-      await waitFor(`${name} to stream`, options.startTimeoutMs, async () => ((await replicaSql.streaming(replica.connectionString)) ? true : undefined));
+      await waitFor(`${name} to stream`, options.startTimeoutMs, async () =>
+        (await replicaSql.streaming(replica.connectionString)) ? true : undefined,
+      );
     }
 
     let redis: ContainerRedis | undefined;
     if (options.redis) {
-      const container = await new GenericContainer(options.redisImage).withExposedPorts(6379).withCommand(['redis-server', '--save', '', '--appendonly', 'no']).start();
+      const container = await new GenericContainer(options.redisImage)
+        .withExposedPorts(6379)
+        .withCommand(['redis-server', '--save', '', '--appendonly', 'no'])
+        .start();
       redis = new ContainerRedis(container, options.startTimeoutMs);
       started.push(redis);
     }
@@ -213,7 +237,9 @@ export async function startContainerCluster(options: ResolvedClusterOptions): Pr
       startupMs: Math.round(performance.now() - began),
       async waitForReplicas(timeoutMs) {
         const target = await primary.flushLsn();
-        await Promise.all(replicas.filter((r) => r.running && r.role === 'replica' && !r.paused).map((r) => r.waitForReplay(target, timeoutMs)));
+        await Promise.all(
+          replicas.filter((r) => r.running && r.role === 'replica' && !r.paused).map((r) => r.waitForReplay(target, timeoutMs)),
+        );
       },
       async stop() {
         if (stopped) return;

@@ -48,5 +48,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     nativeError = err;
   }
   if (await dockerReachable()) return startContainerCluster(resolved);
-  throw new ReplicaRouterError(ErrorCodes.PG_NOT_FOUND, `${nativeError.message}\nNo Docker engine is reachable either, so provider 'containers' cannot be used.`);
+  throw new ReplicaRouterError(
+    ErrorCodes.PG_NOT_FOUND,
+    `${nativeError.message}\nNo Docker engine is reachable either, so provider 'containers' cannot be used.`,
+  );
 }

@@ -5,7 +5,19 @@ import { findPostgresBinaries, findRedisServer } from './binaries.js';
 import { NativePrimary, NativeReplica, type NativeContext } from './native-postgres.js';
 import type { ResolvedClusterOptions } from './options.js';
 import { clusterSettings, confLines, standbyLines } from './postgres-config.js';
-import { alive, freePort, removeTree, run, signalGroup, sleepSync, track, untrack, unprivilegedUser, type Reapable, type RunAs } from './processes.js';
+import {
+  alive,
+  freePort,
+  removeTree,
+  run,
+  signalGroup,
+  sleepSync,
+  track,
+  untrack,
+  unprivilegedUser,
+  type Reapable,
+  type RunAs,
+} from './processes.js';
 import { NativeRedis } from './redis.js';
 import { querySql } from './sql.js';
 import type { Cluster } from './types.js';
@@ -97,7 +109,12 @@ export async function startNativeCluster(options: ResolvedClusterOptions): Promi
 
   try {
     await exec('initdb', ['-D', primary.dataDir, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
-    writeOwned(join(primary.dataDir, 'postgresql.conf'), `\n# pg-replica-router test cluster\n${confLines(clusterSettings(options.settings))}`, as, true);
+    writeOwned(
+      join(primary.dataDir, 'postgresql.conf'),
+      `\n# pg-replica-router test cluster\n${confLines(clusterSettings(options.settings))}`,
+      as,
+      true,
+    );
     const redisStarted = redis?.start();
     await primary.start();
     if (options.database !== 'postgres') {
@@ -112,7 +129,23 @@ export async function startNativeCluster(options: ResolvedClusterOptions): Promi
     if (binaries.hasBasebackup) {
       await Promise.all(
         replicas.map((r) =>
-          exec('pg_basebackup', ['-D', r.dataDir, '-h', primary.host, '-p', String(primary.port), '-U', 'postgres', '-X', 'stream', '-c', 'fast', '--no-sync', '-S', r.name]),
+          exec('pg_basebackup', [
+            '-D',
+            r.dataDir,
+            '-h',
+            primary.host,
+            '-p',
+            String(primary.port),
+            '-U',
+            'postgres',
+            '-X',
+            'stream',
+            '-c',
+            'fast',
+            '--no-sync',
+            '-S',
+            r.name,
+          ]),
         ),
       );
     } else if (replicas.length > 0) {

@@ -65,8 +65,19 @@ export interface ResolvedClusterOptions {
 }
 
 const KNOWN: ReadonlyArray<keyof ClusterOptions> = [
-  'replicas', 'redis', 'provider', 'applyDelayMs', 'settings', 'pgBin', 'redisServer',
-  'osUser', 'database', 'baseDir', 'startTimeoutMs', 'image', 'redisImage',
+  'replicas',
+  'redis',
+  'provider',
+  'applyDelayMs',
+  'settings',
+  'pgBin',
+  'redisServer',
+  'osUser',
+  'database',
+  'baseDir',
+  'startTimeoutMs',
+  'image',
+  'redisImage',
 ];
 
 const MAX_REPLICAS = 16;

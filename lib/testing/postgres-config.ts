@@ -48,7 +48,14 @@ export function confArgs(settings: Record<string, SettingValue>): string[] {
 }
 
 /** The standby's connection to its primary. */
-export function standbyLines(opts: { host: string; port: number; user: string; password?: string; slot: string; applyDelayMs: number }): string {
+export function standbyLines(opts: {
+  host: string;
+  port: number;
+  user: string;
+  password?: string;
+  slot: string;
+  applyDelayMs: number;
+}): string {
   const conninfo = [`host=${opts.host}`, `port=${opts.port}`, `user=${opts.user}`, `application_name=${opts.slot}`];
   if (opts.password) conninfo.push(`password=${opts.password}`);
   return confLines({

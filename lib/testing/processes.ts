@@ -17,7 +17,9 @@ export interface RunAs {
  */
 export function unprivilegedUser(wanted: string | undefined): RunAs {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) return {};
-  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map((line) => line.split(':'));
+  const passwd = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((line) => line.split(':'));
   const names = wanted ? [wanted] : ['postgres', 'nobody'];
   for (const name of names) {
     const entry = passwd.find((fields) => fields[0] === name);
@@ -150,7 +152,10 @@ export function childPids(pid: number): number[] {
     return children;
   }
   try {
-    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -234,7 +239,9 @@ export async function waitFor<T>(what: string, timeoutMs: number, check: () => P
     }
     if (Date.now() > deadline) {
       const reason = lastError instanceof Error ? `: ${lastError.message}` : '';
-      throw new ReplicaRouterError(ErrorCodes.CLUSTER_PROCESS, `timed out after ${timeoutMs} ms waiting for ${what}${reason}`, { cause: lastError });
+      throw new ReplicaRouterError(ErrorCodes.CLUSTER_PROCESS, `timed out after ${timeoutMs} ms waiting for ${what}${reason}`, {
+        cause: lastError,
+      });
     }
     await sleep(intervalMs);
   }

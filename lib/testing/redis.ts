@@ -46,12 +46,29 @@ export class NativeRedis implements RedisHandle {
 
   async start(): Promise<void> {
     if (this.running) return;
-    const args = ['--port', String(this.port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', this.dir, '--daemonize', 'no', '--protected-mode', 'no'];
+    const args = [
+      '--port',
+      String(this.port),
+      '--bind',
+      HOST,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      this.dir,
+      '--daemonize',
+      'no',
+      '--protected-mode',
+      'no',
+    ];
     const logFile = join(this.dir, 'redis.log');
     const daemon = spawnDaemon(this.bin, args, { as: {}, cwd: this.dir, logFile });
     this.#daemon = daemon;
     const outcome = await Promise.race([
-      waitFor('redis to answer PING', this.timeoutMs, async () => ((await ping(HOST, this.port)) ? true : undefined)).then(() => 'ready' as const),
+      waitFor('redis to answer PING', this.timeoutMs, async () => ((await ping(HOST, this.port)) ? true : undefined)).then(
+        () => 'ready' as const,
+      ),
       daemon.exited().then(() => 'exited' as const),
     ]);
     if (outcome === 'exited') throw processError(`redis-server exited during start-up (log: ${logFile})`, '');

@@ -78,7 +78,8 @@ try {
     }
   }
   const after = router.topology();
-  const servedByReplica = after.nodes.find((n) => n.name === replica.name)!.served - before.nodes.find((n) => n.name === replica.name)!.served;
+  const servedByReplica =
+    after.nodes.find((n) => n.name === replica.name)!.served - before.nodes.find((n) => n.name === replica.name)!.served;
 
   // Round trips per request kind.
   const cost = async (fn: () => Promise<unknown>) => {
@@ -95,16 +96,20 @@ try {
     };
   };
   await router.withSession('bench-reader', () => router.query(sql, [1])); // its first request records its node
-  const readRequest = await cost(() => router.withSession('bench-reader', async () => {
-    await router.query(sql, [1]);
-    await router.query(sql, [2]);
-  }));
-  const writeRequest = await cost(() => router.withSession('bench-writer', async () => {
-    await router.query(sql, [1]);
-    await router.query("update bench set payload = 'y' where id = 1");
-    await router.query("update bench set payload = 'z' where id = 2");
-    await router.query(sql, [1]);
-  }));
+  const readRequest = await cost(() =>
+    router.withSession('bench-reader', async () => {
+      await router.query(sql, [1]);
+      await router.query(sql, [2]);
+    }),
+  );
+  const writeRequest = await cost(() =>
+    router.withSession('bench-writer', async () => {
+      await router.query(sql, [1]);
+      await router.query("update bench set payload = 'y' where id = 1");
+      await router.query("update bench set payload = 'z' where id = 2");
+      await router.query(sql, [1]);
+    }),
+  );
 
   // Sessions with the Redis store vs the same operations with no session, interleaved.
   const redis = new Redis(cluster.redis!.url);
@@ -130,9 +135,17 @@ try {
     await fn();
     return Number(process.hrtime.bigint() - started) / 1000;
   };
-  const scopeSamples = { readNoSession: [] as number[], readSession: [] as number[], writeNoSession: [] as number[], writeSession: [] as number[] };
+  const scopeSamples = {
+    readNoSession: [] as number[],
+    readSession: [] as number[],
+    writeNoSession: [] as number[],
+    writeSession: [] as number[],
+  };
   type Counters = ReturnType<typeof sessions.topology>['counters'];
-  const perScope = { readSession: { storeReads: 0, storeWrites: 0, positionReads: 0 }, writeSession: { storeReads: 0, storeWrites: 0, positionReads: 0 } };
+  const perScope = {
+    readSession: { storeReads: 0, storeWrites: 0, positionReads: 0 },
+    writeSession: { storeReads: 0, storeWrites: 0, positionReads: 0 },
+  };
   const tally = (kind: keyof typeof perScope, before: Counters) => {
     const after = sessions.topology().counters;
     perScope[kind].storeReads += after.storeReads - before.storeReads;
@@ -145,9 +158,13 @@ try {
     let before = sessions.topology().counters;
     scopeSamples.readSession.push(await timed(() => sessions.withSession(`warm:${i % 50}`, () => sessions.query(sql, [1]))));
     tally('readSession', before);
-    scopeSamples.writeNoSession.push(await timed(() => plainWriter.query("update bench set payload = 'w' where id = $1", [(i % 1000) + 1])));
+    scopeSamples.writeNoSession.push(
+      await timed(() => plainWriter.query("update bench set payload = 'w' where id = $1", [(i % 1000) + 1])),
+    );
     before = sessions.topology().counters;
-    scopeSamples.writeSession.push(await timed(() => sessions.withSession(key, () => sessions.query("update bench set payload = 's' where id = $1", [(i % 1000) + 1]))));
+    scopeSamples.writeSession.push(
+      await timed(() => sessions.withSession(key, () => sessions.query("update bench set payload = 's' where id = $1", [(i % 1000) + 1]))),
+    );
     tally('writeSession', before);
   }
   await Promise.all([sessions.close(), plainReader.close(), plainWriter.close()]);
@@ -176,16 +193,26 @@ try {
   await Promise.all([off.query('select 1'), onNoSdk.query('select 1')]);
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const TELEMETRY_ITERATIONS = ITERATIONS;
-  const noSdk = await alternate(() => off.query(sql, [1]), () => onNoSdk.query(sql, [1]), TELEMETRY_ITERATIONS);
+  const noSdk = await alternate(
+    () => off.query(sql, [1]),
+    () => onNoSdk.query(sql, [1]),
+    TELEMETRY_ITERATIONS,
+  );
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   trace.setGlobalTracerProvider(
-    new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor({ export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} })] }),
+    new BasicTracerProvider({
+      spanProcessors: [new SimpleSpanProcessor({ export: (_spans, done) => done({ code: 0 }), shutdown: async () => {} })],
+    }),
   );
   metrics.setGlobalMeterProvider(new MeterProvider());
   const onSdk = createRouter(telemetryConfig(true));
   await onSdk.query('select 1');
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  const withSdk = await alternate(() => off.query(sql, [1]), () => onSdk.query(sql, [1]), TELEMETRY_ITERATIONS);
+  const withSdk = await alternate(
+    () => off.query(sql, [1]),
+    () => onSdk.query(sql, [1]),
+    TELEMETRY_ITERATIONS,
+  );
   await Promise.all([off.close(), onNoSdk.close(), onSdk.close()]);
 
   const raw50 = median(rawSamples);
@@ -202,7 +229,11 @@ try {
     iterations: ITERATIONS * ROUNDS,
     medianMicros: { rawPool: Math.round(raw50), router: Math.round(routed50) },
     ratio: Number((routed50 / raw50).toFixed(3)),
-    blockRatios: { min: Number(blockRatios[0]!.toFixed(3)), median: Number(median(blockRatios).toFixed(3)), max: Number(blockRatios[9]!.toFixed(3)) },
+    blockRatios: {
+      min: Number(blockRatios[0]!.toFixed(3)),
+      median: Number(median(blockRatios).toFixed(3)),
+      max: Number(blockRatios[9]!.toFixed(3)),
+    },
     routedReadsOnReplica: `${servedByReplica}/${ITERATIONS * ROUNDS}`,
     roundTrips: { readRequest, writeRequest },
     routingWorkMicros: await routingWorkMicros(),
@@ -215,12 +246,16 @@ try {
       iterations: SESSION_ITERATIONS,
       medianMicros: Object.fromEntries(Object.entries(scopeSamples).map(([k, v]) => [k, Math.round(median(v))])),
       perScope: Object.fromEntries(
-        Object.entries(perScope).map(([kind, c]) => [kind, Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / SESSION_ITERATIONS]))]),
+        Object.entries(perScope).map(([kind, c]) => [
+          kind,
+          Object.fromEntries(Object.entries(c).map(([k, v]) => [k, v / SESSION_ITERATIONS])),
+        ]),
       ),
     },
   };
   console.log(JSON.stringify(results, null, 2));
-  if (process.env.BENCH_WRITE) writeFileSync(new URL('../../docs/bench-results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
+  if (process.env.BENCH_WRITE)
+    writeFileSync(new URL('../../docs/bench-results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
   await raw.end();
   await router.close();
 } finally {

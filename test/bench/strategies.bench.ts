@@ -20,15 +20,26 @@ const SECRET = 'strategies benchmark token secret';
 /** Each cell runs this many times, strategies in a rotating order; the table shows medians (violations: sums). */
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 
-type Strategy = 'primary only' | 'random replica' | 'sticky 2 s (Rails)' | 'ours: read-your-writes' | 'ours: session' | 'ours: session, wait 50 ms';
-const ALL: Strategy[] = ['primary only', 'random replica', 'sticky 2 s (Rails)', 'ours: read-your-writes', 'ours: session', 'ours: session, wait 50 ms'];
-const STRATEGIES = process.env.BENCH_STRATEGIES ? ALL.filter((s) => process.env.BENCH_STRATEGIES!.split(',').some((f) => s.includes(f))) : ALL;
+type Strategy =
+  'primary only' | 'random replica' | 'sticky 2 s (Rails)' | 'ours: read-your-writes' | 'ours: session' | 'ours: session, wait 50 ms';
+const ALL: Strategy[] = [
+  'primary only',
+  'random replica',
+  'sticky 2 s (Rails)',
+  'ours: read-your-writes',
+  'ours: session',
+  'ours: session, wait 50 ms',
+];
+const STRATEGIES = process.env.BENCH_STRATEGIES
+  ? ALL.filter((s) => process.env.BENCH_STRATEGIES!.split(',').some((f) => s.includes(f)))
+  : ALL;
 
 /** The level each operation runs at, for the strategies that are not ours. */
 function levelFor(strategy: Strategy): ((session: string, lastWriteAt: number | undefined) => Level | undefined) | undefined {
   if (strategy === 'primary only') return () => 'primary';
   if (strategy === 'random replica') return () => 'eventual';
-  if (strategy === 'sticky 2 s (Rails)') return (_s, lastWriteAt) => (performance.now() - (lastWriteAt ?? -Infinity) < 2000 ? 'primary' : 'eventual');
+  if (strategy === 'sticky 2 s (Rails)')
+    return (_s, lastWriteAt) => (performance.now() - (lastWriteAt ?? -Infinity) < 2000 ? 'primary' : 'eventual');
   return undefined;
 }
 
@@ -51,7 +62,10 @@ async function runCell(cluster: Cluster, strategy: Strategy): Promise<Cell> {
   const names = new Map([[cluster.primary.port, 'primary'], ...cluster.replicas.map((r) => [r.port, r.name] as const)]);
   const half = Math.floor(SESSIONS / 2);
   const load = startWorkload({
-    targets: [{ target: directTarget(router), sessions: SESSIONS - half }, { target: httpTarget(url), sessions: half }],
+    targets: [
+      { target: directTarget(router), sessions: SESSIONS - half },
+      { target: httpTarget(url), sessions: half },
+    ],
     nodeName: (port) => names.get(port) ?? '?',
     writeShare: 0.1,
     handoffShare: 0.2,
@@ -66,7 +80,13 @@ async function runCell(cluster: Cluster, strategy: Strategy): Promise<Cell> {
 
   const done = history.filter((h) => h.kind !== 'handoff');
   const reads = done.filter((h) => h.kind === 'read');
-  const latency = (ops: Op[], p: number) => Number(percentile(ops.map((o) => o.end - o.start), p).toFixed(2));
+  const latency = (ops: Op[], p: number) =>
+    Number(
+      percentile(
+        ops.map((o) => o.end - o.start),
+        p,
+      ).toFixed(2),
+    );
   const direct = done.filter((o) => o.transport === 'direct');
   const http = done.filter((o) => o.transport === 'http');
   const { ryw, mr, handoff } = check(history);
@@ -114,8 +134,12 @@ function chart(results: Cell[], delays: number[], sessions: number, thinkMs: num
       if (Number(r.handoffViolations)) parts.push(`${r.handoffViolations} hand-off`);
       if (mr) parts.push(`${mr} MR`);
       lines.push(`<text x="10" y="${y - 6}">${r.strategy}</text>`);
-      lines.push(`<rect x="${left}" y="${y - 18}" width="${Math.round(share * barMax)}" height="14" fill="${lost ? '#c0392b' : mr ? '#e67e22' : '#2e86c1'}"/>`);
-      lines.push(`<text x="${left + Math.round(share * barMax) + 6}" y="${y - 6}">${parts.join(', ')}${lost || mr ? ' violations' : ''}</text>`);
+      lines.push(
+        `<rect x="${left}" y="${y - 18}" width="${Math.round(share * barMax)}" height="14" fill="${lost ? '#c0392b' : mr ? '#e67e22' : '#2e86c1'}"/>`,
+      );
+      lines.push(
+        `<text x="${left + Math.round(share * barMax) + 6}" y="${y - 6}">${parts.join(', ')}${lost || mr ? ' violations' : ''}</text>`,
+      );
     }
     y += 16;
   }
@@ -128,7 +152,8 @@ ${lines.join('\n')}
 }
 
 function table(results: Cell[]): string {
-  const head = '| apply delay | strategy | ops/s | p50 / p99 ms (direct) | p50 / p99 ms (HTTP) | reads on replicas | RYW | MR | hand-off | live checks / op |\n|---|---|---|---|---|---|---|---|---|---|';
+  const head =
+    '| apply delay | strategy | ops/s | p50 / p99 ms (direct) | p50 / p99 ms (HTTP) | reads on replicas | RYW | MR | hand-off | live checks / op |\n|---|---|---|---|---|---|---|---|---|---|';
   const rows = results.map(
     (r) =>
       `| ${r.delayMs} ms | ${r.strategy} | ${r.opsPerSecond} | ${r.directP50ms} / ${r.directP99ms} | ${r.httpP50ms} / ${r.httpP99ms} | ${(Number(r.replicaShare) * 100).toFixed(1)} % | ${r.rywViolations} | ${r.mrViolations} | ${r.handoffViolations} | ${r.liveChecksPerOp} |`,
@@ -141,7 +166,12 @@ const base = new URL(`../../docs/strategies${suffix}`, import.meta.url).pathname
 
 if (process.env.BENCH_CHART_ONLY === '1') {
   // Redraw the chart and table from the last results, without running anything.
-  const saved = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as { sessions: number; thinkMs: number; secondsPerCell: number; results: Cell[] };
+  const saved = JSON.parse(readFileSync(`${base}.json`, 'utf8')) as {
+    sessions: number;
+    thinkMs: number;
+    secondsPerCell: number;
+    results: Cell[];
+  };
   const delays = [...new Set(saved.results.map((r) => Number(r.delayMs)))];
   writeFileSync(`${base}.svg`, chart(saved.results, delays, saved.sessions, saved.thinkMs, saved.secondsPerCell));
   writeFileSync(`${base}.md`, table(saved.results));
@@ -151,7 +181,12 @@ if (process.env.BENCH_CHART_ONLY === '1') {
 const cluster = await startCluster({ replicas: 2 });
 try {
   const half = Math.floor(SESSIONS / 2);
-  const workload = { targets: [{ target: { transport: 'direct' as const }, sessions: SESSIONS - half }, { target: { transport: 'http' as const }, sessions: half }] };
+  const workload = {
+    targets: [
+      { target: { transport: 'direct' as const }, sessions: SESSIONS - half },
+      { target: { transport: 'http' as const }, sessions: half },
+    ],
+  };
   for (const statement of seedStatements(workload)) await cluster.primary.query(statement);
   await cluster.waitForReplicas();
   await runCell(cluster, 'ours: session'); // warm-up (JIT, connections, caches), not counted
@@ -181,7 +216,10 @@ try {
   }
   if (process.env.BENCH_NO_WRITE !== '1') {
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
-    writeFileSync(`${base}.json`, `${JSON.stringify({ date: new Date().toISOString(), machine, sessions: SESSIONS, secondsPerCell: SECONDS, repeats: REPEATS, thinkMs: THINK_MS, results }, null, 2)}\n`);
+    writeFileSync(
+      `${base}.json`,
+      `${JSON.stringify({ date: new Date().toISOString(), machine, sessions: SESSIONS, secondsPerCell: SECONDS, repeats: REPEATS, thinkMs: THINK_MS, results }, null, 2)}\n`,
+    );
     writeFileSync(`${base}.svg`, chart(results, DELAYS, SESSIONS, THINK_MS, SECONDS));
     writeFileSync(`${base}.md`, table(results));
   }

@@ -61,7 +61,12 @@ describeOrm('Drizzle', {
 // Drizzle has no streaming API for node-postgres. Its named prepared statements, with rowMode
 // 'array', reach pg untouched through the routed pool:
 it('Drizzle: named prepared statements', async () => {
-  const prepared = db.select({ id: people.id }).from(people).where(gte(people.id, sql.placeholder('from'))).orderBy(people.id).prepare('people_from');
+  const prepared = db
+    .select({ id: people.id })
+    .from(people)
+    .where(gte(people.id, sql.placeholder('from')))
+    .orderBy(people.id)
+    .prepare('people_from');
   const rows = await prepared.execute({ from: 0 });
   expect(Array.isArray(rows)).toBe(true);
   expect(rows.every((r) => typeof r.id === 'number')).toBe(true);

@@ -69,14 +69,19 @@ export function describeOrm(name: string, orm: OrmUnderTest): void {
 
   const modes = {
     /** The ORM used directly; each call is its own "request" of the process session. */
-    outside: () => <T>(fn: () => Promise<T>) => fn(),
+    outside:
+      () =>
+      <T>(fn: () => Promise<T>) =>
+        fn(),
     /** Each call runs inside an Express request of one browser session. */
     express: () => {
       const browser = new Browser();
       return async <T>(fn: () => Promise<T>): Promise<T> => {
         const id = String(Math.random());
         jobs.set(id, fn);
-        const result = await browser.json<{ ok: boolean; value: T; code?: string; message?: string }>(`${url}/run/${id}`, { method: 'POST' });
+        const result = await browser.json<{ ok: boolean; value: T; code?: string; message?: string }>(`${url}/run/${id}`, {
+          method: 'POST',
+        });
         jobs.delete(id);
         if (!result.ok) throw Object.assign(new Error(result.message), { code: result.code });
         return result.value;

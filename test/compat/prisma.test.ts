@@ -40,7 +40,8 @@ function generate(): void {
   if (run.status !== 0) throw new Error(`prisma generate failed:\n${run.stdout}\n${run.stderr}`);
 }
 
-const portOf = async (client: Prisma) => Number((await client.$queryRawUnsafe<Array<{ port: number }>>('select inet_server_port() as port'))[0]!.port);
+const portOf = async (client: Prisma) =>
+  Number((await client.$queryRawUnsafe<Array<{ port: number }>>('select inet_server_port() as port'))[0]!.port);
 
 describeOrm('Prisma', {
   async open(router, replicaUrl) {
@@ -77,8 +78,12 @@ describeOrm('Prisma', {
     });
   },
   failing: () =>
-    prisma.$queryRawUnsafe('select * from no_such_table').catch((err: Error & { meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } }) => {
-      // Prisma maps driver errors to its own (P2010, …); PostgreSQL's SQLSTATE is kept in the cause.
-      throw Object.assign(new Error(err.message), { code: err.meta?.driverAdapterError?.cause?.originalCode ?? (err as { code?: string }).code });
-    }),
+    prisma
+      .$queryRawUnsafe('select * from no_such_table')
+      .catch((err: Error & { meta?: { driverAdapterError?: { cause?: { originalCode?: string } } } }) => {
+        // Prisma maps driver errors to its own (P2010, …); PostgreSQL's SQLSTATE is kept in the cause.
+        throw Object.assign(new Error(err.message), {
+          code: err.meta?.driverAdapterError?.cause?.originalCode ?? (err as { code?: string }).code,
+        });
+      }),
 });

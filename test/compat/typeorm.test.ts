@@ -15,7 +15,8 @@ const PersonEntity = new EntitySchema<Person>({
 let source: DataSource;
 let direct: DataSource; // the same ORM pointed straight at a replica: the naive path
 
-const portOf = async (query: (sql: string) => Promise<Array<{ port: number }>>) => Number((await query('select inet_server_port() as port'))[0]!.port);
+const portOf = async (query: (sql: string) => Promise<Array<{ port: number }>>) =>
+  Number((await query('select inet_server_port() as port'))[0]!.port);
 
 describeOrm('TypeORM', {
   async open(router, replicaUrl) {
@@ -69,7 +70,13 @@ describeOrm('TypeORM', {
   async stream(from) {
     const runner = source.createQueryRunner();
     try {
-      const stream = await source.getRepository(PersonEntity).createQueryBuilder('p', runner).select('p.id', 'id').where({ id: MoreThanOrEqual(from) }).orderBy('p.id').stream();
+      const stream = await source
+        .getRepository(PersonEntity)
+        .createQueryBuilder('p', runner)
+        .select('p.id', 'id')
+        .where({ id: MoreThanOrEqual(from) })
+        .orderBy('p.id')
+        .stream();
       const ids: number[] = [];
       for await (const row of stream) ids.push(Number((row as { id: number }).id));
       return ids;

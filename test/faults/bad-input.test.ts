@@ -64,7 +64,12 @@ describe('fault drill: bad input', () => {
         // Statements the parser rejects (and PostgreSQL too), inside real sessions.
         sideLoads.push(
           (async () => {
-            const statements = ['selec v from counters', "select 'unterminated", 'select * from counters where', 'update counters set v = where'];
+            const statements = [
+              'selec v from counters',
+              "select 'unterminated",
+              'select * from counters where',
+              'update counters set v = where',
+            ];
             for (let i = 0; !stopSideLoads; i++) {
               await router
                 .withSession(`d${i % 8}`, () => router.query(statements[i % statements.length]!))

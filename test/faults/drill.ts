@@ -7,8 +7,18 @@ import { redisStore, type Router, type RouterOptions } from 'pg-replica-router';
 import { startCluster, type Cluster, type ClusterOptions } from 'pg-replica-router/testing';
 import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
 import { listen } from '../helpers/http.js';
-import { directTarget, httpTarget, seedStatements, startWorkload, workloadApp, type Workload, type WorkloadOptions, type WorkloadResult } from '../workload/driver.js';
+import {
+  directTarget,
+  httpTarget,
+  seedStatements,
+  startWorkload,
+  workloadApp,
+  type Workload,
+  type WorkloadOptions,
+  type WorkloadResult,
+} from '../workload/driver.js';
 import { check, percentile, type Failure, type Violations } from '../workload/history.js';
+import { isConnectionError } from '../../lib/pg-args.js';
 
 export const SECRET = 'fault drills: consistency token secret';
 
@@ -26,7 +36,9 @@ export interface DrillEnv {
  * The drill set-up for one test file: a cluster with Redis, a router over it (Redis store, tokens,
  * `maxWaitMs` 200, fast monitor, store timeouts), the workload's table, and the Express app.
  */
-export function useDrillCluster(options: { cluster?: ClusterOptions; router?: Partial<RouterOptions>; sessions?: number } = {}): () => DrillEnv {
+export function useDrillCluster(
+  options: { cluster?: ClusterOptions; router?: Partial<RouterOptions>; sessions?: number } = {},
+): () => DrillEnv {
   let env: DrillEnv | undefined;
   let close: (() => Promise<void>) | undefined;
   beforeAll(async () => {
@@ -45,7 +57,13 @@ export function useDrillCluster(options: { cluster?: ClusterOptions; router?: Pa
     const server = await listen(workloadApp(router));
     close = server.close;
     const sessions = options.sessions ?? 8;
-    const workload = { targets: [{ target: directTarget(router), sessions }, { target: httpTarget(server.url), sessions }], sharedRows: 5 };
+    const workload = {
+      targets: [
+        { target: directTarget(router), sessions },
+        { target: httpTarget(server.url), sessions },
+      ],
+      sharedRows: 5,
+    };
     for (const statement of seedStatements(workload)) await router.query(statement);
     await settle(router, cluster);
     env = { cluster, router, redis, url: server.url, workload };
@@ -79,7 +97,11 @@ export interface DrillReport {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Waits until the router's monitor sees every listed replica up and caught up. */
-export async function waitForReplicaRouting(env: DrillEnv, names: string[] = env.cluster.replicas.map((r) => r.name), timeoutMs = 30_000): Promise<void> {
+export async function waitForReplicaRouting(
+  env: DrillEnv,
+  names: string[] = env.cluster.replicas.map((r) => r.name),
+  timeoutMs = 30_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const nodes = env.router.topology().nodes;
@@ -214,12 +236,9 @@ export function expectDrillHeld(report: DrillReport, expected: (f: Failure) => b
   expect(Object.values(report.phases).reduce((n, p) => n + p.handoffs, 0)).toBeGreaterThan(0);
 }
 
-/** Connection-level failures: what a statement gets when its node is down. */
-export const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', '57P01', '57P02', '57P03', '08006', '08003', '08001']);
-
-/** A failure caused by a lost or refused connection (pg raises some without a code). */
+/** A failure caused by a lost or refused connection, by the router's own classifier (pg raises some without a code). */
 export function isConnectionFailure(f: Failure): boolean {
-  return CONNECTION_CODES.has(f.code) || /Connection terminated|connection error|not queryable/i.test(f.message);
+  return isConnectionError(Object.assign(new Error(f.message), { code: f.code }));
 }
 
 export { sleep };

@@ -31,9 +31,7 @@ export async function settle(router: Router, cluster: Cluster): Promise<void> {
   for (;;) {
     const nodes = router.topology().nodes;
     const primary = nodes.find((n) => n.role === 'primary');
-    const behind = nodes.filter(
-      (n) => n.role === 'replica' && n.status !== 'not-replica' && (n.status !== 'up' || (n.lagBytes ?? 1) > 0),
-    );
+    const behind = nodes.filter((n) => n.role === 'replica' && n.status !== 'not-replica' && (n.status !== 'up' || (n.lagBytes ?? 1) > 0));
     if (primary?.status === 'up' && behind.length === 0) return;
     if (Date.now() > deadline) throw new Error(`replicas not settled: ${JSON.stringify(nodes)}`);
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -3,7 +3,8 @@
 import { Engine } from '../../lib/engine.js';
 import type { Lsn } from '../../lib/lsn.js';
 import { formatLsn } from '../../lib/lsn.js';
-import type { NodeState, Sample } from '../../lib/monitor.js';
+import type { NodeState } from '../../lib/node-state.js';
+import type { Sample } from '../../lib/monitor-view.js';
 import type { MonitorView } from '../../lib/monitor-view.js';
 import type { NodeConnectionPool, NodeConfig } from '../../lib/nodes.js';
 import { resolveRouterOptions, type RouterOptions } from '../../lib/options.js';
@@ -190,4 +191,3 @@ export function fakeEngine(options: Partial<RouterOptions> = {}): FakeEngine {
   });
   return { engine, monitor: monitor!, primary: pools.get('primary')!, store };
 }
-

@@ -40,7 +40,10 @@ export class Browser {
     return res;
   }
 
-  async json<T = Record<string, unknown>>(url: string, init: RequestInit & { sendToken?: boolean; sendCookies?: boolean } = {}): Promise<T> {
+  async json<T = Record<string, unknown>>(
+    url: string,
+    init: RequestInit & { sendToken?: boolean; sendCookies?: boolean } = {},
+  ): Promise<T> {
     const res = await this.fetch(url, init);
     if (!res.ok) throw new Error(`${init.method ?? 'GET'} ${url}: ${res.status} ${await res.text()}`);
     return (await res.json()) as T;

@@ -54,7 +54,9 @@ export function spanTree(spans: readonly ReadableSpan[], describe: (span: Readab
   }
   const lines: string[] = [];
   const walk = (parent: string | undefined, depth: number) => {
-    const children = (byParent.get(parent) ?? []).sort((a, b) => (a.startTime[0] - b.startTime[0]) * 1e9 + (a.startTime[1] - b.startTime[1]));
+    const children = (byParent.get(parent) ?? []).sort(
+      (a, b) => (a.startTime[0] - b.startTime[0]) * 1e9 + (a.startTime[1] - b.startTime[1]),
+    );
     for (const child of children) {
       lines.push(`${'  '.repeat(depth)}${describe(child)}`);
       walk(child.spanContext().spanId, depth + 1);
@@ -71,7 +73,7 @@ export function points(resource: ResourceMetrics, name: string): Array<[Record<s
     for (const metric of scope.metrics) {
       if (metric.descriptor.name !== name) continue;
       for (const point of metric.dataPoints) {
-        const value = typeof point.value === 'number' ? point.value : (point.value as { sum?: number; count?: number }).count ?? 0;
+        const value = typeof point.value === 'number' ? point.value : ((point.value as { sum?: number; count?: number }).count ?? 0);
         out.push([point.attributes as Record<string, unknown>, value]);
       }
     }

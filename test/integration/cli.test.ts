@@ -28,7 +28,12 @@ describe('npx pg-replica-router cluster up', () => {
   it('--json prints URLs that work, and Ctrl-C removes everything', async () => {
     const run = runCli(['cluster', 'up', '--replicas', '1', '--apply-delay', '25', '--redis', '--json']);
     const info = JSON.parse(await run.firstLine) as {
-      primary: string; replicas: Record<string, string>; redis: string; dir: string; startupMs: number; provider: string;
+      primary: string;
+      replicas: Record<string, string>;
+      redis: string;
+      dir: string;
+      startupMs: number;
+      provider: string;
     };
     expect(info.provider).toBe('native');
     expect(Object.keys(info.replicas)).toEqual(['r1']);

@@ -75,7 +75,9 @@ describe('clean-up when the process ends without cluster.stop()', () => {
 
 describe('as a normal (non-root) user', () => {
   // Under root, run the fixture as the unprivileged postgres user; otherwise we already are one.
-  const passwd = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':'));
+  const passwd = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((l) => l.split(':'));
   const user = passwd.find((f) => f[0] === 'postgres') ?? passwd.find((f) => f[0] === 'nobody');
   const as = process.getuid?.() === 0 && user ? { uid: Number(user[2]), gid: Number(user[3]) } : {};
   // That user must be able to read this checkout (not so under a 0700 home directory).

@@ -37,7 +37,9 @@ describe('the demo over HTTP (no browser)', () => {
   it('serves the page, its script and the status', async () => {
     expect((await fetch(`${demo.url}/`)).status).toBe(200);
     expect((await fetch(`${demo.url}/demo.js`)).status).toBe(200);
-    const status = await call<{ store: string; replicas: Array<{ name: string }>; modes: Record<string, string>; controls: boolean }>('/control/status');
+    const status = await call<{ store: string; replicas: Array<{ name: string }>; modes: Record<string, string>; controls: boolean }>(
+      '/control/status',
+    );
     expect(status.replicas.map((r) => r.name)).toEqual(['r1', 'r2']);
     expect(Object.keys(status.modes)).toEqual(['naive', 'sticky', 'pgrr']);
     expect(status.controls).toBe(true);

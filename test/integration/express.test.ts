@@ -87,7 +87,9 @@ async function pauseAll(router: Router): Promise<void> {
 async function naiveFollowing(follower: string, target: string): Promise<boolean> {
   const pool = naivePool(cluster.replicas[0]!.connectionString);
   try {
-    return (await pool.query('select count(*)::int as n from follows where follower = $1 and target = $2', [follower, target])).rows[0].n > 0;
+    return (
+      (await pool.query('select count(*)::int as n from follows where follower = $1 and target = $2', [follower, target])).rows[0].n > 0
+    );
   } finally {
     await pool.end();
   }
@@ -131,7 +133,10 @@ describe('the position is stored before any byte of the response', () => {
       closers.push(async () => redis.disconnect());
       // A slow store (150 ms per write): a response sent before the write lands would lose the race.
       const inner = redisStore(redis);
-      const slow: LsnStore = { get: (k) => inner.get(k), raise: async (k, n, l) => (await new Promise((r) => setTimeout(r, 150)), inner.raise(k, n, l)) };
+      const slow: LsnStore = {
+        get: (k) => inner.get(k),
+        raise: async (k, n, l) => (await new Promise((r) => setTimeout(r, 150)), inner.raise(k, n, l)),
+      };
       const router = newRouter({ store: slow, storeTimeoutMs: 1000 });
       const { url } = await app(router);
       await pauseAll(router);
@@ -217,13 +222,17 @@ describe('levels', () => {
     const { url } = await app(router, { middleware: { levelHeader: false, levelQuery: false } });
     await settle(router, cluster);
     const browser = new Browser();
-    expect((await browser.json(`${url}/follows/x?user=off&consistency=primary`, { headers: { 'x-consistency': 'primary' } })).node).toMatch(/^r\d$/);
+    expect((await browser.json(`${url}/follows/x?user=off&consistency=primary`, { headers: { 'x-consistency': 'primary' } })).node).toMatch(
+      /^r\d$/,
+    );
   });
 
   it('requireConsistency without consistency() is a clear error, passed to next()', async () => {
     const a = express();
     a.get('/', requireConsistency('primary'), (_req, res) => res.send('unreachable'));
-    a.use((err: Error & { code?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) => res.status(500).json({ code: err.code }));
+    a.use((err: Error & { code?: string }, _req: express.Request, res: express.Response, _next: express.NextFunction) =>
+      res.status(500).json({ code: err.code }),
+    );
     const server = await listen(a);
     closers.push(server.close);
     expect(await (await fetch(server.url)).json()).toEqual({ code: 'ERR_PGRR_MIDDLEWARE_ORDER' });
@@ -246,8 +255,9 @@ describe('crossing boundaries', () => {
     await pauseAll(router);
     await fetch(`${server.url}/order`, { method: 'POST' });
     const worker = newRouter(); // another process, say
-    const seen = await worker.withToken(jobs[0], async () =>
-      (await worker.query("select count(*)::int as n from follows where follower = 'job'")).rows[0]!.n,
+    const seen = await worker.withToken(
+      jobs[0],
+      async () => (await worker.query("select count(*)::int as n from follows where follower = 'job'")).rows[0]!.n,
     );
     expect(seen).toBe(1);
     expect(await naiveFollowing('job', 'queued')).toBe(false);

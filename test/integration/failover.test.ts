@@ -8,12 +8,9 @@ const SECRET = 'failover test secret, 16+ bytes';
 let cluster: Cluster;
 let before: Router;
 
-useRoutedCluster(
-  { router: { tokenSecret: SECRET }, setup: ['create table t (id int)'] },
-  (c, r) => {
-    [cluster, before] = [c, r];
-  },
-);
+useRoutedCluster({ router: { tokenSecret: SECRET }, setup: ['create table t (id int)'] }, (c, r) => {
+  [cluster, before] = [c, r];
+});
 
 describe('failover safety', () => {
   it('after a promotion, positions of the old history mean "the current primary position", never "no floor"', async () => {
@@ -40,7 +37,7 @@ describe('failover safety', () => {
       const r1State = after.topology().nodes.find((n) => n.name === 'r1');
       expect(r1State?.status).toBe('other-history'); // out of rotation: another WAL history
 
-      const newPrimaryLsn = parseLsn(((await r2.query('select pg_current_wal_insert_lsn()::text as lsn'))[0]!.lsn) as string);
+      const newPrimaryLsn = parseLsn((await r2.query('select pg_current_wal_insert_lsn()::text as lsn'))[0]!.lsn as string);
       const positionReadsBefore = after.topology().counters.positionReads;
       const resynced = await after.withToken(oldToken, async () => {
         await after.query('select count(*) from t'); // first read: the floor is resolved

@@ -7,12 +7,9 @@ let cluster: Cluster;
 let router: Router;
 const WHO = 'select inet_server_port() as port, pg_is_in_recovery() as standby';
 
-useRoutedCluster(
-  { setup: ['create table items (id int primary key)'], resumeAfterEach: true },
-  (c, r) => {
-    [cluster, router] = [c, r];
-  },
-);
+useRoutedCluster({ setup: ['create table items (id int primary key)'], resumeAfterEach: true }, (c, r) => {
+  [cluster, router] = [c, r];
+});
 
 async function servedBy(run: () => Promise<{ rows: Array<{ port: number }> }>, times = 20): Promise<Set<string>> {
   const nodes = new Set<string>();
@@ -21,7 +18,11 @@ async function servedBy(run: () => Promise<{ rows: Array<{ port: number }> }>, t
 }
 
 /** Each read in its own new session (a session sticks to the node it read from). */
-async function servedByManySessions(prefix: string, run: () => Promise<{ rows: Array<{ port: number }> }>, times = 40): Promise<Set<string>> {
+async function servedByManySessions(
+  prefix: string,
+  run: () => Promise<{ rows: Array<{ port: number }> }>,
+  times = 40,
+): Promise<Set<string>> {
   const nodes = new Set<string>();
   for (let i = 0; i < times; i++) nodes.add(nodeByPort(cluster, (await router.withSession(`${prefix}:${i}`, run)).rows[0]!.port));
   return nodes;
@@ -40,7 +41,9 @@ describe('consistency levels', () => {
     await settle(router, cluster);
     for (const replica of cluster.replicas) await replica.pauseReplay();
     await router.query('insert into items values (1)');
-    const res = await router.withConsistency('eventual', () => router.query('select inet_server_port() as port, count(*)::int as n from items where id = 1'));
+    const res = await router.withConsistency('eventual', () =>
+      router.query('select inet_server_port() as port, count(*)::int as n from items where id = 1'),
+    );
     expect(nodeByPort(cluster, res.rows[0]!.port)).toMatch(/^r\d$/);
     expect(res.rows[0]!.n).toBe(0);
     // the default level, same process session: its own write is visible
@@ -67,7 +70,10 @@ describe('consistency levels', () => {
 
   it("'primary' never touches a replica", async () => {
     await settle(router, cluster);
-    const before = router.topology().nodes.filter((n) => n.role === 'replica').map((n) => n.served);
+    const before = router
+      .topology()
+      .nodes.filter((n) => n.role === 'replica')
+      .map((n) => n.served);
     const nodes = await router.withConsistency('primary', async () => {
       const seen = await servedBy(() => router.query(WHO), 10);
       const client = await router.pool.connect();
@@ -82,7 +88,10 @@ describe('consistency levels', () => {
       return seen;
     });
     expect([...nodes]).toEqual(['primary']);
-    const after = router.topology().nodes.filter((n) => n.role === 'replica').map((n) => n.served);
+    const after = router
+      .topology()
+      .nodes.filter((n) => n.role === 'replica')
+      .map((n) => n.served);
     expect(after).toEqual(before);
   });
 

@@ -6,12 +6,9 @@ import { nodeByPort, settle, useRoutedCluster } from '../helpers/cluster.js';
 let cluster: Cluster;
 let router: Router;
 
-useRoutedCluster(
-  { router: { monitor: { intervalMs: 100, downAfter: 2, upAfter: 3 } }, setup: ['create table m (id int)'] },
-  (c, r) => {
-    [cluster, router] = [c, r];
-  },
-);
+useRoutedCluster({ router: { monitor: { intervalMs: 100, downAfter: 2, upAfter: 3 } }, setup: ['create table m (id int)'] }, (c, r) => {
+  [cluster, router] = [c, r];
+});
 
 const node = (name: string) => router.topology().nodes.find((n) => n.name === name)!;
 async function until(what: string, check: () => boolean, timeoutMs = 10_000): Promise<void> {

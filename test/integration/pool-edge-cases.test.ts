@@ -10,7 +10,11 @@ let router: Router;
 const PORT = 'select inet_server_port() as port';
 
 useRoutedCluster(
-  { router: { tokenSecret: 'edge cases secret, 16+ bytes' }, setup: ['create table items (id serial primary key, tag text)', "insert into items (tag) select 'seed' from generate_series(1, 20)"], resumeAfterEach: true },
+  {
+    router: { tokenSecret: 'edge cases secret, 16+ bytes' },
+    setup: ['create table items (id serial primary key, tag text)', "insert into items (tag) select 'seed' from generate_series(1, 20)"],
+    resumeAfterEach: true,
+  },
   (c, r) => {
     [cluster, router] = [c, r];
   },
@@ -21,7 +25,8 @@ async function pauseAll(): Promise<void> {
   for (const replica of cluster.replicas) await replica.pauseReplay();
 }
 
-const count = (tag: string) => router.query('select count(*)::int as n from items where tag = $1', [tag]).then((r) => r.rows[0]!.n as number);
+const count = (tag: string) =>
+  router.query('select count(*)::int as n from items where tag = $1', [tag]).then((r) => r.rows[0]!.n as number);
 
 async function naiveCount(tag: string): Promise<number> {
   const pool = naivePool(cluster.replicas[0]!.connectionString);
@@ -35,7 +40,10 @@ async function naiveCount(tag: string): Promise<number> {
 const drain = (stream: NodeJS.ReadableStream) =>
   new Promise<unknown[]>((resolve, reject) => {
     const rows: unknown[] = [];
-    stream.on('data', (row) => rows.push(row)).on('end', () => resolve(rows)).on('error', reject);
+    stream
+      .on('data', (row) => rows.push(row))
+      .on('end', () => resolve(rows))
+      .on('error', reject);
   });
 
 describe('writes and reads through cursors and streams are tracked', () => {

@@ -11,7 +11,12 @@ let router: Router;
 const PORT = 'select inet_server_port() as port';
 
 useRoutedCluster(
-  { setup: ['create table accounts (id int primary key, balance int not null)', 'insert into accounts select g, 100 from generate_series(1, 50) g'] },
+  {
+    setup: [
+      'create table accounts (id int primary key, balance int not null)',
+      'insert into accounts select g, 100 from generate_series(1, 50) g',
+    ],
+  },
   (c, r) => {
     [cluster, router] = [c, r];
   },
@@ -83,7 +88,9 @@ describe('RoutedPool: pg.Pool surface', () => {
 
   it('streams through pool.query(new QueryStream(…)) and releases the client at the end', async () => {
     const idleBefore = router.pool.totalCount - router.pool.idleCount;
-    const rows = await collect<{ id: number }>(router.pool.query(new QueryStream('select id from accounts order by id', [], { batchSize: 7 })));
+    const rows = await collect<{ id: number }>(
+      router.pool.query(new QueryStream('select id from accounts order by id', [], { batchSize: 7 })),
+    );
     expect(rows.map((r) => r.id)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     await new Promise((resolve) => setTimeout(resolve, 20));
     expect(router.pool.totalCount - router.pool.idleCount).toBe(idleBefore);
@@ -124,7 +131,10 @@ describe('RoutedClient: lazily bound checked-out clients', () => {
       client.release();
     }
     const { rows } = await router.query('select id, balance from accounts where id in (2, 3) order by id');
-    expect(rows).toEqual([{ id: 2, balance: 100 }, { id: 3, balance: 5 }]);
+    expect(rows).toEqual([
+      { id: 2, balance: 100 },
+      { id: 3, balance: 5 },
+    ]);
   });
 
   it('runs BEGIN READ ONLY on a ready replica and keeps the whole transaction there', async () => {
@@ -149,7 +159,8 @@ describe('RoutedClient: lazily bound checked-out clients', () => {
     const client = await router.pool.connect();
     try {
       const cursor = client.query(new Cursor('select id from accounts where id <= $1 order by id', [10]));
-      const read = (n: number) => new Promise<Array<{ id: number }>>((resolve, reject) => cursor.read(n, (err, rows) => (err ? reject(err) : resolve(rows))));
+      const read = (n: number) =>
+        new Promise<Array<{ id: number }>>((resolve, reject) => cursor.read(n, (err, rows) => (err ? reject(err) : resolve(rows))));
       expect((await read(4)).map((r) => r.id)).toEqual([1, 2, 3, 4]);
       expect((await read(100)).map((r) => r.id)).toEqual([5, 6, 7, 8, 9, 10]);
       await new Promise<void>((resolve) => cursor.close(() => resolve()));
@@ -170,10 +181,12 @@ describe('RoutedClient: lazily bound checked-out clients', () => {
   });
 
   it('supports connect(callback) with done(), callbacks on client.query, and release(true) destroying', async () => {
-    const { client, done } = await new Promise<{ client: import('pg-replica-router').RoutedClient; done: (r?: unknown) => void }>((resolve, reject) =>
-      router.pool.connect((err, c, d) => (err || !c ? reject(err) : resolve({ client: c, done: d }))),
+    const { client, done } = await new Promise<{ client: import('pg-replica-router').RoutedClient; done: (r?: unknown) => void }>(
+      (resolve, reject) => router.pool.connect((err, c, d) => (err || !c ? reject(err) : resolve({ client: c, done: d }))),
     );
-    const res = await new Promise<pg.QueryResult>((resolve, reject) => client.query('select 1 as one', (err, r) => (err ? reject(err) : resolve(r))));
+    const res = await new Promise<pg.QueryResult>((resolve, reject) =>
+      client.query('select 1 as one', (err, r) => (err ? reject(err) : resolve(r))),
+    );
     expect(res.rows).toEqual([{ one: 1 }]);
     const total = router.pool.totalCount;
     done(true); // destroy

@@ -6,12 +6,9 @@ import { naivePool, nodeByPort, routerFor, settle, useRoutedCluster } from '../h
 let cluster: Cluster;
 let router: Router;
 
-useRoutedCluster(
-  { setup: ['create table notes (id serial primary key, owner text, body text)'], resumeAfterEach: true },
-  (c, r) => {
-    [cluster, router] = [c, r];
-  },
-);
+useRoutedCluster({ setup: ['create table notes (id serial primary key, owner text, body text)'], resumeAfterEach: true }, (c, r) => {
+  [cluster, router] = [c, r];
+});
 
 async function pauseAll(): Promise<void> {
   for (const replica of cluster.replicas) await replica.pauseReplay();

@@ -16,7 +16,12 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-const pos = (lsn: bigint, node?: string, timeline = 1, systemId = '7000000000000000001'): StoredPosition => ({ lsn, node, systemId, timeline });
+const pos = (lsn: bigint, node?: string, timeline = 1, systemId = '7000000000000000001'): StoredPosition => ({
+  lsn,
+  node,
+  systemId,
+  timeline,
+});
 
 describe('redisStore against a real Redis', () => {
   it('hashes session keys: no raw id in Redis', async () => {
@@ -89,7 +94,12 @@ describe('redisStore against a real Redis', () => {
     ['concurrent writer: two replicas -> both, sorted', pos(9n, 'r2'), pos(11n, 'r1'), pos(1n)],
     ['concurrent writer: lists -> sorted union without repeats', pos(9n, 'r1,r3'), pos(11n, 'r2,r3'), pos(1n)],
     ['concurrent writer: with the primary -> primary', pos(9n, 'r1,r2'), pos(11n, 'primary'), pos(1n)],
-    ['concurrent writer: a union longer than 64 characters -> primary', pos(9n, `${'a'.repeat(40)}`), pos(11n, `${'b'.repeat(30)}`), pos(1n)],
+    [
+      'concurrent writer: a union longer than 64 characters -> primary',
+      pos(9n, `${'a'.repeat(40)}`),
+      pos(11n, `${'b'.repeat(30)}`),
+      pos(1n),
+    ],
     ['no loaded value: merge', pos(9n, 'r1'), pos(3n), undefined],
     ['older timeline of the same system: current kept', pos(9n, 'r1', 3), pos(100n, 'r2', 2), undefined],
     ['newer timeline: next wins', pos(900n, 'r1', 2), pos(100n, undefined, 3), undefined],

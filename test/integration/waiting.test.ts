@@ -5,14 +5,11 @@ import { naivePool, nodeByPort, routerFor, settle, useRoutedCluster } from '../h
 
 let cluster: Cluster;
 let router: Router;
-const READ = "select inet_server_port() as port, count(*)::int as n from jobs where name = $1";
+const READ = 'select inet_server_port() as port, count(*)::int as n from jobs where name = $1';
 
-useRoutedCluster(
-  { router: { maxWaitMs: 3000 }, setup: ['create table jobs (name text)'] },
-  (c, r) => {
-    [cluster, router] = [c, r];
-  },
-);
+useRoutedCluster({ router: { maxWaitMs: 3000 }, setup: ['create table jobs (name text)'] }, (c, r) => {
+  [cluster, router] = [c, r];
+});
 
 describe('waiting for a replica (maxWaitMs)', () => {
   it('succeeds on a replica when replay resumes within maxWaitMs', async () => {

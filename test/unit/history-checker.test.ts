@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { check, type Op } from '../workload/history.js';
 
 const op = (session: string, kind: Op['kind'], start: number, end: number, version: number, row = 'a'): Op => ({
-  session, kind, row, start, end, version, node: kind === 'handoff' ? '' : 'r1', transport: 'direct', phase: 'p',
+  session,
+  kind,
+  row,
+  start,
+  end,
+  version,
+  node: kind === 'handoff' ? '' : 'r1',
+  transport: 'direct',
+  phase: 'p',
 });
 
 describe('the history checker', () => {

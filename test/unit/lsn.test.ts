@@ -21,7 +21,7 @@ describe('LSN', () => {
     fc.assert(
       fc.property(lsn, lsn, (a, b) => {
         const [pa, pb] = [parseLsn(formatLsn(a)), parseLsn(formatLsn(b))];
-        return (pa < pb) === (a < b) && maxLsn(pa, pb) === (a > b ? a : b);
+        return pa < pb === a < b && maxLsn(pa, pb) === (a > b ? a : b);
       }),
     );
     expect(parseLsn('200000/1') > parseLsn('200000/0')).toBe(true); // 2^53 + 1 vs 2^53

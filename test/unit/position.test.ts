@@ -25,7 +25,10 @@ describe('mergePosition', () => {
   });
 
   it('is a max-register within one history: commutative, associative, idempotent on LSNs', () => {
-    const p = fc.record({ lsn: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }), node: fc.constantFrom(undefined, 'r1', 'r2', 'r3', 'r1,r2', 'r2,r3', 'primary') });
+    const p = fc.record({
+      lsn: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+      node: fc.constantFrom(undefined, 'r1', 'r2', 'r3', 'r1,r2', 'r2,r3', 'primary'),
+    });
     fc.assert(
       fc.property(p, p, p, (a, b, c) => {
         const [A, B, C] = [pos(a.lsn, a.node), pos(b.lsn, b.node), pos(c.lsn, c.node)];
@@ -47,7 +50,19 @@ describe('position encoding and tokens', () => {
         expect(decodePosition(encodePosition(p))).toEqual(p);
       }),
     );
-    for (const junk of ['', 'x', '0|1|2|r', `${'0'.repeat(16)}|x|1|r`, `${'0'.repeat(16)}|1|1|bad node`, `${'0'.repeat(16)}|1|1|r1,,r2`, `${'0'.repeat(16)}|1|1|,r1`, `${'0'.repeat(16)}|1|1|r1,`, `${'0'.repeat(16)}|1|1|${'r'.repeat(65)}`, 42, null]) {
+    for (const junk of [
+      '',
+      'x',
+      '0|1|2|r',
+      `${'0'.repeat(16)}|x|1|r`,
+      `${'0'.repeat(16)}|1|1|bad node`,
+      `${'0'.repeat(16)}|1|1|r1,,r2`,
+      `${'0'.repeat(16)}|1|1|,r1`,
+      `${'0'.repeat(16)}|1|1|r1,`,
+      `${'0'.repeat(16)}|1|1|${'r'.repeat(65)}`,
+      42,
+      null,
+    ]) {
       expect(decodePosition(junk)).toBeUndefined();
     }
   });

@@ -12,7 +12,10 @@ describe('createRouter options', () => {
       consistency: 'session',
       maxWaitMs: 0,
       monitor: { intervalMs: 500, timeoutMs: 1000, downAfter: 2, upAfter: 2 },
-      replicas: [{ name: 'replica1', config: { connectionString: 'a' } }, { name: 'east', config: { connectionString: 'b' } }],
+      replicas: [
+        { name: 'replica1', config: { connectionString: 'a' } },
+        { name: 'east', config: { connectionString: 'b' } },
+      ],
     });
   });
 

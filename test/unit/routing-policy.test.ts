@@ -26,31 +26,95 @@ const cases: Array<[string, Partial<RouteInput>, Decision]> = [
   ['anything but a read', { statement: 'other' }, { target: 'primary', reason: 'not-a-read' }],
   ['no replicas configured', { replicas: [] }, { target: 'primary', reason: 'no-replica' }],
   ['every replica down', { replicas: [r('r1', 150n, { healthy: false })] }, { target: 'primary', reason: 'no-replica' }],
-  ['the only replica excluded (failed just now)', { replicas: [r('r1', 150n)], exclude: new Set(['r1']) }, { target: 'primary', reason: 'no-replica' }],
+  [
+    'the only replica excluded (failed just now)',
+    { replicas: [r('r1', 150n)], exclude: new Set(['r1']) },
+    { target: 'primary', reason: 'no-replica' },
+  ],
   ['eventual ignores the floor', { level: 'eventual', replicas: [r('r2', 50n)] }, { target: 'replica', node: 'r2', reason: 'eventual' }],
-  ['eventual ignores an unknown floor too', { level: 'eventual', floorUnknown: true, replicas: [r('r2', 50n)] }, { target: 'replica', node: 'r2', reason: 'eventual' }],
-  ['staleness bound excludes laggards', { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: 500 })] }, { target: 'primary', reason: 'too-stale' }],
-  ['unknown lag counts as too stale', { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: undefined })] }, { target: 'primary', reason: 'too-stale' }],
-  ['staleness bound keeps the fresh one', { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: 500 }), r('r2', 150n, { lagMs: 50 })] }, { target: 'replica', node: 'r2', reason: 'caught-up' }],
-  ['staleness bound still honours the floor', { level: { maxStalenessMs: 100 }, replicas: [r('r2', 50n, { lagMs: 0 })] }, { target: 'check', node: 'r2' }],
+  [
+    'eventual ignores an unknown floor too',
+    { level: 'eventual', floorUnknown: true, replicas: [r('r2', 50n)] },
+    { target: 'replica', node: 'r2', reason: 'eventual' },
+  ],
+  [
+    'staleness bound excludes laggards',
+    { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: 500 })] },
+    { target: 'primary', reason: 'too-stale' },
+  ],
+  [
+    'unknown lag counts as too stale',
+    { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: undefined })] },
+    { target: 'primary', reason: 'too-stale' },
+  ],
+  [
+    'staleness bound keeps the fresh one',
+    { level: { maxStalenessMs: 100 }, replicas: [r('r1', 150n, { lagMs: 500 }), r('r2', 150n, { lagMs: 50 })] },
+    { target: 'replica', node: 'r2', reason: 'caught-up' },
+  ],
+  [
+    'staleness bound still honours the floor',
+    { level: { maxStalenessMs: 100 }, replicas: [r('r2', 50n, { lagMs: 0 })] },
+    { target: 'check', node: 'r2' },
+  ],
   ['store unavailable: floor unknown', { floorUnknown: true }, { target: 'primary', reason: 'floor-unknown' }],
   ['the scope wrote: its reads use the primary', { writePending: true }, { target: 'primary', reason: 'wrote-in-scope' }],
   ['no floor: any healthy replica', { floor: 0n, replicas: [r('r2', 50n)] }, { target: 'replica', node: 'r2', reason: 'no-floor' }],
-  ['no floor, replica position never seen', { floor: 0n, replicas: [r('r2', undefined)] }, { target: 'replica', node: 'r2', reason: 'no-floor' }],
+  [
+    'no floor, replica position never seen',
+    { floor: 0n, replicas: [r('r2', undefined)] },
+    { target: 'replica', node: 'r2', reason: 'no-floor' },
+  ],
   ['cached replay position at or past the floor', { replicas: [r('r1', 100n)] }, { target: 'replica', node: 'r1', reason: 'caught-up' }],
   ['only ready replicas are candidates', {}, { target: 'replica', node: 'r1', reason: 'caught-up' }],
   ['read-your-writes behaves like session here', { level: 'read-your-writes' }, { target: 'replica', node: 'r1', reason: 'caught-up' }],
-  ['nobody known ready: check the most advanced live', { replicas: [r('r1', 60n), r('r2', 90n), r('r3', undefined)] }, { target: 'check', node: 'r2' }],
-  ['floor written 5 ms ago, replicas 500 ms behind in time: no live check, the primary', { replicas: [r('r1', 60n, { lagMs: 500 }), r('r2', 90n, { lagMs: 600 })], floorAgeMs: () => 5 }, { target: 'primary', reason: 'replica-behind' }],
-  ['… unless waiting could bridge it (maxWaitMs)', { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => 5, maxWaitMs: 300 }, { target: 'check', node: 'r1' }],
-  ['… and only the replicas that can have reached it are checked', { replicas: [r('r1', 60n, { lagMs: 10 }), r('r2', 90n, { lagMs: 500 })], floorAgeMs: () => 5 }, { target: 'check', node: 'r1' }],
-  ['floor written long ago: a lagging replica may have reached it, check it', { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => 2000 }, { target: 'check', node: 'r1' }],
+  [
+    'nobody known ready: check the most advanced live',
+    { replicas: [r('r1', 60n), r('r2', 90n), r('r3', undefined)] },
+    { target: 'check', node: 'r2' },
+  ],
+  [
+    'floor written 5 ms ago, replicas 500 ms behind in time: no live check, the primary',
+    { replicas: [r('r1', 60n, { lagMs: 500 }), r('r2', 90n, { lagMs: 600 })], floorAgeMs: () => 5 },
+    { target: 'primary', reason: 'replica-behind' },
+  ],
+  [
+    '… unless waiting could bridge it (maxWaitMs)',
+    { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => 5, maxWaitMs: 300 },
+    { target: 'check', node: 'r1' },
+  ],
+  [
+    '… and only the replicas that can have reached it are checked',
+    { replicas: [r('r1', 60n, { lagMs: 10 }), r('r2', 90n, { lagMs: 500 })], floorAgeMs: () => 5 },
+    { target: 'check', node: 'r1' },
+  ],
+  [
+    'floor written long ago: a lagging replica may have reached it, check it',
+    { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => 2000 },
+    { target: 'check', node: 'r1' },
+  ],
   ['floor age unknown: check', { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => undefined }, { target: 'check', node: 'r1' }],
   ['lag unknown: check', { replicas: [r('r1', 60n, { lagMs: undefined })], floorAgeMs: () => 5 }, { target: 'check', node: 'r1' }],
-  ['checked live and ready', { replicas: [r('r2', 120n)], checked: new Set(['r2']) }, { target: 'replica', node: 'r2', reason: 'caught-up-live' }],
-  ['checked live and still behind: primary', { replicas: [r('r1', 60n), r('r2', 90n)], checked: new Set(['r2']) }, { target: 'primary', reason: 'replica-behind' }],
-  ['a preferred (sticky) node wins among ready ones', { replicas: [r('r1', 150n), r('r2', 150n)], preferred: 'r2' }, { target: 'replica', node: 'r2', reason: 'caught-up' }],
-  ['a preferred node that is not ready is not used', { replicas: [r('r1', 150n), r('r2', 50n)], preferred: 'r2' }, { target: 'replica', node: 'r1', reason: 'caught-up' }],
+  [
+    'checked live and ready',
+    { replicas: [r('r2', 120n)], checked: new Set(['r2']) },
+    { target: 'replica', node: 'r2', reason: 'caught-up-live' },
+  ],
+  [
+    'checked live and still behind: primary',
+    { replicas: [r('r1', 60n), r('r2', 90n)], checked: new Set(['r2']) },
+    { target: 'primary', reason: 'replica-behind' },
+  ],
+  [
+    'a preferred (sticky) node wins among ready ones',
+    { replicas: [r('r1', 150n), r('r2', 150n)], preferred: 'r2' },
+    { target: 'replica', node: 'r2', reason: 'caught-up' },
+  ],
+  [
+    'a preferred node that is not ready is not used',
+    { replicas: [r('r1', 150n), r('r2', 50n)], preferred: 'r2' },
+    { target: 'replica', node: 'r1', reason: 'caught-up' },
+  ],
 ];
 
 describe('routing policy (pure)', () => {
@@ -61,7 +125,20 @@ describe('routing policy (pure)', () => {
   it('gives every documented reason', () => {
     const reasons = new Set(cases.map(([, input]) => decide({ ...base, ...input })).flatMap((d) => ('reason' in d ? [d.reason] : [])));
     expect([...reasons].sort()).toEqual(
-      ['caught-up', 'caught-up-live', 'eventual', 'floor-unknown', 'forced', 'level-primary', 'no-floor', 'no-replica', 'not-a-read', 'replica-behind', 'too-stale', 'wrote-in-scope'].sort(),
+      [
+        'caught-up',
+        'caught-up-live',
+        'eventual',
+        'floor-unknown',
+        'forced',
+        'level-primary',
+        'no-floor',
+        'no-replica',
+        'not-a-read',
+        'replica-behind',
+        'too-stale',
+        'wrote-in-scope',
+      ].sort(),
     );
   });
 

@@ -38,10 +38,14 @@ describe('store guard: timeouts and circuit breaker', () => {
   it('opens after consecutive failures, then fails calls at once without calling the store', async () => {
     const s = switchable();
     const events: string[] = [];
-    const guard = new GuardedStore(s.store, { timeoutMs: 20, failures: 3, cooldownMs: 60_000 }, {
-      onOpen: () => events.push('open'),
-      onRecover: () => events.push('recover'),
-    });
+    const guard = new GuardedStore(
+      s.store,
+      { timeoutMs: 20, failures: 3, cooldownMs: 60_000 },
+      {
+        onOpen: () => events.push('open'),
+        onRecover: () => events.push('recover'),
+      },
+    );
     s.set('fail');
     for (let i = 0; i < 3; i++) await expect(guard.get('k')).rejects.toBeInstanceOf(StoreUnavailable);
     expect(guard.state).toBe('open');

@@ -117,7 +117,10 @@ export function httpTarget(baseUrl: string): Target {
     transport: 'http',
     write: (session, row, { level }) => call(session, 'POST', `/counters/${encodeURIComponent(row)}/incr`, levelHeader(level)),
     read: (session, row, { level, token }) =>
-      call(session, 'GET', `/counters/${encodeURIComponent(row)}`, { ...levelHeader(level), ...(token ? { 'x-consistency-token': token } : {}) }),
+      call(session, 'GET', `/counters/${encodeURIComponent(row)}`, {
+        ...levelHeader(level),
+        ...(token ? { 'x-consistency-token': token } : {}),
+      }),
   };
 }
 
@@ -177,8 +180,13 @@ export function workloadRows(options: WorkloadShape): string[] {
 
 /** SQL that creates and fills the `counters` table for a workload. */
 export function seedStatements(options: WorkloadShape): string[] {
-  const values = workloadRows(options).map((id) => `('${id}', 0)`).join(', ');
-  return ['create table if not exists counters (id text primary key, v int not null)', `insert into counters values ${values} on conflict (id) do update set v = 0`];
+  const values = workloadRows(options)
+    .map((id) => `('${id}', 0)`)
+    .join(', ');
+  return [
+    'create table if not exists counters (id text primary key, v int not null)',
+    `insert into counters values ${values} on conflict (id) do update set v = 0`,
+  ];
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -205,19 +213,41 @@ export function startWorkload(options: WorkloadOptions): Workload {
 
   async function run(session: (typeof sessions)[number]): Promise<void> {
     const { key, target } = session;
-    const attempt = async (kind: 'read' | 'write', row: string, fn: (level: Level | undefined) => Promise<Outcome>): Promise<Outcome | undefined> => {
+    const attempt = async (
+      kind: 'read' | 'write',
+      row: string,
+      fn: (level: Level | undefined) => Promise<Outcome>,
+    ): Promise<Outcome | undefined> => {
       const label = phase;
       const start = performance.now();
       try {
         const outcome = await fn(options.level?.(key, lastWrite.get(key)));
         const end = performance.now();
         if (kind === 'write') lastWrite.set(key, end);
-        history.push({ session: key, kind, row, start, end, version: outcome.version, node: options.nodeName(outcome.port), transport: target.transport, phase: label });
+        history.push({
+          session: key,
+          kind,
+          row,
+          start,
+          end,
+          version: outcome.version,
+          node: options.nodeName(outcome.port),
+          transport: target.transport,
+          phase: label,
+        });
         return outcome;
       } catch (err) {
         failures.push({
-          session: key, kind, row, start, end: performance.now(), transport: target.transport, phase: label, endPhase: phase,
-          code: codeOf(err), message: err instanceof Error ? err.message : String(err),
+          session: key,
+          kind,
+          row,
+          start,
+          end: performance.now(),
+          transport: target.transport,
+          phase: label,
+          endPhase: phase,
+          code: codeOf(err),
+          message: err instanceof Error ? err.message : String(err),
         });
         await sleep(backoffMs);
         return undefined;
@@ -228,7 +258,18 @@ export function startWorkload(options: WorkloadOptions): Workload {
       if (mail) {
         // Another session's token: from now on this session must see that session's write.
         const at = performance.now();
-        if (!mail.bad) history.push({ session: key, kind: 'handoff', row: mail.row, start: at, end: at, version: mail.version, node: '', transport: target.transport, phase });
+        if (!mail.bad)
+          history.push({
+            session: key,
+            kind: 'handoff',
+            row: mail.row,
+            start: at,
+            end: at,
+            version: mail.version,
+            node: '',
+            transport: target.transport,
+            phase,
+          });
         await attempt('read', mail.row, (level) => target.read(key, mail.row, { level, token: mail.token }));
       } else if (Math.random() < writeShare) {
         const row = Math.random() < 0.7 ? session.own : `shared-${Math.floor(Math.random() * sharedRows)}`;

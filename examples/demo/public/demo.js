@@ -57,7 +57,11 @@ $('post').onsubmit = async (event) => {
   const { id } = await api('/api/posts', { body });
   $('body').value = '';
   const after = await refresh();
-  detect(`post #${id}`, after.posts.some((p) => p.id === id), after);
+  detect(
+    `post #${id}`,
+    after.posts.some((p) => p.id === id),
+    after,
+  );
 };
 
 async function control(path, body) {
@@ -105,7 +109,12 @@ async function pollOnce() {
     if (box) box.checked = replica.paused;
   }
   $('counters').innerHTML = status.instances
-    .flatMap((i) => i.nodes.map((n) => `<tr><td>${i.name}</td><td>${n.name}</td><td>${n.status}</td><td>${n.served}</td><td>${n.lagMs ?? ''}${n.lagMs === undefined || n.lagMs === null ? '' : ' ms'}</td></tr>`))
+    .flatMap((i) =>
+      i.nodes.map(
+        (n) =>
+          `<tr><td>${i.name}</td><td>${n.name}</td><td>${n.status}</td><td>${n.served}</td><td>${n.lagMs ?? ''}${n.lagMs === undefined || n.lagMs === null ? '' : ' ms'}</td></tr>`,
+      ),
+    )
     .join('');
   for (const d of status.decisions) {
     const row = document.createElement('tr');
