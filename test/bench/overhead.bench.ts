@@ -12,6 +12,7 @@ import { createRouter, redisStore } from '../../lib/index.js';
 import { startCluster } from '../../lib/testing/index.js';
 import { Classifier } from '../../lib/classifier.js';
 import { decide } from '../../lib/routing-policy.js';
+import { measureBlocks } from './cpu-blocks.js';
 
 /** In-process routing work alone: classification (cached) and the decision, no I/O. */
 async function routingWorkMicros(): Promise<{ cachedClassify: number; decide: number }> {
@@ -215,6 +216,32 @@ try {
   );
   await Promise.all([off.close(), onNoSdk.close(), onSdk.close()]);
 
+  // Blocks of 1000 sequential reads per variant, each on its own pool of one connection: CPU time
+  // per statement in this process beside wall time (medians of rotating rounds).
+  const onePool = (connectionString: string) => ({ connectionString, max: 1 });
+  const blockRouter = createRouter({
+    primary: onePool(cluster.primary.connectionString),
+    replicas: [{ name: replica.name, ...onePool(replica.connectionString) }],
+  });
+  const blockRaw = new pg.Pool(onePool(replica.connectionString));
+  await blockRouter.query('select 1');
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  const byId = (i: number) => [(i % 1000) + 1];
+  const blocks = await measureBlocks({
+    rawPool: (i) => blockRaw.query(sql, byId(i)),
+    routedPool: (i) => blockRouter.query(sql, byId(i)),
+    sessionScope: (i) => blockRouter.withSession(`block:${i % 50}`, () => blockRouter.query(sql, byId(i))),
+    checkedOutClient: async (i) => {
+      const client = await blockRouter.pool.connect();
+      try {
+        await client.query(sql, byId(i));
+      } finally {
+        client.release();
+      }
+    },
+  });
+  await Promise.all([blockRouter.close(), blockRaw.end()]);
+
   const raw50 = median(rawSamples);
   const routed50 = median(routedSamples);
   // The same pairs cut into 10 blocks: the spread of the ratio shows how much is machine noise.
@@ -235,6 +262,13 @@ try {
       max: Number(blockRatios[9]!.toFixed(3)),
     },
     routedReadsOnReplica: `${servedByReplica}/${ITERATIONS * ROUNDS}`,
+    /** Blocks of sequential reads on one connection per variant: CPU and wall µs per statement, and CPU ratios to the raw pool. */
+    blocks: {
+      figures: blocks,
+      cpuRatio: Object.fromEntries(
+        Object.entries(blocks).map(([k, v]) => [k, Number((v.cpuMicros / blocks.rawPool!.cpuMicros).toFixed(2))]),
+      ),
+    },
     roundTrips: { readRequest, writeRequest },
     routingWorkMicros: await routingWorkMicros(),
     telemetry: {
