@@ -20,6 +20,13 @@ interface Binding {
   span: OtelSpan | undefined;
 }
 
+/** A statement of a client released before it ran: never sent (so never a write), never retried. */
+function closed(): Error {
+  const err = new Error(CLOSED);
+  markNotSent(err);
+  return err;
+}
+
 /** pg's rule for `release(arg)`: any truthy argument destroys the connection. */
 export function releaseArg(arg: unknown): Error | true | undefined {
   if (!arg) return undefined;
@@ -67,7 +74,8 @@ export class RoutedClient extends EventEmitter {
     this.#telemetry = telemetry;
     this.#runner = {
       transaction: this.#transaction,
-      keepsSpans: true,
+      refusal: () => (this.#released ? new Error(CLOSED) : undefined),
+      holds: (span) => this.#binding?.span === span,
       pinned: (kind) => {
         const bound = this.#binding?.node;
         if (!bound) return undefined;
@@ -79,7 +87,10 @@ export class RoutedClient extends EventEmitter {
       needsSpan: (node) => this.#binding?.node !== node,
       mayRetry: (q) => !q.submittable && !this.#transaction.open && this.#open === 0,
       execute: (node, span, q, classification, scope) => this.#execute(node, span, q, classification, scope),
-      abandon: (err) => this.#unbind(releaseArg(err) ?? true, true), // the connection may be broken: destroy it
+      abandon: (err) => {
+        this.#unbind(releaseArg(err) ?? true, true); // the connection may be broken: destroy it
+        return !this.#released;
+      },
       settled: (node, transactionEnded) => {
         // A read-only transaction on a replica is over: route the next statement afresh.
         if (transactionEnded && node.role === 'replica' && this.#open === 0) this.#unbind();
@@ -155,10 +166,7 @@ export class RoutedClient extends EventEmitter {
 
   /** The connection to `node`, opened (under the route span `span`) if the client is not bound there yet. */
   async #bind(node: NodePool, span: OtelSpan | undefined): Promise<Binding> {
-    if (this.#released) {
-      this.#telemetry.end(span);
-      throw new Error(CLOSED);
-    }
+    if (this.#released) throw closed();
     if (this.#binding?.node === node) return this.#binding;
     this.#unbind();
     let client: pg.PoolClient;
@@ -166,13 +174,11 @@ export class RoutedClient extends EventEmitter {
       client = await this.#telemetry.within(span, () => node.pool.connect());
     } catch (err) {
       markNotSent(err); // nothing was sent on a connection that never opened
-      this.#telemetry.end(span, err);
       throw err;
     }
     if (this.#released) {
       client.release(); // released while we waited for the connection
-      this.#telemetry.end(span);
-      throw new Error(CLOSED);
+      throw closed();
     }
     const forward = new Map<string, (...args: unknown[]) => void>();
     for (const event of CLIENT_EVENTS) {

@@ -30,10 +30,15 @@ export interface Runner<Q, R> {
   pinned(kind: StatementKind): NodePool | undefined;
   /** A node to prefer when routing (the client's current one). */
   preferred(): string | undefined;
+  /** Why no statement can run any more (a released client), or undefined. Asked before routing. */
+  refusal(): Error | undefined;
   /** Whether a statement routed to `node` gets a route span of its own (else it joins its connection's). */
   needsSpan(node: NodePool): boolean;
-  /** The runner ends the spans it is given (a client's span lives as long as its binding). */
-  readonly keepsSpans: boolean;
+  /**
+   * Whether the runner took over `span` (a client's binding span lives as long as the binding and
+   * is ended by the runner); otherwise the dispatch ends it after the statement.
+   */
+  holds(span: OtelSpan): boolean;
   /** Whether a failure on a replica may be retried elsewhere (asked before the statement runs). */
   mayRetry(query: Q): boolean;
   /**
@@ -41,8 +46,11 @@ export interface Runner<Q, R> {
    * `markNotSent` (a write that was never sent cannot have committed).
    */
   execute(node: NodePool, span: OtelSpan | undefined, query: Q, classification: Classification, scope: Scope): Promise<R>;
-  /** The statement failed on a replica and goes elsewhere: drop that connection. */
-  abandon(err: unknown): void;
+  /**
+   * The statement failed on a replica with an error worth another node: drop that connection.
+   * False when the runner cannot go on (it was released meanwhile): then there is no retry.
+   */
+  abandon(err: unknown): boolean;
   /** After the outcome was noted; `transactionEnded`: a COMMIT or ROLLBACK closed the transaction. */
   settled?(node: NodePool, transactionEnded: boolean): void;
 }
@@ -87,9 +95,11 @@ export class Dispatch {
     runner: Runner<Q, R>,
     exclude: Set<string> | undefined,
   ): Promise<R> {
+    const refused = runner.refusal();
+    if (refused) return Promise.reject(refused);
     const pinned = runner.pinned(classification.kind);
     if (pinned) return this.#execute(pinned, undefined, classification, scope, query, runner, exclude);
-    const statement = routedAs(classification.kind);
+    const statement = routedAs(classification.kind, runner.transaction !== undefined);
     const preferred = runner.preferred();
     const route = this.planner.planSync(statement, scope, preferred, exclude);
     if (route) return this.#execute(route.node, route, classification, scope, query, runner, exclude);
@@ -107,26 +117,26 @@ export class Dispatch {
     runner: Runner<Q, R>,
     exclude: Set<string> | undefined,
   ): Promise<R> {
-    node.served++;
     const retry = exclude !== undefined;
     const span = route && runner.needsSpan(node) ? this.#openSpan(route, classification.kind, scope, retry) : undefined;
     const retryable = !retry && node.role === 'replica' && runner.mayRetry(query);
-    const ownSpan = runner.keepsSpans ? undefined : span;
     return runner.execute(node, span, query, classification, scope).then(
       (result) => {
+        node.served++;
         this.#settle(classification, node, scope, runner, true, undefined);
-        this.telemetry.end(ownSpan);
+        if (span && !runner.holds(span)) this.telemetry.end(span);
         return result;
       },
       (err: unknown) => {
+        if (!isNotSent(err)) node.served++;
         this.#settle(classification, node, scope, runner, false, err);
-        if (retryable && (isConnectionError(err) || isRecoveryConflict(err))) {
-          this.telemetry.end(ownSpan, err, true);
+        const own = span && !runner.holds(span) ? span : undefined;
+        if (retryable && (isConnectionError(err) || isRecoveryConflict(err)) && runner.abandon(err)) {
+          this.telemetry.end(own, err, true);
           if (isConnectionError(err)) this.monitor.reportConnectionFailure(node.name, err);
-          runner.abandon(err);
           return this.#attempt(classification, scope, query, runner, new Set([node.name]));
         }
-        this.telemetry.end(ownSpan, err);
+        this.telemetry.end(own, err);
         throw err;
       },
     );
@@ -153,8 +163,9 @@ export class Dispatch {
    * - a read that succeeded: where the session read (monotonic reads);
    * - outside a transaction, a write on the primary, even a failed one unless it was never sent
    *   (a lost connection after COMMIT may still have committed);
-   * - inside one, a COMMIT (even a failed one) after any statement on the primary that may have
-   *   written; a read-only transaction, or one that only read, writes nothing.
+   * - inside one, a COMMIT (even a failed one) after any statement of the transaction ran on the
+   *   primary other than a read (the COMMIT itself counts); a transaction on a replica writes
+   *   nothing.
    */
   note(
     classification: Classification,
@@ -195,7 +206,11 @@ export class Dispatch {
   }
 }
 
-/** How the planner sees a statement kind: reads (and `BEGIN READ ONLY`) may use a replica. */
-function routedAs(kind: StatementKind): RoutedStatement {
-  return kind === 'read' || kind === 'begin-read-only' ? 'read' : 'other';
+/**
+ * How the planner sees a statement kind: reads may use a replica, and so may `BEGIN READ ONLY`
+ * where the runner keeps the transaction on its connection (a checked-out client; the pool
+ * would leave a replica connection idle in a transaction).
+ */
+function routedAs(kind: StatementKind, tracksTransactions: boolean): RoutedStatement {
+  return kind === 'read' || (kind === 'begin-read-only' && tracksTransactions) ? 'read' : 'other';
 }

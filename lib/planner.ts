@@ -136,7 +136,8 @@ export class RoutePlanner {
    * the monitor's cache holds such a sample. False when no sample could be had.
    */
   async #cover(session: Session): Promise<boolean> {
-    const sample = (await this.#sampleReplicasRead(session)) ?? (await this.#samplePrimaryAfter(session.lastReadEndedAt));
+    const since = session.lastReadEndedAt;
+    const sample = (await this.#sampleReplicasRead(session)) ?? (await this.#samplePrimaryAfter(since));
     if (!sample) return false;
     session.cover(sample, this.monitor.primaryIdentity());
     return true;

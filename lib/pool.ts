@@ -168,15 +168,16 @@ export class RoutedPool extends PoolBase {
   end(): Promise<void>;
   end(callback: (err?: Error) => void): void;
   end(callback?: (err?: Error) => void): Promise<void> | void {
-    let done: Promise<void>;
-    if (this.#ending) done = Promise.reject(new Error('Called end on pool more than once'));
-    else {
-      this.#ending = true;
-      done = this.#engine.close().then(() => {
-        this.#ended = true;
-        this.emit('end');
-      });
+    if (this.#ending) {
+      const err = new Error('Called end on pool more than once');
+      if (callback) return void callback(err); // synchronously, as pg-pool does
+      return Promise.reject(err);
     }
+    this.#ending = true;
+    const done = this.#engine.close().then(() => {
+      this.#ended = true;
+      this.emit('end');
+    });
     if (!callback) return done;
     toCallback(done, (err) => callback(err));
   }
@@ -186,12 +187,13 @@ export class RoutedPool extends PoolBase {
 function poolRunner(telemetry: Telemetry): Runner<NormalizedQuery, pg.QueryResult> {
   return {
     transaction: undefined,
-    keepsSpans: false,
+    refusal: () => undefined,
     pinned: () => undefined,
     preferred: () => undefined,
     needsSpan: () => true,
+    holds: () => false,
     mayRetry: () => true,
-    abandon: () => {},
+    abandon: () => true,
     execute(node, span, q, classification) {
       // A write opens its connection first, so that a failure to connect is known not to have written.
       const write = classification.kind !== 'read' && node.role === 'primary';

@@ -14,11 +14,13 @@ export function formatUncovered(reads: UncoveredReads | undefined): string | und
   return reads === 'primary' ? 'primary' : reads.join(',');
 }
 
-/** From the text form (a validated `StoredPosition.node`). */
+/** From the text form (a validated `StoredPosition.node`); any list naming the primary is `'primary'`. */
 export function parseUncovered(node: string | undefined): UncoveredReads | undefined {
   if (node === undefined || node === '') return undefined;
-  if (node === 'primary') return 'primary';
-  return node.split(',');
+  const names = node.split(',');
+  if (names.includes('primary')) return 'primary';
+  // Sorted and without duplicates, whatever the source wrote (stores and tokens come from outside).
+  return names.length === 1 ? names : [...new Set(names)].sort();
 }
 
 /** Both sets together, by the stores' rule ({@link unionNode}): a list too long becomes `'primary'`. */

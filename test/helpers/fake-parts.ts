@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 // Database-free parts for the engine (as pg-pool's tests pass a fake Client): a monitor whose
 // view the test sets, and node pools that answer the primary-position query from a variable.
 import { Engine } from '../../lib/engine.js';
@@ -103,21 +104,38 @@ export class FakeMonitor implements MonitorView {
   async close(): Promise<void> {}
 }
 
-/** A node pool that answers only the primary-position query, from `primary.lsn` (throws when `down`). */
+const refused = () => Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
+
+/**
+ * A node pool without a server: the primary-position query answers `lsn`; any other statement
+ * answers `{ rows: [{ node }] }` unless `fail` says otherwise; `down` refuses every connection.
+ * `connect()` hands out a {@link FakeClient}, after `connectGate` resolves when one is set.
+ */
 export class FakePool {
   lsn: Lsn = 0n;
   down = false;
+  /** An error for the next statement (then cleared). */
+  fail: Error | undefined;
+  /** When set, connect() waits for it. */
+  connectGate: Promise<void> | undefined;
   readonly queries: string[] = [];
+  readonly clients: FakeClient[] = [];
   totalCount = 0;
   idleCount = 0;
   waitingCount = 0;
   expiredCount = 0;
 
-  async query(text: string): Promise<{ rows: Array<{ lsn: string }> }> {
-    this.queries.push(text);
-    if (this.down) throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' });
-    if (text !== PRIMARY_POSITION_SQL) throw new Error(`FakePool: unexpected SQL ${text}`);
-    return { rows: [{ lsn: formatLsn(this.lsn) }] };
+  constructor(readonly name: string) {}
+
+  async query(text: string | { text: string }): Promise<{ rows: Array<Record<string, string>> }> {
+    const sql = typeof text === 'string' ? text : text.text;
+    this.queries.push(sql);
+    if (this.down) throw refused();
+    if (sql === PRIMARY_POSITION_SQL) return { rows: [{ lsn: formatLsn(this.lsn) }] };
+    const fail = this.fail;
+    this.fail = undefined;
+    if (fail) throw fail;
+    return { rows: [{ node: this.name }] };
   }
 
   /** How many times the primary's position was read on this pool. */
@@ -125,8 +143,12 @@ export class FakePool {
     return this.queries.filter((q) => q === PRIMARY_POSITION_SQL).length;
   }
 
-  async connect(): Promise<never> {
-    throw new Error('FakePool: connect() is not used by these tests');
+  async connect(): Promise<FakeClient> {
+    if (this.connectGate) await this.connectGate;
+    if (this.down) throw refused();
+    const client = new FakeClient(this);
+    this.clients.push(client);
+    return client;
   }
 
   on(): this {
@@ -134,6 +156,23 @@ export class FakePool {
   }
 
   async end(): Promise<void> {}
+}
+
+/** A checked-out connection of a {@link FakePool}: runs statements on it, records its release. */
+export class FakeClient extends EventEmitter {
+  released: unknown = false;
+
+  constructor(readonly pool: FakePool) {
+    super();
+  }
+
+  query(text: string | { text: string }): Promise<{ rows: Array<Record<string, string>> }> {
+    return this.pool.query(text);
+  }
+
+  release(err?: unknown): void {
+    this.released = err ?? true;
+  }
 }
 
 /** A store that records its calls and can fail, forget, or hold a given value. */
@@ -162,6 +201,8 @@ export interface FakeEngine {
   monitor: FakeMonitor;
   /** The primary's pool (answers position reads). */
   primary: FakePool;
+  /** Every node's pool, by name. */
+  pools: ReadonlyMap<string, FakePool>;
   store: RecordingStore;
 }
 
@@ -183,11 +224,11 @@ export function fakeEngine(options: Partial<RouterOptions> = {}): FakeEngine {
   });
   const engine = new Engine(resolved, {
     pools: (_config, node) => {
-      const pool = new FakePool();
+      const pool = new FakePool(node.name);
       pools.set(node.name, pool);
       return pool as unknown as NodeConnectionPool;
     },
     monitor: (nodes) => (monitor = new FakeMonitor(nodes)),
   });
-  return { engine, monitor: monitor!, primary: pools.get('primary')!, store };
+  return { engine, monitor: monitor!, primary: pools.get('primary')!, pools, store };
 }
