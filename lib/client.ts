@@ -65,38 +65,39 @@ export class RoutedClient extends EventEmitter {
   #released = false;
   /** Statements run one at a time, in the order they were issued, as on a pg client. */
   #chain: Promise<unknown> = Promise.resolve();
-  readonly #runner: Runner<NormalizedQuery, unknown>;
 
   /** @internal use `router.pool.connect()` */
   constructor(dispatch: Dispatch, telemetry: Telemetry) {
     super();
     this.#dispatch = dispatch;
     this.#telemetry = telemetry;
-    this.#runner = {
-      transaction: this.#transaction,
-      refusal: () => (this.#released ? new Error(CLOSED) : undefined),
-      holds: (span) => this.#binding?.span === span,
-      pinned: (kind) => {
-        const bound = this.#binding?.node;
-        if (!bound) return undefined;
-        if (this.#transaction.open || this.#open > 0 || bound.role === 'primary') return bound;
-        if (kind === 'commit' || kind === 'rollback' || kind === 'transaction') return bound;
-        return undefined;
-      },
-      preferred: () => this.#binding?.node.name,
-      needsSpan: (node) => this.#binding?.node !== node,
-      mayRetry: (q) => !q.submittable && !this.#transaction.open && this.#open === 0,
-      execute: (node, span, q, classification, scope) => this.#execute(node, span, q, classification, scope),
-      abandon: (err) => {
-        this.#unbind(releaseArg(err) ?? true, true); // the connection may be broken: destroy it
-        return !this.#released;
-      },
-      settled: (node, transactionEnded) => {
-        // A read-only transaction on a replica is over: route the next statement afresh.
-        if (transactionEnded && node.role === 'replica' && this.#open === 0) this.#unbind();
-      },
-    };
   }
+
+  /** How a checked-out client runs a routed statement: on the connection it is bound to (see the class). */
+  static readonly #runner: Runner<RoutedClient, NormalizedQuery, unknown> = {
+    transaction: (client) => client.#transaction,
+    refusal: (client) => (client.#released ? new Error(CLOSED) : undefined),
+    holds: (client, span) => client.#binding?.span === span,
+    pinned: (client, kind) => {
+      const bound = client.#binding?.node;
+      if (!bound) return undefined;
+      if (client.#transaction.open || client.#open > 0 || bound.role === 'primary') return bound;
+      if (kind === 'commit' || kind === 'rollback' || kind === 'transaction') return bound;
+      return undefined;
+    },
+    preferred: (client) => client.#binding?.node.name,
+    needsSpan: (client, node) => client.#binding?.node !== node,
+    mayRetry: (client, q) => !q.submittable && !client.#transaction.open && client.#open === 0,
+    execute: (client, node, span, q, classification, scope) => client.#execute(node, span, q, classification, scope),
+    abandon: (client, err) => {
+      client.#unbind(releaseArg(err) ?? true, true); // the connection may be broken: destroy it
+      return !client.#released;
+    },
+    settled: (client, node, transactionEnded) => {
+      // A read-only transaction on a replica is over: route the next statement afresh.
+      if (transactionEnded && node.role === 'replica' && client.#open === 0) client.#unbind();
+    },
+  };
 
   /** The node this client is bound to (`primary`, a replica name), or undefined before its first statement. */
   get node(): string | undefined {
@@ -118,7 +119,7 @@ export class RoutedClient extends EventEmitter {
   query(arg: unknown, values?: unknown, callback?: unknown): unknown {
     const q = normalizeQuery(arg, values, callback);
     if (this.#released) return failQuery(q.submittable, q.callback, new Error(CLOSED));
-    const run = this.#chain.then(() => this.#dispatch.run(q.text, q, this.#runner));
+    const run = this.#chain.then(() => this.#dispatch.run(q.text, this, q, RoutedClient.#runner));
     this.#chain = run.catch(() => {});
     if (q.submittable) {
       run.catch((err: Error) => (q.submittable as unknown as { handleError?: (e: Error) => void }).handleError?.(err));
@@ -152,7 +153,7 @@ export class RoutedClient extends EventEmitter {
       this.#open--;
       // A read's snapshot is taken once it starts (noted then, by the dispatch, and again now); a
       // write commits when it ends (outside a transaction).
-      this.#runner.settled?.(node, this.#dispatch.note(classification, node, scope, this.#transaction, true));
+      RoutedClient.#runner.settled?.(this, node, this.#dispatch.note(classification, node, scope, this.#transaction, true));
     };
     // pg-cursor emits 'end' once its portal is done (read to the end, closed, or failed);
     // pg-query-stream emits 'end' or 'close'.

@@ -23,36 +23,36 @@ export interface TransactionState {
  * checked-out client on the connection it is bound to. Everything else — classify, plan, span,
  * note what ran, retry once elsewhere — is {@link Dispatch}'s, the same for both.
  */
-export interface Runner<Q, R> {
+export interface Runner<C, Q, R> {
   /** The connection's transaction; undefined when every statement stands alone (the pool). */
-  readonly transaction: TransactionState | undefined;
-  /** The node the statement must stay on (a transaction, an open cursor), or undefined to route it. */
-  pinned(kind: StatementKind): NodePool | undefined;
-  /** A node to prefer when routing (the client's current one). */
-  preferred(): string | undefined;
+  transaction(ctx: C): TransactionState | undefined;
   /** Why no statement can run any more (a released client), or undefined. Asked before routing. */
-  refusal(): Error | undefined;
+  refusal(ctx: C): Error | undefined;
+  /** The node the statement must stay on (a transaction, an open cursor), or undefined to route it. */
+  pinned(ctx: C, kind: StatementKind): NodePool | undefined;
+  /** A node to prefer when routing (the client's current one). */
+  preferred(ctx: C): string | undefined;
   /** Whether a statement routed to `node` gets a route span of its own (else it joins its connection's). */
-  needsSpan(node: NodePool): boolean;
+  needsSpan(ctx: C, node: NodePool): boolean;
   /**
    * Whether the runner took over `span` (a client's binding span lives as long as the binding and
    * is ended by the runner); otherwise the dispatch ends it after the statement.
    */
-  holds(span: OtelSpan): boolean;
+  holds(ctx: C, span: OtelSpan): boolean;
   /** Whether a failure on a replica may be retried elsewhere (asked before the statement runs). */
-  mayRetry(query: Q): boolean;
+  mayRetry(ctx: C, query: Q): boolean;
   /**
    * Runs the statement on `node`. A failure to get a connection must be marked with
    * `markNotSent` (a write that was never sent cannot have committed).
    */
-  execute(node: NodePool, span: OtelSpan | undefined, query: Q, classification: Classification, scope: Scope): Promise<R>;
+  execute(ctx: C, node: NodePool, span: OtelSpan | undefined, query: Q, classification: Classification, scope: Scope): Promise<R>;
   /**
    * The statement failed on a replica with an error worth another node: drop that connection.
    * False when the runner cannot go on (it was released meanwhile): then there is no retry.
    */
-  abandon(err: unknown): boolean;
+  abandon(ctx: C, err: unknown): boolean;
   /** After the outcome was noted; `transactionEnded`: a COMMIT or ROLLBACK closed the transaction. */
-  settled?(node: NodePool, transactionEnded: boolean): void;
+  settled?(ctx: C, node: NodePool, transactionEnded: boolean): void;
 }
 
 /**
@@ -82,59 +82,61 @@ export class Dispatch {
   }
 
   /** Routes and runs one statement; no extra promise layer when no I/O is needed to decide. */
-  run<Q, R>(text: string | undefined, query: Q, runner: Runner<Q, R>): Promise<R> {
-    if (!this.#isStarted) return this.started().then(() => this.run(text, query, runner));
+  run<C, Q, R>(text: string | undefined, ctx: C, query: Q, runner: Runner<C, Q, R>): Promise<R> {
+    if (!this.#isStarted) return this.started().then(() => this.run(text, ctx, query, runner));
     const classification = text === undefined ? NO_TEXT : this.classifier.classifySync(text);
-    return this.#attempt(classification, this.scopes.current(), query, runner, undefined);
+    return this.#attempt(classification, this.scopes.current(), ctx, query, runner, undefined);
   }
 
-  #attempt<Q, R>(
+  #attempt<C, Q, R>(
     classification: Classification,
     scope: Scope,
+    ctx: C,
     query: Q,
-    runner: Runner<Q, R>,
+    runner: Runner<C, Q, R>,
     exclude: Set<string> | undefined,
   ): Promise<R> {
-    const refused = runner.refusal();
+    const refused = runner.refusal(ctx);
     if (refused) return Promise.reject(refused);
-    const pinned = runner.pinned(classification.kind);
-    if (pinned) return this.#execute(pinned, undefined, classification, scope, query, runner, exclude);
-    const statement = routedAs(classification.kind, runner.transaction !== undefined);
-    const preferred = runner.preferred();
+    const pinned = runner.pinned(ctx, classification.kind);
+    if (pinned) return this.#execute(pinned, undefined, classification, scope, ctx, query, runner, exclude);
+    const statement = routedAs(classification.kind, runner.transaction(ctx) !== undefined);
+    const preferred = runner.preferred(ctx);
     const route = this.planner.planSync(statement, scope, preferred, exclude);
-    if (route) return this.#execute(route.node, route, classification, scope, query, runner, exclude);
+    if (route) return this.#execute(route.node, route, classification, scope, ctx, query, runner, exclude);
     return this.planner
       .plan(statement, scope, preferred, exclude)
-      .then((planned) => this.#execute(planned.node, planned, classification, scope, query, runner, exclude));
+      .then((planned) => this.#execute(planned.node, planned, classification, scope, ctx, query, runner, exclude));
   }
 
-  #execute<Q, R>(
+  #execute<C, Q, R>(
     node: NodePool,
     route: Route | undefined,
     classification: Classification,
     scope: Scope,
+    ctx: C,
     query: Q,
-    runner: Runner<Q, R>,
+    runner: Runner<C, Q, R>,
     exclude: Set<string> | undefined,
   ): Promise<R> {
     const retry = exclude !== undefined;
-    const span = route && runner.needsSpan(node) ? this.#openSpan(route, classification.kind, scope, retry) : undefined;
-    const retryable = !retry && node.role === 'replica' && runner.mayRetry(query);
-    return runner.execute(node, span, query, classification, scope).then(
+    const span = route && runner.needsSpan(ctx, node) ? this.#openSpan(route, classification.kind, scope, retry) : undefined;
+    const retryable = !retry && node.role === 'replica' && runner.mayRetry(ctx, query);
+    return runner.execute(ctx, node, span, query, classification, scope).then(
       (result) => {
         node.served++;
-        this.#settle(classification, node, scope, runner, true, undefined);
-        if (span && !runner.holds(span)) this.telemetry.end(span);
+        this.#settle(classification, node, scope, ctx, runner, true, undefined);
+        if (span && !runner.holds(ctx, span)) this.telemetry.end(span);
         return result;
       },
       (err: unknown) => {
         if (!isNotSent(err)) node.served++;
-        this.#settle(classification, node, scope, runner, false, err);
-        const own = span && !runner.holds(span) ? span : undefined;
-        if (retryable && (isConnectionError(err) || isRecoveryConflict(err)) && runner.abandon(err)) {
+        this.#settle(classification, node, scope, ctx, runner, false, err);
+        const own = span && !runner.holds(ctx, span) ? span : undefined;
+        if (retryable && (isConnectionError(err) || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
           this.telemetry.end(own, err, true);
           if (isConnectionError(err)) this.monitor.reportConnectionFailure(node.name, err);
-          return this.#attempt(classification, scope, query, runner, new Set([node.name]));
+          return this.#attempt(classification, scope, ctx, query, runner, new Set([node.name]));
         }
         this.telemetry.end(own, err);
         throw err;
@@ -152,9 +154,17 @@ export class Dispatch {
     );
   }
 
-  #settle<Q, R>(classification: Classification, node: NodePool, scope: Scope, runner: Runner<Q, R>, ok: boolean, err: unknown): void {
-    const ended = this.note(classification, node, scope, runner.transaction, ok, err);
-    runner.settled?.(node, ended);
+  #settle<C, Q, R>(
+    classification: Classification,
+    node: NodePool,
+    scope: Scope,
+    ctx: C,
+    runner: Runner<C, Q, R>,
+    ok: boolean,
+    err: unknown,
+  ): void {
+    const ended = this.note(classification, node, scope, runner.transaction(ctx), ok, err);
+    runner.settled?.(ctx, node, ended);
   }
 
   /**

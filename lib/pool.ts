@@ -36,7 +36,6 @@ const PoolBase = pg.Pool as unknown as new (config: pg.PoolConfig) => EventEmitt
  */
 export class RoutedPool extends PoolBase {
   readonly #engine: Engine;
-  readonly #runner: Runner<NormalizedQuery, pg.QueryResult>;
   #ending = false;
   #ended = false;
 
@@ -48,7 +47,6 @@ export class RoutedPool extends PoolBase {
     super(engine.options.primary);
     delete (this as unknown as Record<string, unknown>).Client; // not exposed: a side connection made with it would reach the primary
     this.#engine = engine;
-    this.#runner = poolRunner(engine.telemetry);
     for (const node of engine.nodes.all) {
       for (const event of POOL_EVENTS) {
         // Same arguments as pg.Pool's events; 'connect' lets you prepare every new connection.
@@ -120,7 +118,7 @@ export class RoutedPool extends PoolBase {
     const q = normalizeQuery(arg, values, callback);
     if (this.#ending) return failQuery(q.submittable, q.callback, new Error(ENDED));
     if (q.submittable) return this.#submit(q.submittable);
-    const result = this.#engine.dispatch.run(q.text, q, this.#runner);
+    const result = this.#engine.dispatch.run(q.text, this.#engine.telemetry, q, POOL_RUNNER);
     const cb = q.callback;
     if (!cb) return result;
     return toCallback(result, (err, value) => (err ? cb(err) : cb(null, value)));
@@ -184,25 +182,21 @@ export class RoutedPool extends PoolBase {
 }
 
 /** How the pool runs a routed statement: on a pooled connection of its node, released after it. */
-function poolRunner(telemetry: Telemetry): Runner<NormalizedQuery, pg.QueryResult> {
-  return {
-    transaction: undefined,
-    refusal: () => undefined,
-    pinned: () => undefined,
-    preferred: () => undefined,
-    needsSpan: () => true,
-    holds: () => false,
-    mayRetry: () => true,
-    abandon: () => true,
-    execute(node, span, q, classification) {
-      // A write opens its connection first, so that a failure to connect is known not to have written.
-      const write = classification.kind !== 'read' && node.role === 'primary';
-      return telemetry.within(span, () =>
-        write ? writeOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values),
-      );
-    },
-  };
-}
+const POOL_RUNNER: Runner<Telemetry, NormalizedQuery, pg.QueryResult> = {
+  transaction: () => undefined,
+  refusal: () => undefined,
+  pinned: () => undefined,
+  preferred: () => undefined,
+  needsSpan: () => true,
+  holds: () => false,
+  mayRetry: () => true,
+  abandon: () => true,
+  execute(telemetry, node, span, q, classification) {
+    // A write opens its connection first, so that a failure to connect is known not to have written.
+    const write = classification.kind !== 'read' && node.role === 'primary';
+    return telemetry.within(span, () => (write ? writeOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values)));
+  },
+};
 
 /** pg.Pool#query in two steps: a failure to connect is marked as never sent. */
 async function writeOn(pool: NodeConnectionPool, arg: QueryArg, values: unknown[] | undefined): Promise<pg.QueryResult> {

@@ -44,14 +44,15 @@ export class SessionStore {
 
   /** Makes the session's floor current before a read: loaded, and its pending writes positioned. */
   async floorFor(session: Session): Promise<void> {
-    await this.ensureLoaded(session);
+    if (session.key !== undefined && !session.loaded) await this.ensureLoaded(session);
     const ours = this.monitor.primaryIdentity();
     if (session.timeline !== undefined && ours.timeline !== undefined && session.timeline !== ours.timeline) {
       session.resync = true; // a failover since the floor was taken: LSNs of the old history do not compare
     }
     // A keyed scope's own writes send its reads to the primary until it ends (one position read
     // per scope that wrote); in memory they are positioned now.
-    await this.position(session, session.key === undefined);
+    const writes = session.key === undefined;
+    if ((writes && session.writePending) || session.resync || session.positioning) await this.position(session, writes);
   }
 
   /**
@@ -145,7 +146,7 @@ export class SessionStore {
       if (known) session.cover(known, this.monitor.primaryIdentity());
       else coverLater = key === session.key;
     }
-    session.stampIfUnknown(this.monitor.primaryIdentity());
+    if (session.unstamped) session.stamp(this.monitor.primaryIdentity()); // its reads ran in today's history
     const loaded = key === session.key ? session.storedValue : undefined;
     let next = session.position();
     // Another request of this session may have read on the replica we loaded (staying there is

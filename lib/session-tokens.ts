@@ -32,7 +32,7 @@ export class SessionTokens {
     } catch {
       session.positionUnknown(performance.now());
     }
-    session.stampIfUnknown(this.monitor.primaryIdentity());
+    if (session.unstamped) session.stamp(this.monitor.primaryIdentity());
     return encodeToken(session.position(), secret);
   }
 

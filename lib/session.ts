@@ -1,6 +1,6 @@
 import type { Lsn } from './lsn.js';
 import type { StoredPosition } from './position.js';
-import { formatUncovered, onlyReplica, parseUncovered, unionUncovered, type UncoveredReads } from './uncovered.js';
+import { formatUncovered, onlyReplica, parseUncovered, single, unionUncovered, type UncoveredReads } from './uncovered.js';
 
 /** Which WAL history a position belongs to: LSNs compare only within one. */
 export interface WalHistory {
@@ -127,9 +127,9 @@ export class Session {
     this.timeline = ours.timeline;
   }
 
-  /** Stamps the floor with today's history if it has none (its reads ran in it). */
-  stampIfUnknown(ours: WalHistory): void {
-    if (this.systemId === undefined && this.timeline === undefined) this.stamp(ours);
+  /** The floor has no history yet (its reads ran in today's: stamp it before it leaves the process). */
+  get unstamped(): boolean {
+    return this.systemId === undefined && this.timeline === undefined;
   }
 
   /** Raises the floor to a position sampled after the uncovered reads, which it covers. */
@@ -174,13 +174,4 @@ export class Session {
       this.absorb({ lsn: 0n, node: formatUncovered(child.uncovered) }, child.lastReadEndedAt);
     }
   }
-}
-
-const singles = new Map<string, readonly string[]>();
-
-/** `[name]`, made once per node name (a read notes one on every statement). */
-function single(name: string): readonly string[] {
-  let list = singles.get(name);
-  if (!list) singles.set(name, (list = Object.freeze([name])));
-  return list;
 }
