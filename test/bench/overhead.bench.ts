@@ -12,7 +12,9 @@ import { createRouter, redisStore } from '../../lib/index.js';
 import { startCluster } from '../../lib/testing/index.js';
 import { Classifier } from '../../lib/classifier.js';
 import { decide } from '../../lib/routing-policy.js';
-import { measureBlocks } from './cpu-blocks.js';
+import { measureBlocks, type BlockFigures } from './cpu-blocks.js';
+import { RoutedPool } from '../../lib/pool.js';
+import { fakeEngine } from '../helpers/fake-parts.js';
 
 /** In-process routing work alone: classification (cached) and the decision, no I/O. */
 async function routingWorkMicros(): Promise<{ cachedClassify: number; decide: number }> {
@@ -33,6 +35,36 @@ async function routingWorkMicros(): Promise<{ cachedClassify: number; decide: nu
   }
   const decideMicros = Number(process.hrtime.bigint() - started) / 1000 / n;
   return { cachedClassify: Number(cachedClassify.toFixed(3)), decide: Number(decideMicros.toFixed(3)) };
+}
+
+/**
+ * The router's own work per statement with no I/O at all: the same pool, session scope and
+ * checked-out client paths over fake node pools and a fake monitor (nothing to wait for), so the
+ * figure is the routing code alone, free of the database's and the network's noise.
+ */
+async function routingWorkPerStatement(): Promise<Record<string, BlockFigures>> {
+  const { engine, monitor } = fakeEngine();
+  monitor.set('r1', { replayLsn: 1000n });
+  monitor.set('r2', { replayLsn: 1000n });
+  const pool = new RoutedPool(engine);
+  const sql = 'select id, payload from bench where id = $1';
+  const figures = await measureBlocks(
+    {
+      routedPool: (i) => pool.query(sql, [i]),
+      sessionScope: (i) => engine.withSession(`work:${i % 50}`, () => pool.query(sql, [i])),
+      checkedOutClient: async (i) => {
+        const client = await pool.connect();
+        try {
+          await client.query(sql, [i]);
+        } finally {
+          client.release();
+        }
+      },
+    },
+    { blockSize: 20_000, rounds: 7 },
+  );
+  await engine.close();
+  return figures;
 }
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 20000);
@@ -271,6 +303,7 @@ try {
     },
     roundTrips: { readRequest, writeRequest },
     routingWorkMicros: await routingWorkMicros(),
+    routingWorkPerStatement: await routingWorkPerStatement(),
     telemetry: {
       iterations: TELEMETRY_ITERATIONS,
       noSdk: { offMicros: Math.round(noSdk.a), onMicros: Math.round(noSdk.b), ratio: Number((noSdk.b / noSdk.a).toFixed(3)) },
