@@ -7,6 +7,7 @@ import { resolveRouterOptions, type RouterOptions } from './options.js';
 import { RoutedPool } from './pool.js';
 import { runInScope, withLevel } from './scopes.js';
 import type { TokenRejection } from './token.js';
+import type { Counters } from './counters.js';
 import { registerEngine } from './internal.js';
 
 /** One node as {@link Router.topology} reports it. */
@@ -50,18 +51,7 @@ export interface Topology {
    * another PostgreSQL system (both treated as the current primary position); `tokensAccepted` and
    * `tokensRejected` by cause (`malformed`, `oversized`, `forged`, `version`, `foreign`).
    */
-  readonly counters: Readonly<{
-    positionReads: number;
-    liveChecks: number;
-    storeReads: number;
-    storeWrites: number;
-    storeErrors: number;
-    positionErrors: number;
-    corruptPositions: number;
-    foreignPositions: number;
-    tokensAccepted: number;
-    tokensRejected: Readonly<Record<TokenRejection, number>>;
-  }>;
+  readonly counters: Readonly<Omit<Counters, 'tokensRejected'>> & { readonly tokensRejected: Readonly<Record<TokenRejection, number>> };
 }
 
 /** What {@link createRouter} returns. */
