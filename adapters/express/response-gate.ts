@@ -59,6 +59,12 @@ export function gateResponse(
     state = 'released';
     unhold();
     for (const [method, args] of queue.splice(0)) {
+      if (method === 'end') {
+        // An end queued while held: what the handler wrote after the first byte must be stored
+        // before it, as for an end called after the release.
+        endAfterStored(args);
+        break;
+      }
       try {
         call(method, args);
       } catch (err) {
@@ -74,6 +80,17 @@ export function gateResponse(
       if (res.writableFinished) destroy();
       else res.once('finish', destroy).once('close', destroy);
     }
+  };
+
+  const endAfterStored = (args: unknown[]) => {
+    const end = () => {
+      try {
+        call('end', args);
+      } catch (err) {
+        res.destroy(err instanceof Error ? err : new Error(String(err)));
+      }
+    };
+    beforeEnd().then(end, end);
   };
 
   const start = () => {
@@ -94,10 +111,7 @@ export function gateResponse(
     const wrapper = (...args: unknown[]) => {
       if (state === 'released') {
         if (method !== 'end') return call(method, args);
-        beforeEnd().then(
-          () => call('end', args),
-          () => call('end', args),
-        );
+        endAfterStored(args);
         return res;
       }
       queue.push([method, args]);
