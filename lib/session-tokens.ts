@@ -22,11 +22,15 @@ export class SessionTokens {
   /**
    * A token for `session`: everything it wrote or observed so far (its pending writes
    * positioned first). `load`: include the stored position even if nothing loaded it yet (one
-   * store read). When the primary's position cannot be read, the token makes its receiver sample
-   * the primary first: never less than the session is owed.
+   * store read). When the stored position could not be read, the token carries the primary's
+   * current position; when that cannot be read either, it makes its receiver sample the primary
+   * first: never less than the session is owed.
    */
   async issue(session: Session, secret: Buffer, load: boolean): Promise<string> {
     if (load && !session.loaded) await this.sessions.ensureLoaded(session);
+    // The store could not be read: what the session is owed is unknown, so the token carries the
+    // primary's current position (ahead of everything acknowledged so far), never less.
+    if (session.floorUnknown) session.resync = true;
     try {
       await this.sessions.position(session, true);
     } catch {

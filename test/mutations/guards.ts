@@ -99,6 +99,12 @@ const MUTATIONS: Mutation[] = [
     to: '',
     removes: "an issued token's 'primary' marker when the primary is unreachable",
   },
+  {
+    file: 'lib/session-tokens.ts',
+    from: 'if (session.floorUnknown) session.resync = true;',
+    to: '',
+    removes: 'a token at the primary position when the store is unreadable',
+  },
 ];
 
 const TESTS = ['test/unit/planner.test.ts', 'test/unit/session-store.test.ts', 'test/unit/session.test.ts'];

@@ -83,6 +83,17 @@ describe('tokens absorbed into sessions (database-free)', () => {
     expect(s.floor).toBe(1200n);
   });
 
+  it('a token issued while the store cannot be read carries the current primary position, never floor 0', async () => {
+    const { engine, primary, store } = fakeEngine({ tokenSecret: SECRET });
+    store.failing = true;
+    primary.lsn = 4242n;
+    const s = new Session('user:1');
+    const receiver = new Session(undefined);
+    engine.tokens.absorb(receiver, await engine.tokens.issue(s, Buffer.from(SECRET), true));
+    expect(s.floorUnknown).toBe(true);
+    expect(receiver.floor).toBe(4242n);
+  });
+
   it('an issued token carries pending writes positioned, or "primary" when the primary cannot be read', async () => {
     const { engine, primary } = fakeEngine({ tokenSecret: SECRET });
     const secret = Buffer.from(SECRET);
