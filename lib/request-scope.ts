@@ -18,6 +18,8 @@ export interface RequestInfo {
   readonly spanAttributes: Attributes;
   /** Whether the response can carry a token (else none is made). */
   readonly issueToken: boolean;
+  /** The session is brand new (its identity was issued by this request): it owes nothing yet. */
+  readonly fresh?: boolean;
 }
 
 /** One request's scope, from the adapter's point of view. */
@@ -56,7 +58,7 @@ export class RequestScopes {
   }
 
   open(request: RequestInfo): RequestScope {
-    const session = new Session(request.key);
+    const session = new Session(request.key, request.fresh ?? false);
     const secret = this.tokens.secrets[0];
     if (request.token !== undefined && secret) this.tokens.absorb(session, request.token);
     const scope = makeScope(session, request.consistency);

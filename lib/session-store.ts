@@ -72,10 +72,17 @@ export class SessionStore {
   }
 
   async #load(session: Session): Promise<void> {
+    const startedAt = performance.now();
     try {
       this.counters.storeReads++;
       const stored = await this.store.get(session.key!);
       session.storeOutcome = stored === null ? 'corrupt' : stored === undefined ? 'miss' : 'hit';
+      // Nothing stored does not mean nothing written (a store that forgot, silently; a new
+      // identity for the same client): unless the session is brand new, it is owed what the
+      // primary had when this load started, as if it had read there. A primary position taken
+      // after that covers it (free when one is known, else one shared sample before a replica
+      // is used); sessions that never read a replica pay nothing.
+      if (stored === undefined && !session.fresh) session.absorb({ lsn: 0n, node: 'primary' }, startedAt);
       // Positions may have been lost while the store was failing: not below the primary's
       // position observed after the last failure.
       if (this.#lostAt > this.#recoverySampledAt) await this.#sampleRecoveryFloor();

@@ -53,6 +53,12 @@ export class Session {
   constructor(
     /** Store key; undefined for the process-wide session and token scopes, which live in memory. */
     readonly key: string | undefined,
+    /**
+     * Known to be brand new (a session cookie issued just now): nothing stored for it means no
+     * writes. Otherwise a key the store does not hold may have been forgotten (a flushed or
+     * failed-over store, an eviction) or may name an identity that just changed (a login).
+     */
+    readonly fresh = false,
   ) {}
 
   raise(lsn: Lsn): void {

@@ -113,6 +113,7 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
         token: incoming,
         consistency: level === requests.defaultLevel ? undefined : level,
         issueToken: tokenHeader !== false,
+        fresh: source === 'new-cookie',
         spanAttributes: {
           [ATTR.sessionSource]: source,
           [ATTR.tokenIn]: incoming !== undefined,

@@ -72,6 +72,8 @@ describe('read-your-writes', () => {
 
   it('another session with no writes may read a replica (and sees the old state)', async () => {
     await settle(router, cluster);
+    // A session the store already knows (a key it does not hold is owed the primary's position).
+    await router.withSession('bystander', () => router.query('select 1 from notes limit 1'));
     await pauseAll();
     await router.withSession('writer', () => router.query("insert into notes (owner, body) values ('w', 'x')"));
     const { port, rows } = await router.withSession('bystander', async () => {

@@ -105,6 +105,12 @@ const MUTATIONS: Mutation[] = [
     to: '',
     removes: 'a token at the primary position when the store is unreadable',
   },
+  {
+    file: 'lib/session-store.ts',
+    from: "if (stored === undefined && !session.fresh) session.absorb({ lsn: 0n, node: 'primary' }, startedAt);",
+    to: '',
+    removes: 'treating a store miss as possibly forgotten',
+  },
 ];
 
 const TESTS = ['test/unit/planner.test.ts', 'test/unit/session-store.test.ts', 'test/unit/session.test.ts'];

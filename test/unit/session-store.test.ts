@@ -9,13 +9,30 @@ import { fakeEngine, HISTORY } from '../helpers/fake-parts.js';
 const stored = (lsn: bigint, node?: string) => ({ lsn, node, ...HISTORY });
 
 describe('session store (database-free)', () => {
-  it('loads once per session, shared by concurrent reads; a miss is no floor', async () => {
+  it('loads once per session, shared by concurrent reads', async () => {
     const { engine, store } = fakeEngine();
     const s = new Session('user:1');
     await Promise.all([engine.sessions.floorFor(s), engine.sessions.floorFor(s), engine.sessions.floorFor(s)]);
     expect(store.gets).toBe(1);
     expect(s.storeOutcome).toBe('miss');
-    expect(s.floor).toBe(0n);
+  });
+
+  it('a miss is owed the primary position at the load (the store may have forgotten); a brand-new session owes nothing', async () => {
+    const { engine, monitor } = fakeEngine();
+    monitor.set('r1', { replayLsn: 900n });
+    monitor.set('r2', { replayLsn: 400n });
+    monitor.live.set('primary', 800n);
+    const s = new Session('user:1');
+    const route = await engine.planner.plan('read', makeScope(s, undefined));
+    expect(monitor.sampled).toEqual(['primary']); // one sample of the primary taken after the load
+    expect(s.floor).toBe(800n);
+    expect(route.node.name).toBe('r1'); // only the replica past it
+
+    const fresh = new Session('cookie:new', true);
+    const freshRoute = await engine.planner.plan('read', makeScope(fresh, undefined));
+    expect(fresh.floor).toBe(0n);
+    expect(freshRoute.decision.reason).toBe('no-floor');
+    expect(monitor.sampled).toEqual(['primary']);
   });
 
   it('a stored position becomes the floor', async () => {
