@@ -15,7 +15,28 @@ export interface Classification {
   readonly kind: StatementKind;
   /** Why, for spans and logs: `select`, `hint`, `multi-statement`, `unparsable`, `locking`, … */
   readonly detail: string;
+  /**
+   * For a string of several statements (kind `write`, detail `multi-statement` or `hint`): what they do,
+   * in order, to the connection's transaction — see {@link StringStep}. pg sends such a string
+   * in one simple-protocol message; PostgreSQL runs the statements outside an explicit
+   * transaction block as one implicit transaction, committed when the string ends.
+   */
+  readonly steps?: readonly StringStep[];
 }
+
+/**
+ * One step of a multi-statement string, runs of like statements folded into one:
+ * - `read` / `write`: statements the classifier calls reads, and anything else that is not
+ *   transaction control (a write, DDL, SET …);
+ * - `begin`: BEGIN / START TRANSACTION (any mode) — statements before it in the same string
+ *   join the block it opens;
+ * - `commit` / `rollback`, and their `-and-chain` forms that open the next transaction at once
+ *   (PREPARE TRANSACTION is a `commit`: its writes are durable).
+ * - `unknown`: a string the parser could not read (it may be older than the server) that may
+ *   control a transaction: anything may have happened.
+ * SAVEPOINT, RELEASE and ROLLBACK TO leave no step: they neither write nor end a transaction.
+ */
+export type StringStep = 'read' | 'write' | 'begin' | 'commit' | 'rollback' | 'commit-and-chain' | 'rollback-and-chain' | 'unknown';
 
 /** Functions with side effects: a SELECT calling one goes to the primary. `*` ends a prefix. */
 export const DEFAULT_WRITE_FUNCTIONS: readonly string[] = [
@@ -59,11 +80,21 @@ const HINT = /\/\*\s*pg-replica-router\s*:\s*primary\s*\*\//i;
 const MAY_READ =
   /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*(?:select|with|values|table|show|explain|begin|start|commit|end|rollback|abort|savepoint|release|prepare\s+transaction|\()/i;
 const FIRST_WORD = /^(?:\s|--[^\n]*(?:\n|$)|\/\*[\s\S]*?\*\/)*([a-z]+)/i;
+/** Anything but blanks and semicolons: after a `;`, another statement may follow. */
+const MORE = /[^\s;]/;
+/** A word that may start a transaction-control statement (a text without one needs no steps). */
+const TX_WORD = /\b(?:begin|start|commit|end|rollback|abort|prepare)\b/i;
 
 const MODIFYING_NODES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
 
 const write = (detail: string): Classification => Object.freeze({ kind: 'write', detail });
 const READ: Classification = Object.freeze({ kind: 'read', detail: 'select' });
+const REFUSED = write('refused-by-replica');
+const UNPARSABLE_STRING: Classification = Object.freeze({
+  kind: 'write',
+  detail: 'unparsable',
+  steps: Object.freeze(['unknown'] as const),
+});
 
 type Json = unknown;
 
@@ -109,22 +140,63 @@ export class Classifier {
     return result;
   }
 
+  /**
+   * A replica refused `sql` as a write (SQLSTATE 25006: a function with side effects that is not
+   * on the list, dblink, …): from now on (while the text stays cached) it is one, and goes
+   * straight to the primary.
+   */
+  refusedByReplica(sql: string): Classification {
+    if (this.#loaded && sql.length <= 16_384) this.#cache.set(sql, REFUSED);
+    return REFUSED;
+  }
+
   async classify(sql: string): Promise<Classification> {
     await this.ready;
     return this.classifySync(sql);
   }
 
   #classify(sql: string): Classification {
-    if (HINT.test(sql)) return write('hint');
-    if (!MAY_READ.test(sql)) return write(FIRST_WORD.exec(sql)?.[1]?.toLowerCase() ?? 'empty');
+    // Only a text with something after a `;` can hold several statements (a `;` in a literal or
+    // a comment costs a parse, no more). Several statements that start with a write and control
+    // no transaction are one write, as a single one is: those are judged by their start too.
+    const semicolon = sql.indexOf(';');
+    const several = semicolon !== -1 && MORE.test(sql.slice(semicolon + 1));
+    if (!several || !(MAY_READ.test(sql) || TX_WORD.test(sql))) {
+      if (HINT.test(sql)) return write('hint');
+      if (!MAY_READ.test(sql)) return write(FIRST_WORD.exec(sql)?.[1]?.toLowerCase() ?? 'empty');
+    }
     let stmts: Array<{ stmt?: Record<string, Json> }>;
     try {
       stmts = (parseSync(sql) as { stmts?: Array<{ stmt?: Record<string, Json> }> }).stmts ?? [];
     } catch {
-      return write('unparsable');
+      // PostgreSQL refuses a string with a syntax error before running any of it; but the parser
+      // may be older than the server, so what a string that may control a transaction did is unknown.
+      return several && TX_WORD.test(sql) ? UNPARSABLE_STRING : write('unparsable');
     }
-    if (stmts.length !== 1) return write(stmts.length === 0 ? 'empty' : 'multi-statement');
-    const stmt = stmts[0]!.stmt ?? {};
+    if (stmts.length === 0) return write('empty');
+    const hinted = HINT.test(sql);
+    if (stmts.length > 1) return this.#several(stmts, hinted);
+    if (hinted) return write('hint');
+    if (!MAY_READ.test(sql)) return write(FIRST_WORD.exec(sql)?.[1]?.toLowerCase() ?? 'empty');
+    return this.#statement(stmts[0]!.stmt ?? {});
+  }
+
+  /**
+   * A string of several statements: a write (the primary) with its transaction steps. Under the
+   * hint, its reads count as writes too (the hint marks what the classifier cannot see).
+   */
+  #several(stmts: Array<{ stmt?: Record<string, Json> }>, hinted: boolean): Classification {
+    const steps: StringStep[] = [];
+    for (const { stmt } of stmts) {
+      let step = stepOf(this.#statement(stmt ?? {}));
+      if (hinted && step === 'read') step = 'write';
+      if (step && steps[steps.length - 1] !== step) steps.push(step);
+    }
+    return Object.freeze({ kind: 'write', detail: hinted ? 'hint' : 'multi-statement', steps: Object.freeze(steps) });
+  }
+
+  /** One parsed statement. */
+  #statement(stmt: Record<string, Json>): Classification {
     const [type, node] = Object.entries(stmt)[0] ?? [];
     switch (type) {
       case 'SelectStmt':
@@ -176,6 +248,25 @@ export class Classifier {
 
   #writes(name: string): boolean {
     return this.#exact.has(name) || this.#prefixes.some((prefix) => name.startsWith(prefix));
+  }
+}
+
+/** What one statement of a multi-statement string does there (undefined: nothing to track). */
+function stepOf(statement: Classification): StringStep | undefined {
+  switch (statement.kind) {
+    case 'read':
+      return 'read';
+    case 'begin':
+    case 'begin-read-only':
+      return 'begin';
+    case 'commit':
+      return statement.detail === 'commit-and-chain' ? 'commit-and-chain' : 'commit';
+    case 'rollback':
+      return statement.detail === 'rollback-and-chain' ? 'rollback-and-chain' : 'rollback';
+    case 'transaction':
+      return undefined;
+    default:
+      return 'write';
   }
 }
 

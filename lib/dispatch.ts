@@ -1,21 +1,28 @@
-import { Classifier, type Classification, type StatementKind } from './classifier.js';
+import { Classifier, type Classification, type StatementKind, type StringStep } from './classifier.js';
 import { isMonotonic } from './consistency.js';
 import type { MonitorView } from './monitor-view.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
-import { isConnectionError, isNotSent, isRecoveryConflict } from './pg-args.js';
+import { isConnectionError, isNotSent, isReadOnlyRefusal, isRecoveryConflict } from './pg-args.js';
 import type { RoutePlanner } from './planner.js';
 import type { Route, RoutedStatement } from './route.js';
 import type { Scope, Scopes } from './scopes.js';
 import type { Telemetry } from './telemetry.js';
 
 const NO_TEXT: Classification = Object.freeze({ kind: 'write', detail: 'no-text' });
+const REFUSED: Classification = Object.freeze({ kind: 'write', detail: 'refused-by-replica' });
 
 /** A connection's transaction, as the statements run on it tell (the pool's statements have none). */
 export interface TransactionState {
   open: boolean;
   /** A statement that may have written ran on the primary in this transaction. */
   wrote: boolean;
+  /**
+   * With `open`: the connection may or may not be in a transaction block (a multi-statement
+   * string that failed part-way). Until a BEGIN, COMMIT or ROLLBACK settles it, a write counts
+   * both as committed at once and as part of the transaction.
+   */
+  unsure?: boolean;
 }
 
 /**
@@ -58,7 +65,8 @@ export interface Runner<C, Q, R> {
 /**
  * The one path of a statement: classify → plan (synchronously when no I/O is needed) → route
  * span → execute → note the read or write on the session → once more elsewhere after a
- * connection error or recovery conflict on a replica.
+ * connection error or recovery conflict on a replica, or on the primary, as a write, after a
+ * replica refused a read as one (SQLSTATE 25006).
  */
 export class Dispatch {
   #started: Promise<void> | undefined;
@@ -85,10 +93,11 @@ export class Dispatch {
   run<C, Q, R>(text: string | undefined, ctx: C, query: Q, runner: Runner<C, Q, R>): Promise<R> {
     if (!this.#isStarted) return this.started().then(() => this.run(text, ctx, query, runner));
     const classification = text === undefined ? NO_TEXT : this.classifier.classifySync(text);
-    return this.#attempt(classification, this.scopes.current(), ctx, query, runner, undefined);
+    return this.#attempt(text, classification, this.scopes.current(), ctx, query, runner, undefined);
   }
 
   #attempt<C, Q, R>(
+    text: string | undefined,
     classification: Classification,
     scope: Scope,
     ctx: C,
@@ -99,17 +108,18 @@ export class Dispatch {
     const refused = runner.refusal(ctx);
     if (refused) return Promise.reject(refused);
     const pinned = runner.pinned(ctx, classification.kind);
-    if (pinned) return this.#execute(pinned, undefined, classification, scope, ctx, query, runner, exclude);
+    if (pinned) return this.#execute(text, pinned, undefined, classification, scope, ctx, query, runner, exclude);
     const statement = routedAs(classification.kind, runner.transaction(ctx) !== undefined);
     const preferred = runner.preferred(ctx);
     const route = this.planner.planSync(statement, scope, preferred, exclude);
-    if (route) return this.#execute(route.node, route, classification, scope, ctx, query, runner, exclude);
+    if (route) return this.#execute(text, route.node, route, classification, scope, ctx, query, runner, exclude);
     return this.planner
       .plan(statement, scope, preferred, exclude)
-      .then((planned) => this.#execute(planned.node, planned, classification, scope, ctx, query, runner, exclude));
+      .then((planned) => this.#execute(text, planned.node, planned, classification, scope, ctx, query, runner, exclude));
   }
 
   #execute<C, Q, R>(
+    text: string | undefined,
     node: NodePool,
     route: Route | undefined,
     classification: Classification,
@@ -121,7 +131,12 @@ export class Dispatch {
   ): Promise<R> {
     const retry = exclude !== undefined;
     const span = route && runner.needsSpan(ctx, node) ? this.#openSpan(route, classification.kind, scope, retry) : undefined;
-    const retryable = !retry && node.role === 'replica' && runner.mayRetry(ctx, query);
+    // Outside a transaction, a statement a replica fails may run elsewhere: once more on another
+    // node after a connection error or recovery conflict; and a read the replica refused as a
+    // write on the primary (even after such a retry: the primary is where it belongs).
+    const mayRetry = node.role === 'replica' && runner.mayRetry(ctx, query);
+    const retryable = !retry && mayRetry;
+    const refusable = mayRetry && classification.kind === 'read';
     return runner.execute(ctx, node, span, query, classification, scope).then(
       (result) => {
         node.served++;
@@ -133,10 +148,17 @@ export class Dispatch {
         if (!isNotSent(err)) node.served++;
         this.#settle(classification, node, scope, ctx, runner, false, err);
         const own = span && !runner.holds(ctx, span) ? span : undefined;
+        if (refusable && isReadOnlyRefusal(err) && runner.abandon(ctx, err)) {
+          // A write the classifier could not see: the primary runs it, and it counts as a write.
+          // Its text is a write from now on (while cached), so it goes there first next time.
+          this.telemetry.end(own, err, true);
+          const write = text === undefined ? REFUSED : this.classifier.refusedByReplica(text);
+          return this.#attempt(text, write, scope, ctx, query, runner, new Set([node.name]));
+        }
         if (retryable && (isConnectionError(err) || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
           this.telemetry.end(own, err, true);
           if (isConnectionError(err)) this.monitor.reportConnectionFailure(node.name, err);
-          return this.#attempt(classification, scope, ctx, query, runner, new Set([node.name]));
+          return this.#attempt(text, classification, scope, ctx, query, runner, new Set([node.name]));
         }
         this.telemetry.end(own, err);
         throw err;
@@ -175,7 +197,8 @@ export class Dispatch {
    *   (a lost connection after COMMIT may still have committed);
    * - inside one, a COMMIT (even a failed one) after any statement of the transaction ran on the
    *   primary other than a read (the COMMIT itself counts); a transaction on a replica writes
-   *   nothing.
+   *   nothing;
+   * - a multi-statement string: what its steps did (see {@link stringEffect}).
    */
   note(
     classification: Classification,
@@ -185,27 +208,60 @@ export class Dispatch {
     ok: boolean,
     err?: unknown,
   ): boolean {
+    if (classification.steps) return this.#noteString(classification.steps, node, scope, transaction, ok, err);
     const kind = classification.kind;
     if (kind === 'begin' || kind === 'begin-read-only') {
       if (ok && transaction) {
+        // When unsure, the connection may be in a block that wrote already (BEGIN only warns there).
+        if (!transaction.unsure) transaction.wrote = false;
         transaction.open = true;
-        transaction.wrote = false;
+        transaction.unsure = false;
       }
       return false;
     }
     if (kind === 'read' && ok) this.#noteRead(scope, node);
-    if (!transaction?.open) {
+    if (!transaction?.open || transaction.unsure) {
       if (node.role === 'primary' && kind === 'write' && (ok || !isNotSent(err))) scope.session.noteWrite();
-      return false;
+      if (!transaction?.open) return false;
     }
     if (node.role === 'primary' && kind !== 'read') transaction.wrote = true;
     if (kind !== 'commit' && kind !== 'rollback') return false;
     if (kind === 'commit' && transaction.wrote) scope.session.noteWrite();
     transaction.wrote = false;
-    // AND CHAIN opens the next transaction at once, on the same connection.
-    if (classification.detail.endsWith('-and-chain') && ok) return false;
+    // AND CHAIN opens the next transaction at once, on the same connection (it fails outside one).
+    if (classification.detail.endsWith('-and-chain') && ok) {
+      transaction.unsure = false;
+      return false;
+    }
     transaction.open = false;
+    transaction.unsure = false;
     return true;
+  }
+
+  /**
+   * A multi-statement string ran (or failed part-way): note the writes it may have committed,
+   * its reads, and where it left the connection's transaction. Through the pool (no transaction
+   * kept), a write it left uncommitted in an open block counts too: nobody can commit it later
+   * through the router.
+   */
+  #noteString(
+    steps: readonly StringStep[],
+    node: NodePool,
+    scope: Scope,
+    transaction: TransactionState | undefined,
+    ok: boolean,
+    err: unknown,
+  ): boolean {
+    if (!ok && isNotSent(err)) return false;
+    if (ok && steps.includes('read')) this.#noteRead(scope, node);
+    const after = stringEffect(steps, transaction ?? NO_TRANSACTION, node.role === 'primary', ok);
+    if (after.committed || (!transaction && after.open && after.wrote)) scope.session.noteWrite();
+    if (!transaction) return false;
+    const ended = transaction.open && !after.open;
+    transaction.open = after.open;
+    transaction.wrote = after.wrote;
+    transaction.unsure = after.unsure;
+    return ended;
   }
 
   /** A read ran on `node`: remember it, so later reads of the session never go back in time. */
@@ -223,4 +279,100 @@ export class Dispatch {
  */
 function routedAs(kind: StatementKind, tracksTransactions: boolean): RoutedStatement {
   return kind === 'read' || (kind === 'begin-read-only' && tracksTransactions) ? 'read' : 'other';
+}
+
+const NO_TRANSACTION: TransactionState = Object.freeze({ open: false, wrote: false });
+
+/** What a multi-statement string did: where it left the transaction, and whether it committed a write. */
+export interface StringEffect extends Required<TransactionState> {
+  /** It may have committed a write (explicitly, or its implicit transaction when it ended). */
+  readonly committed: boolean;
+}
+
+/** Where the connection may be: bit EXPLICIT, in an explicit transaction block; bit WROTE, that transaction may have written. */
+type Path = number;
+const EXPLICIT = 1;
+const WROTE = 2;
+
+/**
+ * Runs a multi-statement string's steps over the transaction it started in, as PostgreSQL runs
+ * one simple-protocol message: statements outside an explicit block form an implicit transaction
+ * that commits when the string ends (or at a COMMIT in it); a BEGIN turns it into an explicit
+ * block that stays open after the string; a COMMIT or ROLLBACK closes the block, and what
+ * follows is implicit again. When the string failed (`ok` false), PostgreSQL skipped the rest
+ * from some statement on, or the reply was lost after all of it ran: the result covers every
+ * such outcome — a write counts as committed if any may have committed it, and the connection
+ * is `unsure` when it may or may not be left in a block. Pure; at most four paths per step.
+ */
+export function stringEffect(steps: readonly StringStep[], before: TransactionState, onPrimary: boolean, ok: boolean): StringEffect {
+  let paths = new Set<Path>(before.unsure ? [EXPLICIT | WROTE, 0] : [before.open ? EXPLICIT | (before.wrote ? WROTE : 0) : 0]);
+  const ends = new Set<Path>();
+  let committed = false;
+  for (const step of steps) {
+    const next = new Set<Path>();
+    for (const path of paths) {
+      if (!ok) for (const end of failedAt(step, path, onPrimary)) ends.add(end);
+      for (const [to, commits] of stepFrom(step, path, onPrimary)) {
+        if (commits) committed = true;
+        next.add(to);
+      }
+    }
+    paths = next;
+  }
+  for (const path of paths) {
+    // The string ran to its end: its implicit transaction commits.
+    if (path === WROTE) committed = true;
+    ends.add(path & EXPLICIT ? path : 0);
+  }
+  const open = [...ends].some((p) => p & EXPLICIT);
+  return {
+    committed,
+    open,
+    wrote: ends.has(EXPLICIT | WROTE),
+    unsure: open && ends.has(0),
+  };
+}
+
+/** Where a step may take a path, and whether it committed a transaction that may have written on the way. */
+type Move = readonly [to: Path, commits: boolean];
+
+function stepFrom(step: StringStep, path: Path, onPrimary: boolean): Move[] {
+  const explicit = path & EXPLICIT;
+  switch (step) {
+    case 'read':
+      return [[path, false]];
+    case 'write':
+      return [[onPrimary ? path | WROTE : path, false]];
+    case 'begin':
+      return [[path | EXPLICIT, false]]; // the string's earlier statements join the block (BEGIN in one only warns)
+    case 'commit':
+    case 'commit-and-chain': {
+      // As a single COMMIT on the primary, one ending an explicit block counts as a write.
+      const wrote = (path & WROTE) !== 0 || (onPrimary && explicit !== 0);
+      return [[step === 'commit-and-chain' ? explicit : 0, wrote]];
+    }
+    case 'rollback':
+    case 'rollback-and-chain':
+      return [[step === 'rollback-and-chain' ? explicit : 0, false]];
+    case 'unknown':
+      // Statements the parser could not read: anything may have run, committed, been left open.
+      return [
+        [onPrimary ? EXPLICIT | WROTE : EXPLICIT, onPrimary],
+        [0, onPrimary],
+      ];
+  }
+}
+
+/**
+ * Where the connection is when the string fails at `step` (PostgreSQL skips the rest): an
+ * explicit block stays open (aborted) until a ROLLBACK; an implicit one is rolled back; a failed
+ * COMMIT or ROLLBACK ends the block (a failed AND CHAIN may or may not open the next one).
+ */
+function failedAt(step: StringStep, path: Path, onPrimary: boolean): Path[] {
+  const aborted = (path & WROTE) !== 0 || (onPrimary && step !== 'read') ? EXPLICIT | WROTE : EXPLICIT;
+  if (step === 'unknown') return [aborted, 0];
+  if (!(path & EXPLICIT)) return [0];
+  if (step === 'commit' || step === 'rollback') return [0];
+  if (step === 'commit-and-chain' || step === 'rollback-and-chain') return [0, aborted];
+  return [aborted];
 }

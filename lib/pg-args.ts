@@ -95,3 +95,13 @@ export function isRecoveryConflict(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return (code === '40001' || code === '40P01') && /conflict with recovery/i.test(err.message);
 }
+
+/**
+ * The server refused the statement as a write in a read-only transaction (SQLSTATE 25006): on a
+ * hot standby, a statement that writes after all (a function with side effects, dblink, …). By
+ * code only: the message is translated (lc_messages).
+ */
+export function isReadOnlyRefusal(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return (err as { code?: unknown }).code === '25006';
+}

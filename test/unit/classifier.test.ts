@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Classifier, type StatementKind } from '../../lib/classifier.js';
+import { Classifier, type StatementKind, type StringStep } from '../../lib/classifier.js';
 
 const classifier = new Classifier({ writeFunctions: ['audit_touch', 'app_*'] });
 beforeAll(() => classifier.ready);
@@ -160,6 +160,62 @@ const TABLE: Array<[string, StatementKind, string?]> = [
   ['/*PG-REPLICA-ROUTER: PRIMARY*/ select 1', 'write', 'hint'],
   ['/* pg-replica-router: replica */ select 1', 'read'],
 ];
+
+// Multi-statement strings: [sql, steps] (undefined: judged as one write, no steps needed).
+const STRINGS: Array<[string, StringStep[] | undefined]> = [
+  ['begin; insert into t values (1); commit', ['begin', 'write', 'commit']],
+  ['insert into t values (1); commit', ['write', 'commit']],
+  ['BEGIN; INSERT INTO t VALUES (1)', ['begin', 'write']],
+  ['insert into t values (1); rollback', ['write', 'rollback']],
+  ['select 1; select 2', ['read']],
+  ['select 1; delete from t; update t set a = 1; select 2', ['read', 'write', 'read']],
+  ['start transaction read only; select 1; end', ['begin', 'read', 'commit']],
+  ['begin; savepoint a; insert into t values (1); rollback to savepoint a; release a; commit', ['begin', 'write', 'commit']],
+  [
+    'insert into t values (1); commit and chain; insert into t values (2); rollback and chain',
+    ['write', 'commit-and-chain', 'write', 'rollback-and-chain'],
+  ],
+  ["begin; insert into t values (1); prepare transaction 'x'", ['begin', 'write', 'commit']],
+  ['insert into t values (1); abort', ['write', 'rollback']],
+  ["select nextval('s'); commit", ['write', 'commit']],
+  ['/* pg-replica-router: primary */ select 1; select 2', ['write']],
+  ['insert into t values (1);\n-- done\n', undefined],
+  ["insert into t values ('a;b')", undefined],
+  ['insert into t values (1); insert into t values (2)', undefined],
+  ["insert into t values ('begin'); select case when true then 1 end", ['write', 'read']],
+  // unreadable to the parser, and it may control a transaction: anything may have happened
+  ['insert into t values (1); commit; selec 2', ['unknown']],
+  ['insert into t values (1); selec 2', undefined],
+];
+
+describe('multi-statement strings: their transaction steps', () => {
+  it.each(STRINGS)('%s → %j', (sql, steps) => {
+    const result = classifier.classifySync(sql);
+    expect(result.kind).toBe('write');
+    expect(result.steps).toEqual(steps);
+    if (steps) expect(Object.isFrozen(result.steps)).toBe(true);
+  });
+
+  it('a single statement has no steps, even with a trailing semicolon', () => {
+    expect(classifier.classifySync('begin;').steps).toBeUndefined();
+    expect(classifier.classifySync('commit ; ;').kind).toBe('commit');
+    expect(classifier.classifySync('select 1;;').kind).toBe('read');
+  });
+
+  it('a text a replica refused as a write is one from then on (cached)', () => {
+    const sql = 'select refusal_test_fn(1)';
+    expect(classifier.classifySync(sql).kind).toBe('read');
+    expect(classifier.refusedByReplica(sql)).toMatchObject({ kind: 'write', detail: 'refused-by-replica' });
+    expect(classifier.classifySync(sql)).toMatchObject({ kind: 'write', detail: 'refused-by-replica' });
+  });
+
+  it('does not backtrack on long runs of semicolons and blanks', () => {
+    const started = performance.now();
+    expect(classifier.classifySync(`insert into t values (1)${'; '.repeat(50_000)}`).kind).toBe('write');
+    expect(classifier.classifySync(`select 1${';'.repeat(50_000)}`).kind).toBe('read');
+    expect(performance.now() - started).toBeLessThan(10_000);
+  });
+});
 
 describe('statement classification', () => {
   it('has a table of at least 80 statements', () => {
