@@ -111,9 +111,27 @@ const MUTATIONS: Mutation[] = [
     to: '',
     removes: 'treating a store miss as possibly forgotten',
   },
+  {
+    file: 'lib/dispatch.ts',
+    from: 'if (classification.steps) return this.#noteString(',
+    to: 'if (false) return this.#noteString(',
+    removes: 'noting multi-statement strings by their steps',
+  },
+  {
+    file: 'lib/dispatch.ts',
+    from: 'refusable && isReadOnlyRefusal(err)',
+    to: 'false && isReadOnlyRefusal(err)',
+    removes: 'retrying reads a replica refused as writes on the primary',
+  },
 ];
 
-const TESTS = ['test/unit/planner.test.ts', 'test/unit/session-store.test.ts', 'test/unit/session.test.ts'];
+const TESTS = [
+  'test/unit/planner.test.ts',
+  'test/unit/session-store.test.ts',
+  'test/unit/session.test.ts',
+  'test/unit/dispatch.test.ts',
+  'test/unit/dispatch-tx-strings.test.ts',
+];
 let restore: (() => void) | undefined;
 process.on('SIGINT', () => {
   restore?.();

@@ -3,7 +3,7 @@
 // read a replica refuses as a write (SQLSTATE 25006), over the fake parts.
 import { describe, expect, it } from 'vitest';
 import type { StringStep } from '../../lib/classifier.js';
-import { stringEffect, type TransactionState } from '../../lib/dispatch.js';
+import { stringEffect, type TransactionState } from '../../lib/transaction-effect.js';
 import { RoutedPool } from '../../lib/pool.js';
 import { makeScope, runInScope } from '../../lib/scopes.js';
 import { Session } from '../../lib/session.js';
