@@ -4,7 +4,7 @@ import { Dispatch } from './dispatch.js';
 import { rateLimited } from './log.js';
 import { Monitor } from './monitor.js';
 import type { MonitorFactory, MonitorView } from './monitor-view.js';
-import { NodePools, type NodeConfig, type PoolFactory } from './nodes.js';
+import { NodePools, replicaBounds, type NodeConfig, type PoolFactory } from './nodes.js';
 import type { ResolvedRouterOptions } from './options.js';
 import { RoutePlanner } from './planner.js';
 import { PrimaryPositions } from './primary-position.js';
@@ -54,7 +54,7 @@ export class Engine {
       { name: 'primary', role: 'primary', config: options.primary },
       ...options.replicas.map((r) => ({ name: r.name, role: 'replica' as const, config: r.config })),
     ];
-    this.nodes = new NodePools(nodeConfigs, parts.pools);
+    this.nodes = new NodePools(nodeConfigs, parts.pools, replicaBounds(options.monitor.timeoutMs));
     this.monitor = (parts.monitor ?? ((nodes, monitorOptions) => new Monitor(nodes, monitorOptions)))(nodeConfigs, options.monitor);
     const classifier = new Classifier({ writeFunctions: options.writeFunctions, cacheSize: options.classifierCacheSize });
     this.store = new GuardedStore(options.store, options.storeGuard, {
@@ -65,7 +65,7 @@ export class Engine {
       onError: (reason) => this.telemetry.storeError(reason),
     });
     this.telemetry = new Telemetry(options.telemetry, nodeConfigs, this.monitor, this.store);
-    const primary = new PrimaryPositions(this.nodes.primary.pool, this.monitor, this.counters);
+    const primary = new PrimaryPositions(this.nodes.primary.pool, this.monitor, this.counters, options.monitor.timeoutMs);
     this.sessions = new SessionStore(this.store, primary, this.monitor, (name) => this.nodes.replicas.has(name), this.counters, warn);
     this.tokens = new SessionTokens(options.tokenSecrets, this.sessions, this.monitor, this.counters, this.telemetry, warn);
     this.planner = new RoutePlanner(this.nodes, this.monitor, this.sessions, this.counters, options);

@@ -17,6 +17,76 @@ export type PoolFactory = (config: pg.PoolConfig, node: { name: string; role: No
 
 export const defaultPoolFactory: PoolFactory = (config) => new pg.Pool(config);
 
+/**
+ * How long the application's pool to a replica waits on a server that does not answer, unless
+ * its config says otherwise (pg's own default is for ever): a partitioned or hung replica must
+ * not hold a read, which then goes elsewhere.
+ */
+export interface ReplicaBounds {
+  /** `connectionTimeoutMillis` (in pg-pool it also bounds waiting for a free connection). */
+  readonly connectMs: number;
+  /** How long a statement waits for its answer when the config has no `statement_timeout`. */
+  readonly readMs: number;
+}
+
+/** The longest a statement waits for a replica's answer when nothing else bounds it, in ms. */
+export const DEFAULT_REPLICA_READ_MS = 30_000;
+
+/** The bounds derived from the monitor's `timeoutMs`: a connect may take twice what a poll may. */
+export function replicaBounds(monitorTimeoutMs: number): ReplicaBounds {
+  return { connectMs: 2 * monitorTimeoutMs, readMs: DEFAULT_REPLICA_READ_MS };
+}
+
+/**
+ * A replica's pool config with the bounds its user did not set (a value of 0, "none", is kept):
+ * - `connectionTimeoutMillis`: `bounds.connectMs`;
+ * - a client-side bound on each statement's answer (pg's `query_timeout`, given per statement):
+ *   with the user's own `statement_timeout` the server cancels slow statements itself, so the
+ *   client gives up only `connectMs` after it, on a server that does not answer at all; without
+ *   one, after `bounds.readMs`. Cursors and streams (submittables) are left unbounded: they may
+ *   stay open for as long as their reader likes. Not added when the config sets `query_timeout`
+ *   or brings its own `Client` class.
+ * The primary's config is returned as is: a write cut off by a client-side timeout may still
+ * commit, and long writes and migrations are the user's to bound.
+ */
+export function boundedConfig(config: pg.PoolConfig, role: NodeRole, bounds: ReplicaBounds | undefined): pg.PoolConfig {
+  if (role !== 'replica' || !bounds) return config;
+  const bounded: pg.PoolConfig = { ...config };
+  bounded.connectionTimeoutMillis ??= bounds.connectMs;
+  if (config.query_timeout === undefined && config.Client === undefined) {
+    const statement = config.statement_timeout;
+    bounded.Client = boundedReads(typeof statement === 'number' && statement > 0 ? statement + bounds.connectMs : bounds.readMs);
+  }
+  return bounded;
+}
+
+/**
+ * A `pg.Client` that gives each plain statement (not a cursor or stream) a `query_timeout` of
+ * `ms`, unless the statement or the connection string sets one. A statement whose answer does
+ * not come in time fails with pg's "Query read timeout", and pg-pool drops its connection.
+ */
+function boundedReads(ms: number): typeof pg.Client {
+  class BoundedReadsClient extends pg.Client {}
+  const send = pg.Client.prototype.query as (this: pg.Client, ...args: unknown[]) => unknown;
+  const query = function (this: pg.Client, config: unknown, ...rest: unknown[]): unknown {
+    // pg's own default is `false`; a connection string's `query_timeout` is the user's.
+    const own = (this as unknown as { connectionParameters?: { query_timeout?: unknown } }).connectionParameters?.query_timeout;
+    const unset = own === undefined || own === false;
+    if (unset && typeof config === 'string') return send.call(this, { text: config, query_timeout: ms }, ...rest);
+    if (unset && isPlainStatement(config)) return send.call(this, { ...config, query_timeout: ms }, ...rest);
+    return send.call(this, config, ...rest);
+  };
+  BoundedReadsClient.prototype.query = query as pg.Client['query'];
+  return BoundedReadsClient;
+}
+
+/** A query config object (not a submittable, not already bounded). */
+function isPlainStatement(config: unknown): config is Record<string, unknown> {
+  if (typeof config !== 'object' || config === null) return false;
+  const fields = config as { submit?: unknown; query_timeout?: unknown };
+  return typeof fields.submit !== 'function' && fields.query_timeout === undefined && Object.getPrototypeOf(config) === Object.prototype;
+}
+
 /** One server and the application's pool to it. */
 export interface NodePool {
   readonly name: string;
@@ -40,8 +110,14 @@ export class NodePools {
   /** The primary, then the replicas. */
   readonly all: readonly NodePool[];
 
-  constructor(nodes: readonly NodeConfig[], factory: PoolFactory = defaultPoolFactory) {
-    const made = nodes.map(({ name, role, config }) => ({ name, role, pool: factory(config, { name, role }), served: 0 }));
+  /** `bounds`: what replica pools get where their config sets no timeout (see {@link boundedConfig}). */
+  constructor(nodes: readonly NodeConfig[], factory: PoolFactory = defaultPoolFactory, bounds?: ReplicaBounds) {
+    const made = nodes.map(({ name, role, config }) => ({
+      name,
+      role,
+      pool: factory(boundedConfig(config, role, bounds), { name, role }),
+      served: 0,
+    }));
     this.primary = made.find((n) => n.role === 'primary')!;
     this.replicas = new Map(made.filter((n) => n.role === 'replica').map((n) => [n.name, n]));
     this.all = [this.primary, ...this.replicas.values()];

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Counters } from './counters.js';
 import { parseLsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
@@ -5,19 +6,32 @@ import type { NodeConnectionPool } from './nodes.js';
 import { PRIMARY_POSITION_SQL } from './position-sql.js';
 import type { PositionSample, Session } from './session.js';
 
-/** Reads the primary's position on the application's primary pool: the one place this is done. */
+/**
+ * Reads the primary's position on the application's primary pool: the one place this is done.
+ * Each read is bounded by `timeoutMs` (waiting for a connection included), so a primary that
+ * stops answering without closing its connections cannot hold a response: the read fails, and
+ * callers fall back to "at the primary position" (see `SessionStore.persist`).
+ */
 export class PrimaryPositions {
   constructor(
     readonly pool: Pick<NodeConnectionPool, 'query'>,
     readonly monitor: MonitorView,
     readonly counters: Counters,
+    /** The longest a read may take, connect included, in ms (the monitor's `timeoutMs`). */
+    readonly timeoutMs: number,
   ) {}
 
-  /** The primary's insert LSN now (one round trip), also kept by the monitor to date floors. */
+  /**
+   * The primary's insert LSN now (one round trip), also kept by the monitor to date floors.
+   * Rejects after `timeoutMs`; a connection whose answer never came is not reused (pg's
+   * `query_timeout` makes the pool drop it).
+   */
   async read(): Promise<PositionSample> {
     const sentAt = performance.now();
     this.counters.positionReads++;
-    const { rows } = await this.pool.query<{ lsn: string }>(PRIMARY_POSITION_SQL);
+    // pg reads `query_timeout` from a query config too (its types list it for clients only).
+    const config: pg.QueryConfig & { query_timeout: number } = { text: PRIMARY_POSITION_SQL, query_timeout: this.timeoutMs };
+    const { rows } = await within(this.pool.query<{ lsn: string }>(config), this.timeoutMs);
     const lsn = parseLsn(rows[0]!.lsn);
     this.monitor.notePrimaryPosition(lsn, sentAt);
     return { lsn, sentAt };
@@ -43,4 +57,25 @@ export class PrimaryPositions {
       throw err;
     }
   }
+}
+
+/**
+ * `promise`, or a rejection after `ms` if it has not settled by then. It is left running (pg
+ * cannot abandon a connect in progress); its outcome is then ignored.
+ */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the primary did not answer the position read within ${ms} ms`)), ms);
+    timer.unref();
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
