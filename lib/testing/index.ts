@@ -53,3 +53,4 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     `${nativeError.message}\nNo Docker engine is reachable either, so provider 'containers' cannot be used.`,
   );
 }
+export { proxyNode, startFaultProxy, type FaultMode, type FaultProxy, type ProxiedEndpoint, type ProxyTarget } from './fault-proxy.js';

@@ -114,7 +114,8 @@ describe('a replica blackholed', () => {
     const outcome = await within(10_000, read(router));
     expect(outcome.state, 'the read did not wait for ever').not.toBe('pending');
     expect(outcome.ms).toBeLessThan(8000);
-    if (outcome.state === 'rejected') expect(String(outcome.error)).toMatch(/Query read timeout/);
+    // The read timed out on r1 (a connection that answers nothing) and went once more elsewhere.
+    expect(outcome.state === 'resolved' && outcome.value).toBe('primary');
     // Once the monitor has marked r1 down (its polls time out), reads go to the primary at once.
     await expect.poll(() => router.topology().nodes.find((n) => n.name === 'r1')?.status, { timeout: 10_000 }).toBe('down');
     const next = await within(1000, read(router));
