@@ -5,7 +5,7 @@ import type { Classification } from './classifier.js';
 import type { Dispatch, Runner, TransactionState } from './dispatch.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
-import { markNotSent, normalizeQuery, type NormalizedQuery, type Submittable } from './pg-args.js';
+import { isConnectionError, markNotSent, normalizeQuery, type NormalizedQuery, type Submittable } from './pg-args.js';
 import type { Scope } from './scopes.js';
 import type { Telemetry } from './telemetry.js';
 
@@ -18,6 +18,76 @@ interface Binding {
   forward: Map<string, (...args: unknown[]) => void>;
   /** The routing span of this binding: the client's statements on this node nest under it. */
   span: OtelSpan | undefined;
+  /** Cursors or streams still open on this connection. */
+  open: number;
+  /** Closes waiting on this connection, completed once it is lost or destroyed. */
+  loss: ConnectionLoss;
+  /** The first sign that the connection died was handled (its node reported if need be). */
+  lost: boolean;
+}
+
+/**
+ * The end of a bound connection (it died, or was destroyed): closes of cursors that would wait
+ * on it forever complete instead.
+ */
+class ConnectionLoss {
+  error: Error | undefined;
+  readonly #waiters = new Set<() => void>();
+
+  lose(err: Error): void {
+    if (this.error) return;
+    this.error = err;
+    for (const waiter of this.#waiters) setImmediate(waiter);
+    this.#waiters.clear();
+  }
+
+  /** Runs `fn` once the connection is lost (soon, if it is already); returns what cancels that. */
+  whenLost(fn: () => void): () => void {
+    if (this.error) {
+      setImmediate(fn);
+      return () => {};
+    }
+    this.#waiters.add(fn);
+    return () => this.#waiters.delete(fn);
+  }
+}
+
+/** pg-cursor's close(): a Cursor's own, or the one a QueryStream delegates to (`stream.cursor`). */
+interface Closable {
+  close(callback?: (err?: Error) => void): Promise<void> | void;
+}
+
+function isClosable(value: unknown): value is Closable {
+  return typeof value === 'object' && value !== null && typeof (value as Closable).close === 'function';
+}
+
+function closableOf(submittable: Submittable): Closable | undefined {
+  const inner: unknown = (submittable as { cursor?: unknown }).cursor;
+  if (isClosable(inner)) return inner;
+  return isClosable(submittable) ? submittable : undefined;
+}
+
+/**
+ * pg-cursor's close() completes on the server's next ReadyForQuery, which never comes on a dead
+ * connection (node-postgres #2588, #2642): `cursor.close()` would never return, and a QueryStream
+ * — destroyed after a failed read, it closes its cursor first — would never emit 'error' or
+ * 'close'. Once the connection is lost, a close completes at once: nothing is left to close.
+ */
+function closeOnLoss(target: Closable, loss: ConnectionLoss): void {
+  const close = target.close;
+  target.close = function (this: Closable, callback?: (err?: Error) => void): Promise<void> | void {
+    if (!callback) return new Promise<void>((resolve, reject) => target.close((err) => (err ? reject(err) : resolve())));
+    let done = false;
+    let cancel = () => {};
+    const finish = (err?: Error) => {
+      if (done) return;
+      done = true;
+      cancel();
+      callback(err);
+    };
+    cancel = loss.whenLost(() => finish());
+    close.call(this, finish);
+  };
 }
 
 /** A statement of a client released before it ran: never sent (so never a write), never retried. */
@@ -43,6 +113,13 @@ export function releaseArg(arg: unknown): Error | true | undefined {
  * - outside those, a write on a replica-bound client moves it to the primary, and once on the
  *   primary it stays there (session state such as `SET` lives on that connection).
  *
+ * A connection that dies fails what runs on it (statements, cursors, streams) and is reported to
+ * the monitor when it is a connection failure. Bound to a replica outside a transaction, the
+ * client routes its next statement afresh; in a transaction or on the primary, later statements
+ * fail (as on a pg client) until it is released, which destroys that connection. The 'error'
+ * event is emitted only when something listens: unlike a pg client, an unheard one does not
+ * crash the process.
+ *
  * @example
  * ```ts
  * const client = await router.pool.connect();
@@ -60,8 +137,6 @@ export class RoutedClient extends EventEmitter {
   readonly #telemetry: Telemetry;
   #binding: Binding | undefined;
   readonly #transaction: TransactionState = { open: false, wrote: false };
-  /** Cursors or streams still open on the bound connection. */
-  #open = 0;
   #released = false;
   /** Statements run one at a time, in the order they were issued, as on a pg client. */
   #chain: Promise<unknown> = Promise.resolve();
@@ -81,13 +156,13 @@ export class RoutedClient extends EventEmitter {
     pinned: (client, kind) => {
       const bound = client.#binding?.node;
       if (!bound) return undefined;
-      if (client.#transaction.open || client.#open > 0 || bound.role === 'primary') return bound;
+      if (client.#transaction.open || client.#openCount > 0 || bound.role === 'primary') return bound;
       if (kind === 'commit' || kind === 'rollback' || kind === 'transaction') return bound;
       return undefined;
     },
     preferred: (client) => client.#binding?.node.name,
     needsSpan: (client, node) => client.#binding?.node !== node,
-    mayRetry: (client, q) => !q.submittable && !client.#transaction.open && client.#open === 0,
+    mayRetry: (client, q) => !q.submittable && !client.#transaction.open && client.#openCount === 0,
     execute: (client, node, span, q, classification, scope) => client.#execute(node, span, q, classification, scope),
     abandon: (client, err) => {
       client.#unbind(releaseArg(err) ?? true, true); // the connection may be broken: destroy it
@@ -95,9 +170,14 @@ export class RoutedClient extends EventEmitter {
     },
     settled: (client, node, transactionEnded) => {
       // A read-only transaction on a replica is over: route the next statement afresh.
-      if (transactionEnded && node.role === 'replica' && client.#open === 0) client.#unbind();
+      if (transactionEnded && node.role === 'replica' && client.#openCount === 0) client.#unbind();
     },
   };
+
+  /** Cursors or streams still open on the bound connection. */
+  get #openCount(): number {
+    return this.#binding?.open ?? 0;
+  }
 
   /** The node this client is bound to (`primary`, a replica name), or undefined before its first statement. */
   get node(): string | undefined {
@@ -145,12 +225,12 @@ export class RoutedClient extends EventEmitter {
   /** Runs a cursor or stream; its end (or close) settles reads, writes and pinning. */
   #submit(submittable: Submittable, binding: Binding, classification: Classification, scope: Scope): Submittable {
     const node = binding.node;
-    this.#open++;
+    binding.open++;
     let settled = false;
     const settle = () => {
       if (settled) return;
       settled = true;
-      this.#open--;
+      binding.open--;
       // A read's snapshot is taken once it starts (noted then, by the dispatch, and again now); a
       // write commits when it ends (outside a transaction).
       RoutedClient.#runner.settled?.(this, node, this.#dispatch.note(classification, node, scope, this.#transaction, true));
@@ -160,7 +240,14 @@ export class RoutedClient extends EventEmitter {
     const emitter = submittable as unknown as Partial<EventEmitter>;
     emitter.once?.('end', settle);
     emitter.once?.('close', settle);
-    emitter.once?.('error', settle);
+    emitter.once?.('error', (err: unknown) => {
+      // The first sign of a dead connection may reach the submittable only (its client may be
+      // released at once, before the connection's own 'error').
+      if (diedWith(err)) this.#lost(binding, err);
+      settle();
+    });
+    const closable = closableOf(submittable);
+    if (closable) closeOnLoss(closable, binding.loss);
     this.#telemetry.within(binding.span, () => binding.client.query(submittable as never));
     return submittable;
   }
@@ -182,23 +269,46 @@ export class RoutedClient extends EventEmitter {
       throw closed();
     }
     const forward = new Map<string, (...args: unknown[]) => void>();
+    const binding: Binding = { node, client, forward, span, open: 0, loss: new ConnectionLoss(), lost: false };
     for (const event of CLIENT_EVENTS) {
-      const listener = (...args: unknown[]) => this.emit(event, ...args);
+      const listener = (...args: unknown[]) => {
+        // pg emits 'error' on a client whose connection died, then 'end': it is not usable any more.
+        if (event === 'error') this.#lost(binding, args[0] instanceof Error ? args[0] : new Error(String(args[0])));
+        if (event === 'end') this.#lost(binding, undefined);
+        // The statements, cursors and streams on the connection get the error: an unheard 'error' must not crash the process.
+        if (event === 'error' && this.listenerCount('error') === 0) return;
+        this.emit(event, ...args);
+      };
       forward.set(event, listener);
       client.on(event, listener);
     }
-    this.#binding = { node, client, forward, span };
-    return this.#binding;
+    this.#binding = binding;
+    return binding;
+  }
+
+  /**
+   * The bound connection died (`err` is the first sign; none when it just ended): report its node
+   * if that is a connection failure, and leave a replica outside a transaction.
+   */
+  #lost(binding: Binding, err: Error | undefined): void {
+    if (binding.lost) return; // the 'end' after an 'error' says nothing new
+    binding.lost = true;
+    binding.loss.lose(err ?? new Error('Connection ended'));
+    if (err && isConnectionError(err)) this.#dispatch.monitor.reportConnectionFailure(binding.node.name, err);
+    // Bound to a replica outside a transaction, the client holds nothing the next statement
+    // needs (it would route afresh anyway); in a transaction, or on the primary where session
+    // state lives, the broken connection stays bound, so that nothing runs outside what it held.
+    if (this.#binding === binding && binding.node.role === 'replica' && !this.#transaction.open) this.#unbind(err);
   }
 
   #unbind(err?: Error | true, retried = false): void {
     const binding = this.#binding;
     if (!binding) return;
     this.#binding = undefined;
-    this.#open = 0;
     this.#telemetry.end(binding.span, err instanceof Error ? err : undefined, retried);
     for (const [event, listener] of binding.forward) binding.client.removeListener(event, listener);
     binding.client.release(err);
+    if (err) binding.loss.lose(err instanceof Error ? err : new Error('Connection destroyed')); // destroyed: nothing answers a close now
   }
 
   /**
@@ -210,6 +320,11 @@ export class RoutedClient extends EventEmitter {
     this.#released = true;
     this.#unbind(releaseArg(err));
   }
+}
+
+/** An error after which the connection is gone: a connection error, or a FATAL one from the server. */
+function diedWith(err: unknown): err is Error {
+  return err instanceof Error && (isConnectionError(err) || (err as { severity?: unknown }).severity === 'FATAL');
 }
 
 /** pg's way of failing a query that cannot run: the submittable's error, the callback, or a rejection. */

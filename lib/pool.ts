@@ -128,15 +128,16 @@ export class RoutedPool extends PoolBase {
     // pg.Pool cannot run submittables; here one runs on a routed client that goes back to its
     // pool when the submittable ends (its 'end', 'error' or 'close' event, or cursor.close()).
     const client = new RoutedClient(this.#engine.dispatch, this.#engine.telemetry);
-    // Nobody else holds this client: a connection dying under the submittable is reported to it
-    // (its 'error'), and must not crash the process as an unheard 'error' event.
-    client.on('error', () => {});
     let released = false;
     const release = (err?: unknown) => {
       if (released) return;
       released = true;
       client.release(releaseArg(err));
     };
+    // Nobody else holds this client: a connection dying under the submittable fails it (its
+    // 'error' when it reads next), and the dead connection leaves its pool now, even if the
+    // submittable is never read again.
+    client.on('error', (err: unknown) => release(err ?? true));
     const emitter = submittable as unknown as Partial<EventEmitter>;
     emitter.once?.('end', () => release());
     emitter.once?.('close', () => release());
