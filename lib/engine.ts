@@ -6,6 +6,7 @@ import { Monitor } from './monitor.js';
 import type { MonitorFactory, MonitorView } from './monitor-view.js';
 import { NodePools, replicaBounds, type NodeConfig, type PoolFactory } from './nodes.js';
 import type { ResolvedRouterOptions } from './options.js';
+import { isConnectionError } from './pg-args.js';
 import { RoutePlanner } from './planner.js';
 import { PrimaryPositions } from './primary-position.js';
 import { RequestScopes } from './request-scope.js';
@@ -73,9 +74,18 @@ export class Engine {
     this.requests = new RequestScopes(options.consistency, this.sessions, this.tokens, this.telemetry);
   }
 
-  /** An idle pooled connection of `node` failed and nobody listens for pool errors: log it (rate-limited). */
-  idleConnectionError(node: string, err: unknown): void {
-    this.#warn(`idle-error-${node}`, `an idle connection to ${node} failed; it was dropped`, { error: String(err) });
+  /**
+   * An idle pooled connection of `node` failed (the pool dropped it). A connection failure — the
+   * server restarted, shut down or crashed — goes to the monitor at once: a restarted replica may
+   * reopen below its cached position, so it leaves rotation, its position forgotten, until polls
+   * have seen it again. Logged (rate-limited) unless the pool's 'error' event was `heard`.
+   */
+  idleConnectionError(node: string, err: unknown, heard = false): void {
+    const failure = isConnectionError(err);
+    if (failure) this.monitor.reportConnectionFailure(node, err);
+    if (heard) return;
+    const outcome = failure ? `it was dropped and ${node} is out of rotation until polls see it again` : 'it was dropped';
+    this.#warn(`idle-error-${node}`, `an idle connection to ${node} failed; ${outcome}`, { error: String(err) });
   }
 
   /** Runs `fn` as session `key`: loads its position lazily, stores the new one at the end. */

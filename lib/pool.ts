@@ -51,12 +51,14 @@ export class RoutedPool extends PoolBase {
       for (const event of POOL_EVENTS) {
         // Same arguments as pg.Pool's events; 'connect' lets you prepare every new connection.
         node.pool.on(event, (...args: unknown[]) => {
-          if (event === 'error' && this.listenerCount('error') === 0) {
-            // pg.Pool would crash the process here: an idle connection dying because its node
-            // restarted or shut down must not. The pool drops it, the monitor notices the node,
-            // and the next statement gets a connection error (or goes elsewhere).
-            engine.idleConnectionError(node.name, args[0]);
-            return;
+          if (event === 'error') {
+            // An idle connection died: its node may have restarted (and reopened behind where
+            // the monitor last saw it), so the engine tells the monitor at once, heard or not.
+            // Unheard, pg.Pool would crash the process here; the routed pool does not: the pool
+            // drops the connection, and the next statement goes elsewhere or gets the error.
+            const heard = this.listenerCount('error') > 0;
+            engine.idleConnectionError(node.name, args[0], heard);
+            if (!heard) return;
           }
           this.emit(event, ...args);
         });
