@@ -5,7 +5,16 @@ import type { Classification } from './classifier.js';
 import type { Dispatch, Runner, TransactionState } from './dispatch.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
-import { isConnectionError, markNotSent, normalizeQuery, type NormalizedQuery, type Submittable } from './pg-args.js';
+import { closableOf, closeOnLoss, ConnectionLoss } from './connection-loss.js';
+import {
+  failQuery,
+  isConnectionError,
+  markNotSent,
+  normalizeQuery,
+  releaseArg,
+  type NormalizedQuery,
+  type Submittable,
+} from './pg-args.js';
 import type { Scope } from './scopes.js';
 import type { Telemetry } from './telemetry.js';
 
@@ -26,81 +35,11 @@ interface Binding {
   lost: boolean;
 }
 
-/**
- * The end of a bound connection (it died, or was destroyed): closes of cursors that would wait
- * on it forever complete instead.
- */
-class ConnectionLoss {
-  error: Error | undefined;
-  readonly #waiters = new Set<() => void>();
-
-  lose(err: Error): void {
-    if (this.error) return;
-    this.error = err;
-    for (const waiter of this.#waiters) setImmediate(waiter);
-    this.#waiters.clear();
-  }
-
-  /** Runs `fn` once the connection is lost (soon, if it is already); returns what cancels that. */
-  whenLost(fn: () => void): () => void {
-    if (this.error) {
-      setImmediate(fn);
-      return () => {};
-    }
-    this.#waiters.add(fn);
-    return () => this.#waiters.delete(fn);
-  }
-}
-
-/** pg-cursor's close(): a Cursor's own, or the one a QueryStream delegates to (`stream.cursor`). */
-interface Closable {
-  close(callback?: (err?: Error) => void): Promise<void> | void;
-}
-
-function isClosable(value: unknown): value is Closable {
-  return typeof value === 'object' && value !== null && typeof (value as Closable).close === 'function';
-}
-
-function closableOf(submittable: Submittable): Closable | undefined {
-  const inner: unknown = (submittable as { cursor?: unknown }).cursor;
-  if (isClosable(inner)) return inner;
-  return isClosable(submittable) ? submittable : undefined;
-}
-
-/**
- * pg-cursor's close() completes on the server's next ReadyForQuery, which never comes on a dead
- * connection (node-postgres #2588, #2642): `cursor.close()` would never return, and a QueryStream
- * — destroyed after a failed read, it closes its cursor first — would never emit 'error' or
- * 'close'. Once the connection is lost, a close completes at once: nothing is left to close.
- */
-function closeOnLoss(target: Closable, loss: ConnectionLoss): void {
-  const close = target.close;
-  target.close = function (this: Closable, callback?: (err?: Error) => void): Promise<void> | void {
-    if (!callback) return new Promise<void>((resolve, reject) => target.close((err) => (err ? reject(err) : resolve())));
-    let done = false;
-    let cancel = () => {};
-    const finish = (err?: Error) => {
-      if (done) return;
-      done = true;
-      cancel();
-      callback(err);
-    };
-    cancel = loss.whenLost(() => finish());
-    close.call(this, finish);
-  };
-}
-
 /** A statement of a client released before it ran: never sent (so never a write), never retried. */
 function closed(): Error {
   const err = new Error(CLOSED);
   markNotSent(err);
   return err;
-}
-
-/** pg's rule for `release(arg)`: any truthy argument destroys the connection. */
-export function releaseArg(arg: unknown): Error | true | undefined {
-  if (!arg) return undefined;
-  return arg instanceof Error ? arg : true;
 }
 
 /**
@@ -325,14 +264,4 @@ export class RoutedClient extends EventEmitter {
 /** An error after which the connection is gone: a connection error, or a FATAL one from the server. */
 function diedWith(err: unknown): err is Error {
   return err instanceof Error && (isConnectionError(err) || (err as { severity?: unknown }).severity === 'FATAL');
-}
-
-/** pg's way of failing a query that cannot run: the submittable's error, the callback, or a rejection. */
-export function failQuery(submittable: Submittable | undefined, callback: ((err: Error) => void) | undefined, err: Error): unknown {
-  if (submittable) {
-    process.nextTick(() => (submittable as unknown as { handleError?: (e: Error) => void }).handleError?.(err));
-    return submittable;
-  }
-  if (callback) return void process.nextTick(() => callback(err));
-  return Promise.reject(err);
 }

@@ -105,3 +105,19 @@ export function isReadOnlyRefusal(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return (err as { code?: unknown }).code === '25006';
 }
+
+/** pg's rule for `release(arg)`: any truthy argument destroys the connection. */
+export function releaseArg(arg: unknown): Error | true | undefined {
+  if (!arg) return undefined;
+  return arg instanceof Error ? arg : true;
+}
+
+/** pg's way of failing a query that cannot run: the submittable's error, the callback, or a rejection. */
+export function failQuery(submittable: Submittable | undefined, callback: ((err: Error) => void) | undefined, err: Error): unknown {
+  if (submittable) {
+    process.nextTick(() => (submittable as unknown as { handleError?: (e: Error) => void }).handleError?.(err));
+    return submittable;
+  }
+  if (callback) return void process.nextTick(() => callback(err));
+  return Promise.reject(err);
+}

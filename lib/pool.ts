@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { toCallback } from './callback.js';
-import { failQuery, releaseArg, RoutedClient } from './client.js';
+import { RoutedClient } from './client.js';
 import type { Runner } from './dispatch.js';
 import type { Engine } from './engine.js';
 import type { NodeConnectionPool } from './nodes.js';
 import type { Telemetry } from './telemetry.js';
-import { markNotSent, normalizeQuery, type NormalizedQuery, type QueryArg, type Submittable } from './pg-args.js';
+import { failQuery, markNotSent, normalizeQuery, releaseArg, type NormalizedQuery, type QueryArg, type Submittable } from './pg-args.js';
 
 const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as const;
 const ENDED = 'Cannot use a pool after calling end on the pool';
