@@ -8,7 +8,7 @@ import { TOKEN_HEADER } from '../../lib/propagation.js';
 import type { Router } from '../../lib/router.js';
 import { checkKnownKeys } from '../../lib/suggest.js';
 import { runAtLevel } from '../../lib/request-scope.js';
-import { cookieId, expressSessionId, issueCookie, type CookieOptions } from './identity.js';
+import { carriedPosition, cookieId, expressSessionId, issueCookie, positionCookie, type CookieOptions } from './identity.js';
 import { gateResponse } from './response-gate.js';
 import { parseClientLevel, stronger } from './levels.js';
 
@@ -46,9 +46,17 @@ export interface ConsistencyOptions {
   levelQuery?: string | false;
   /** Also accept a token from OpenTelemetry baggage (`pgrr.token`) when `@opentelemetry/api` is installed. Default true. */
   baggage?: boolean;
+  /**
+   * The cookie that carries a session's position to the client when the store could not take it
+   * (a timeout, an open circuit): signed with the router's `tokenSecret`, merged on the next
+   * request (on any instance) like a token, cleared once the position is stored. Same attributes
+   * as `cookie`. Default `{ name: 'pgrr_pos', maxAgeSeconds: 600 }`. `false`: never set one (only a
+   * client that echoes the token header then keeps such a write). Needs `tokenSecret`.
+   */
+  positionCookie?: { name?: string; maxAgeSeconds?: number } | false;
 }
 
-const KNOWN = ['session', 'cookie', 'tokenHeader', 'levelHeader', 'levelQuery', 'baggage'];
+const KNOWN = ['session', 'cookie', 'tokenHeader', 'levelHeader', 'levelQuery', 'baggage', 'positionCookie'];
 const REQUESTED = Symbol('pg-replica-router.requested-level');
 
 function invalid(message: string): ReplicaRouterError {
@@ -99,10 +107,12 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
       : { name: 'pgrr_sid', maxAgeSeconds: 30 * 24 * 3600, secure: 'auto' as const, path: '/', ...options.cookie };
   if (cookie && !/^[A-Za-z0-9_-]+$/.test(cookie.name)) throw invalid('cookie.name must be letters, digits, _ or -');
   const useBaggage = options.baggage ?? true;
+  const carrier = positionCookieOptions(options.positionCookie, cookie);
 
   return function consistencyMiddleware(req, res, next) {
     try {
       const incoming = incomingToken(req, tokenHeader, useBaggage);
+      const carried = carrier ? carriedPosition(req, carrier.name) : undefined;
       const hasToken = incoming !== undefined && requests.verifies(incoming);
       const { key, source } = sessionKey(req, res, options.session, cookie, hasToken, true);
       const requested = clientLevel(req, levelHeader, levelQuery);
@@ -114,6 +124,7 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
         consistency: level === requests.defaultLevel ? undefined : level,
         issueToken: tokenHeader !== false,
         fresh: source === 'new-cookie',
+        carried,
         spanAttributes: {
           [ATTR.sessionSource]: source,
           [ATTR.tokenIn]: incoming !== undefined,
@@ -125,8 +136,12 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
       gateResponse(
         res,
         async (setHeader) => {
-          const token = await request.finish(rekey());
+          const { token, unstored, stored } = await request.finish(rekey());
           if (token && tokenHeader) setHeader(tokenHeader, token);
+          // Not stored: the client carries the position to its next request; stored: cleared.
+          if (carrier && (unstored !== undefined || (stored && carried !== undefined))) {
+            setHeader('Set-Cookie', positionCookie(req, res, carrier, unstored));
+          }
         },
         async () => {
           await request.finish(rekey()); // what was written while the body streamed
@@ -159,6 +174,21 @@ export function requireConsistency(level: Consistency): Handler {
       next(new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'requireConsistency() needs app.use(consistency(router)) before it'));
     }
   };
+}
+
+function positionCookieOptions(
+  option: ConsistencyOptions['positionCookie'],
+  cookie: Required<CookieOptions> | false,
+): Required<CookieOptions> | false {
+  if (option === false) return false;
+  if (option !== undefined && (option === null || typeof option !== 'object')) throw invalid('positionCookie must be an object or false');
+  checkKnownKeys(option ?? {}, ['name', 'maxAgeSeconds'], invalid, 'positionCookie.');
+  const name = option?.name ?? 'pgrr_pos';
+  const maxAgeSeconds = option?.maxAgeSeconds ?? 600;
+  if (typeof name !== 'string' || !/^[A-Za-z0-9_-]+$/.test(name)) throw invalid('positionCookie.name must be letters, digits, _ or -');
+  if (cookie && name === cookie.name) throw invalid('positionCookie.name must differ from cookie.name');
+  if (!Number.isInteger(maxAgeSeconds) || maxAgeSeconds < 1) throw invalid('positionCookie.maxAgeSeconds must be a positive integer');
+  return { name, maxAgeSeconds, secure: cookie ? cookie.secure : 'auto', path: cookie ? cookie.path : '/' };
 }
 
 function incomingToken(req: ConsistencyRequest, header: string | false, baggage: boolean): string | undefined {

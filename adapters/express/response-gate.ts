@@ -15,7 +15,7 @@ type Fn = (...args: unknown[]) => unknown;
  */
 export function gateResponse(
   res: ServerResponse,
-  before: (setHeader: (name: string, value: string) => void) => Promise<void>,
+  before: (setHeader: (name: string, value: string | string[]) => void) => Promise<void>,
   beforeEnd: () => Promise<void>,
 ): void {
   const originals = new Map<Method, Fn>();
