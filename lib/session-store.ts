@@ -1,7 +1,7 @@
 import type { Counters } from './counters.js';
 import type { Lsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
-import { encodePosition, unionNode, type StoredPosition } from './position.js';
+import { encodePosition, newVersion, unionNode, withVersion, type StoredPosition } from './position.js';
 import type { PrimaryPositions } from './primary-position.js';
 import type { Session } from './session.js';
 import type { LsnStore } from './stores/store.js';
@@ -167,6 +167,9 @@ export class SessionStore {
     // concurrent request of the session stored), even if the value looks unchanged.
     const unchanged = loaded !== undefined ? encodePosition(next) === encodePosition(loaded) : next.lsn === 0n && next.node === undefined;
     if (unchanged && next.node !== 'primary') return;
+    // A fresh version names this copy: a later raise of this session (its cover) replaces it only
+    // while it is still stored, never an equal value another request stored meanwhile.
+    next = withVersion(next, newVersion());
     this.counters.storeWrites++;
     try {
       await this.store.raise(key, next, loaded);
@@ -181,8 +184,9 @@ export class SessionStore {
 
   /**
    * Replaces a stored position whose reads on the primary were not covered (`stored`) by one
-   * covered by a primary sample taken after them. If the session stored something else meanwhile,
-   * the store's merge keeps whatever that request still needs covered.
+   * covered by a primary sample taken after them, against `stored`'s version. If the session
+   * stored something else meanwhile (even an equal value), the store's merge keeps whatever that
+   * request still needs covered.
    */
   async #coverStored(session: Session, key: string, stored: StoredPosition): Promise<void> {
     try {
@@ -190,12 +194,15 @@ export class SessionStore {
       if (sample.lsn === undefined) return;
       this.counters.positionReads++;
       const ours = this.monitor.primaryIdentity();
-      const covered: StoredPosition = {
-        lsn: sample.lsn > stored.lsn ? sample.lsn : stored.lsn,
-        node: undefined,
-        systemId: ours.systemId ?? stored.systemId,
-        timeline: ours.timeline ?? stored.timeline,
-      };
+      const covered = withVersion(
+        {
+          lsn: sample.lsn > stored.lsn ? sample.lsn : stored.lsn,
+          node: undefined,
+          systemId: ours.systemId ?? stored.systemId,
+          timeline: ours.timeline ?? stored.timeline,
+        },
+        newVersion(),
+      );
       if (covered.systemId !== stored.systemId || covered.timeline !== stored.timeline) return; // a failover meanwhile: leave it to the next load
       this.counters.storeWrites++;
       await this.store.raise(key, covered, stored);

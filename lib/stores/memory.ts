@@ -34,7 +34,8 @@ export function memoryStore(options: MemoryStoreOptions = {}): LsnStore {
       return cache.get(key);
     },
     async raise(key, next, loaded) {
-      // One thread: this read-merge-write cannot interleave with another raise.
+      // One thread: this read-merge-write cannot interleave with another raise. The merged
+      // position carries its version (compared with the loaded one's by the next raise).
       cache.set(key, mergePosition(cache.get(key), next, loaded));
     },
   };

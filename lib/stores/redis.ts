@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
-import { decodePosition, encodePosition } from '../position.js';
-import type { LsnStore } from './store.js';
+import { decodeStored, encodePosition } from '../position.js';
+import type { LsnStore, StoredPosition } from './store.js';
 
 /**
  * The subset of an ioredis client (`Redis` or `Cluster`) the store uses. Any client with these
@@ -22,8 +22,10 @@ export interface RedisStoreOptions {
 
 /**
  * `mergePosition` (lib/position.ts) in Lua, so that read-merge-write is atomic in Redis.
- * Values are `<16 hex lsn>|<systemId>|<timeline>|<node>`; the LSN is compared as two 32-bit
- * halves (exact in Lua's doubles). KEYS[1]: the key; ARGV: next, loaded ('' if none), ttl.
+ * Values are `<16 hex lsn>|<systemId>|<timeline>|<node>|<version>` (`|<version>` absent in
+ * values of older releases: they merge, never replace); the LSN is compared as two 32-bit halves
+ * (exact in Lua's doubles). KEYS[1]: the key; ARGV: next (without version), the loaded version
+ * ('' if none), ttl, next's version ('' if none). Derived versions are `mergePosition`'s (SHA-1).
  */
 const RAISE_SCRIPT = `
 -- A node part: empty, or names of [A-Za-z0-9_.:-] joined by single commas, at most 64 bytes.
@@ -40,11 +42,21 @@ local function byte_less(a, b)
   end
   return #a < #b
 end
+local function derived(kind, cv, nv, value)
+  return string.sub(redis.sha1hex(kind .. '|' .. cv .. '|' .. nv .. '|' .. value), 1, 16)
+end
 local cur = redis.pcall('GET', KEYS[1])
 if type(cur) == 'table' then cur = false end -- not a string (WRONGTYPE): corrupt, overwritten below
-local nxt = ARGV[1]
-local result = nxt
-if cur and cur ~= ARGV[2] then
+local nxt, lv, nv = ARGV[1], ARGV[2], ARGV[4]
+local cv = ''
+if cur then
+  local value, version = string.match(cur, '^([^|]*|[^|]*|[^|]*|[^|]*)|([A-Za-z0-9_%-]+)$')
+  if value and #version <= 40 then cur, cv = value, version end
+end
+local result, version = nxt, nv
+if cur and cv ~= '' and cv == lv then
+  if nv == '' then version = derived('replaced', cv, '', nxt) end
+elseif cur then
   local pattern = '^(%x%x%x%x%x%x%x%x)(%x%x%x%x%x%x%x%x)|(%d*)|(%d*)|([A-Za-z0-9_.:,%-]*)$'
   local ch, cl, cs, ct, cn = string.match(cur, pattern)
   local nh, nl, ns, nt, nn = string.match(nxt, pattern)
@@ -73,8 +85,10 @@ if cur and cur ~= ARGV[2] then
     elseif cs ~= '' and cs == ns and (tonumber(ct) or 0) > (tonumber(nt) or 0) then
       result = cur
     end
+    if cv ~= '' or nv ~= '' then version = derived('merged', cv, nv, result) else version = '' end
   end
 end
+if version ~= '' then result = result .. '|' .. version end
 redis.call('SET', KEYS[1], result, 'EX', tonumber(ARGV[3]))
 return result
 `;
@@ -121,15 +135,16 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
         throw err;
       }
       if (raw === null) return undefined;
-      return decodePosition(raw) ?? null; // corrupt: the router treats it as the primary position
+      return decodeStored(raw) ?? null; // corrupt: the router treats it as the primary position
     },
     async raise(sessionKey, next, loaded) {
-      const args: [number, string, string, string, number] = [
+      const args: [number, string, string, string, number, string] = [
         1,
         keyOf(sessionKey),
         encodePosition(next),
-        loaded ? encodePosition(loaded) : '',
+        versionOf(loaded),
         ttlSeconds,
+        versionOf(next),
       ];
       try {
         await client.evalsha(RAISE_SHA, ...args);
@@ -139,6 +154,11 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
       }
     },
   };
+}
+
+/** A position's well-formed version, or '' (none: what `encodeStored` would leave out). */
+function versionOf(p: StoredPosition | undefined): string {
+  return p?.version !== undefined && /^[A-Za-z0-9_-]{1,40}$/.test(p.version) ? p.version : '';
 }
 
 /** The Redis key a session key is stored under (for tests and operations). */

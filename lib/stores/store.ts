@@ -10,9 +10,11 @@ export type { StoredPosition } from '../position.js';
  * - `raise(key, next, loaded)` replaces the stored value by `mergePosition(current, next, loaded)`
  *   **atomically** with respect to other `raise` calls for the same key. The merge never lowers a
  *   position within one WAL history (a max-register), and lets a session that started from the
- *   stored value record where it now reads.
- * - `raise` refreshes the key's time to live; `get` returns what was raised, or `undefined` for an
- *   unknown or expired key.
+ *   stored copy (same `version`) record where it now reads.
+ * - `raise` refreshes the key's time to live; `get` returns what was raised, `version` included
+ *   (the result of `mergePosition` carries the one to keep), or `undefined` for an unknown or
+ *   expired key. A store that loses `version` stays safe, but every raise then merges: reads on
+ *   the primary, once stored, are never cleared.
  * - Failures reject (or throw); the router decides what is safe (reads go to the primary).
  * - `get` returns `null` for a stored value it cannot decode (corrupt data): the router then
  *   treats the session as being at "the current primary position", never as having no floor.
@@ -25,16 +27,16 @@ export type { StoredPosition } from '../position.js';
  * const store: LsnStore = {
  *   async get(key) { return positions.get(key); },
  *   async raise(key, next, loaded) {
- *     // single-threaded, so this read-merge-write is atomic
+ *     // single-threaded, so this read-merge-write is atomic; the result carries its `version`
  *     positions.set(key, mergePosition(positions.get(key), next, loaded));
  *   },
  * };
  * ```
  */
 export interface LsnStore {
-  /** The stored position, `undefined` if none, or `null` if the stored value is corrupt. */
+  /** The stored position with its `version`, `undefined` if none, or `null` if the stored value is corrupt. */
   get(key: string): Promise<StoredPosition | undefined | null>;
-  /** Atomically stores `mergePosition(current, next, loaded)`, refreshing the TTL. */
+  /** Atomically stores `mergePosition(current, next, loaded)` (with its version), refreshing the TTL. */
   raise(key: string, next: StoredPosition, loaded: StoredPosition | undefined): Promise<void>;
   /** Called by `router.close()`. Must not close a client the user passed in. */
   close?(): Promise<void>;
