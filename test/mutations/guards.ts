@@ -123,9 +123,16 @@ const MUTATIONS: Mutation[] = [
     to: 'false && isReadOnlyRefusal(err)',
     removes: 'retrying reads a replica refused as writes on the primary',
   },
+  {
+    file: 'lib/position.ts',
+    from: 'if (current.version !== undefined && loaded?.version === current.version) {',
+    to: 'if (encodePosition(current) === encodePosition(loaded ?? current)) {',
+    removes: 'comparing the stored version instead of the value',
+  },
 ];
 
 const TESTS = [
+  'test/unit/position.test.ts',
   'test/unit/planner.test.ts',
   'test/unit/session-store.test.ts',
   'test/unit/session.test.ts',
