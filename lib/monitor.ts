@@ -5,6 +5,7 @@ import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
 import { forget, newNodeState, type NodeState } from './node-state.js';
 import { POLL_SQL, SYSTEM_ID_SQL, type PollRow } from './node-poll.js';
+import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
 import { PrimaryHistory } from './primary-history.js';
 import type { PositionSample } from './session.js';
@@ -23,6 +24,8 @@ interface Watched {
   systemIdAsked: boolean;
   /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
   started: string | undefined;
+  /** Replica: `performance.now()` when its last replayed commit was made (from its last poll). */
+  replayedAt: number | undefined;
 }
 
 /**
@@ -55,7 +58,11 @@ export class Monitor implements MonitorView {
         query_timeout: options.timeoutMs * 2,
         application_name: 'pg-replica-router monitor',
       });
-      pool.on('error', () => {}); // an idle monitor connection dying is just a failed poll
+      // The idle monitor connection dies with its server (a restart between polls): the node may
+      // reopen below its cached position, so it leaves rotation now, not at the next poll.
+      pool.on('error', (err) => {
+        if (isConnectionError(err)) this.reportConnectionFailure(node.name, err);
+      });
       this.#nodes.set(node.name, {
         pool,
         timer: undefined,
@@ -64,6 +71,7 @@ export class Monitor implements MonitorView {
         next: undefined,
         systemIdAsked: false,
         started: undefined,
+        replayedAt: undefined,
         state: newNodeState(node.name, node.role),
       });
     }
@@ -118,12 +126,12 @@ export class Monitor implements MonitorView {
         if (watched.started !== undefined && rows[0]?.started !== watched.started) {
           // Restarted since the last poll: it may be behind where it was. Forget, and let the
           // next poll take it up again.
-          this.#forget(watched.state);
+          this.#forget(watched);
           this.version++;
           return { lsn: undefined, sentAt };
         }
         const lsn = tryParseLsn(rows[0]?.lsn ?? undefined);
-        if (lsn !== undefined) this.#raisePosition(watched.state, lsn, sentAt);
+        if (lsn !== undefined) this.#raisePosition(watched, lsn, sentAt);
         return { lsn, sentAt };
       } catch {
         return { lsn: undefined, sentAt };
@@ -140,7 +148,7 @@ export class Monitor implements MonitorView {
    * `sentAt` is `performance.now()` when the query was sent.
    */
   notePrimaryPosition(lsn: Lsn, sentAt: number): void {
-    if (this.#primary) this.#raisePosition(this.#primary.state, lsn, sentAt);
+    if (this.#primary) this.#raisePosition(this.#primary, lsn, sentAt);
   }
 
   writtenAfter(lsn: Lsn): number | undefined {
@@ -159,9 +167,10 @@ export class Monitor implements MonitorView {
 
   /** A query on this node failed with a connection error: take it out of rotation now. */
   reportConnectionFailure(name: string, error: unknown): void {
-    const state = this.#nodes.get(name)?.state;
-    if (!state || state.status === 'not-replica') return;
-    this.#forget(state);
+    const watched = this.#nodes.get(name);
+    const state = watched?.state;
+    if (!watched || !state || state.status === 'not-replica') return;
+    this.#forget(watched);
     this.version++;
     state.status = 'down';
     state.successes = 0;
@@ -223,7 +232,7 @@ export class Monitor implements MonitorView {
     if (!row) {
       // A server that comes back may have restarted behind where it was (crash recovery, a
       // rebuilt replica): forget its position until it answers again.
-      this.#forget(state);
+      this.#forget(watched);
       watched.systemIdAsked = false;
       state.successes = 0;
       state.failures++;
@@ -243,7 +252,7 @@ export class Monitor implements MonitorView {
     const timeline = row.timeline ?? undefined;
     if (watched.started !== row.started || (state.timeline !== undefined && timeline !== undefined && timeline !== state.timeline)) {
       // Restarted, or on a new WAL history: the cached position may be too high or not comparable.
-      this.#forget(state);
+      this.#forget(watched);
       watched.started = row.started;
     }
     state.timeline = timeline;
@@ -257,14 +266,14 @@ export class Monitor implements MonitorView {
     )
       state.status = 'up';
 
-    const position = tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined);
-    if (position !== undefined) this.#raisePosition(state, position, sentAt);
-    if (state.role === 'primary') {
-      for (const other of this.#nodes.values()) this.#updateLagBytes(other.state);
-      return;
+    if (state.role === 'replica') {
+      state.receiveLsn = tryParseLsn(row.receive ?? undefined);
+      const age = row.replay_age_ms === null ? Number.NaN : Number(row.replay_age_ms);
+      if (Number.isFinite(age)) watched.replayedAt = sentAt - Math.max(0, age);
     }
-    state.receiveLsn = tryParseLsn(row.receive ?? undefined);
-    state.lagMs = row.lag_ms === null ? undefined : Math.max(0, Math.round(Number(row.lag_ms)));
+    const position = tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined);
+    if (position !== undefined) this.#raisePosition(watched, position, sentAt);
+    if (state.role === 'primary') for (const other of this.#nodes.values()) this.#updateLag(other);
   }
 
   /** A replica follows the primary's history when every part of the identity known on both sides agrees. */
@@ -276,16 +285,18 @@ export class Monitor implements MonitorView {
     return true;
   }
 
-  #forget(state: NodeState): void {
-    forget(state);
-    if (state.role === 'primary') this.#primaryHistory.clear();
+  #forget(watched: Watched): void {
+    forget(watched.state);
+    watched.replayedAt = undefined;
+    if (watched.state.role === 'primary') this.#primaryHistory.clear();
   }
 
   #primaryState(): NodeState | undefined {
     return this.#primary?.state;
   }
 
-  #raisePosition(state: NodeState, lsn: Lsn, sentAt: number): void {
+  #raisePosition(watched: Watched, lsn: Lsn, sentAt: number): void {
+    const state = watched.state;
     // Positions only move forward on one server; never let a slow answer lower the cache.
     if (state.role === 'primary') {
       if (state.insertLsn === undefined || lsn > state.insertLsn) state.insertLsn = lsn;
@@ -294,14 +305,18 @@ export class Monitor implements MonitorView {
       state.replayLsn = lsn;
     }
     if (sentAt > state.sampledAt) state.sampledAt = sentAt;
-    this.#updateLagBytes(state);
+    this.#updateLag(watched);
     this.version++;
   }
 
-  #updateLagBytes(state: NodeState): void {
-    if (state.role !== 'replica') return;
+  /** A replica's lag behind the primary, in bytes and in time (from positions: any role can read them). */
+  #updateLag(watched: Watched): void {
+    const state = watched.state;
+    if (state.role !== 'replica' || state.replayLsn === undefined) return;
     const primaryLsn = this.#primaryState()?.insertLsn;
-    if (primaryLsn === undefined || state.replayLsn === undefined) return;
-    state.lagBytes = primaryLsn > state.replayLsn ? Number(primaryLsn - state.replayLsn) : 0;
+    if (primaryLsn !== undefined) state.lagBytes = primaryLsn > state.replayLsn ? Number(primaryLsn - state.replayLsn) : 0;
+    const { freshAt, lagMs } = this.#primaryHistory.freshness(state.replayLsn, state.sampledAt, watched.replayedAt);
+    state.freshAt = freshAt;
+    state.lagMs = lagMs;
   }
 }

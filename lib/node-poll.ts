@@ -1,14 +1,13 @@
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 
-// One round trip answers everything, on a primary or a replica alike.
+// One round trip answers everything, on a primary or a replica alike, for any role (nothing here
+// needs superuser or pg_monitor: pg_stat_wal_receiver, which reads as NULL to other roles, is not
+// used; replay lag is derived from positions, see PrimaryHistory.freshness).
 export const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
   ${REPLAY_LSN}::text as replay,
   pg_last_wal_receive_lsn()::text as receive,
   case when pg_is_in_recovery() then null else ${INSERT_LSN}::text end as insert,
-  case when not pg_is_in_recovery() then null
-       when pg_last_wal_receive_lsn() is not null and pg_last_wal_receive_lsn() <= pg_last_wal_replay_lsn()
-            and exists (select 1 from pg_stat_wal_receiver where status = 'streaming') then 0
-       else extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000 end as lag_ms,
+  case when pg_is_in_recovery() then extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000 end as replay_age_ms,
   pg_postmaster_start_time()::text as started,
   case when pg_is_in_recovery() then coalesce((select received_tli from pg_stat_wal_receiver), (select timeline_id from pg_control_checkpoint()))
        else ('x' || substr(pg_walfile_name(${INSERT_LSN}), 1, 8))::bit(32)::int end as timeline`;
@@ -21,7 +20,8 @@ export interface PollRow {
   replay: string | null;
   receive: string | null;
   insert: string | null;
-  lag_ms: string | number | null;
+  /** Replica: ms since the last replayed commit was committed (replica clock vs primary clock). */
+  replay_age_ms: string | number | null;
   timeline: number | null;
   started: string;
 }

@@ -32,8 +32,18 @@ export interface NodeState {
   /** Primary only: `pg_current_wal_insert_lsn()`. */
   insertLsn: Lsn | undefined;
   lagBytes: number | undefined;
-  /** 0 when receive = replay; otherwise time since the last replayed transaction. */
+  /**
+   * Replay lag in ms when last sampled: 0 when the replay LSN was at or past the primary's
+   * position asked for before that sample; otherwise how long before the sample the primary was
+   * last seen at or below it. Derived from positions, the same for every role.
+   */
   lagMs: number | undefined;
+  /**
+   * Replica: `performance.now()` before which everything the primary wrote is replayed here (the
+   * primary was last seen at or below the replay LSN then). Its staleness now is at most
+   * `performance.now() - freshAt`, however long ago the replica was polled. Undefined: unknown.
+   */
+  freshAt?: number | undefined;
   lastPollAt: number | undefined;
   lastError: string | undefined;
   failures: number;
@@ -51,6 +61,7 @@ export function newNodeState(name: string, role: NodeRole): NodeState {
     insertLsn: undefined,
     lagBytes: undefined,
     lagMs: undefined,
+    freshAt: undefined,
     lastPollAt: undefined,
     lastError: undefined,
     failures: 0,
@@ -70,5 +81,6 @@ export function forget(state: NodeState): void {
   state.receiveLsn = undefined;
   state.lagBytes = undefined;
   state.lagMs = undefined;
+  state.freshAt = undefined;
   state.sampledAt = -Infinity;
 }

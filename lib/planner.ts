@@ -203,6 +203,7 @@ export class RoutePlanner {
       exclude,
       floorAgeMs: this.#floorAge,
       maxWaitMs: this.options.maxWaitMs,
+      now: performance.now(),
     });
   }
 
@@ -227,7 +228,7 @@ export class RoutePlanner {
     const views: ReplicaView[] = [];
     for (const name of this.nodes.replicas.keys()) {
       const state = this.monitor.state(name);
-      views.push({ name, healthy: state?.status === 'up', replayLsn: state?.replayLsn, lagMs: state?.lagMs });
+      views.push({ name, healthy: state?.status === 'up', replayLsn: state?.replayLsn, lagMs: state?.lagMs, freshAt: state?.freshAt });
     }
     this.#viewsCache = { version, views };
     return views;

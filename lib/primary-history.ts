@@ -38,4 +38,28 @@ export class PrimaryHistory {
       if (sample.sentAt >= since && (earliest === undefined || sample.lsn < earliest.lsn)) earliest = sample;
     return earliest;
   }
+
+  /**
+   * How fresh a replica is that had replayed `replayLsn` when asked at `sampledAt`, from the
+   * primary's positions alone (readable by any role, whatever the WAL receiver does):
+   * - `freshAt`: everything the primary wrote before this moment is replayed there: the latest
+   *   time the primary was seen at or below `replayLsn`. With no such sample kept, `replayedAt`
+   *   (when the replica's last replayed commit was made), but never later than the oldest sample.
+   * - `lagMs`: its replay lag when asked: 0 when it had replayed the primary's position asked for
+   *   before `sampledAt`; otherwise `sampledAt - freshAt` (at least the time it is behind by).
+   */
+  freshness(replayLsn: Lsn, sampledAt: number, replayedAt: number | undefined): { freshAt: number | undefined; lagMs: number | undefined } {
+    let seenBelow: number | undefined;
+    let before: PositionSample | undefined;
+    let oldest: number | undefined;
+    for (const sample of this.#samples) {
+      if (sample.lsn <= replayLsn && (seenBelow === undefined || sample.sentAt > seenBelow)) seenBelow = sample.sentAt;
+      if (sample.sentAt <= sampledAt && (before === undefined || sample.sentAt > before.sentAt)) before = sample;
+      if (oldest === undefined || sample.sentAt < oldest) oldest = sample.sentAt;
+    }
+    let freshAt = seenBelow;
+    if (freshAt === undefined && replayedAt !== undefined) freshAt = oldest === undefined ? replayedAt : Math.min(replayedAt, oldest);
+    if (before !== undefined && replayLsn >= before.lsn) return { freshAt, lagMs: 0 };
+    return { freshAt, lagMs: freshAt === undefined ? undefined : Math.max(0, Math.round(sampledAt - freshAt)) };
+  }
 }

@@ -8,8 +8,14 @@ export interface ReplicaView {
   readonly healthy: boolean;
   /** Last known `pg_last_wal_replay_lsn()`; undefined when never seen. */
   readonly replayLsn: Lsn | undefined;
-  /** Replay lag in ms (0 when everything received is replayed); undefined when unknown. */
+  /** Replay lag in ms when last sampled (0 when caught up with the primary); undefined when unknown. */
   readonly lagMs: number | undefined;
+  /**
+   * `performance.now()` before which everything the primary wrote is replayed there: its
+   * staleness at `now` is at most `now - freshAt`, which counts the time since the last poll.
+   * Undefined: only `lagMs` is known.
+   */
+  readonly freshAt?: number | undefined;
 }
 
 /** Everything a routing decision depends on. */
@@ -39,6 +45,8 @@ export interface RouteInput {
   readonly floorAgeMs?: ((floor: Lsn) => number | undefined) | undefined;
   /** How long a read may wait for a replica (the router's `maxWaitMs`). Default 0. */
   readonly maxWaitMs?: number | undefined;
+  /** `performance.now()` at the decision, for the replicas' `freshAt`. */
+  readonly now?: number | undefined;
   /** For spreading reads; defaults to Math.random. */
   readonly random?: () => number;
 }
@@ -56,6 +64,12 @@ export type Decision =
   | { readonly target: 'check'; readonly node: string };
 
 const primary = (reason: PrimaryReason): Decision => ({ target: 'primary', reason });
+
+/** How stale a replica may be now (ms): its lag when sampled plus the time since, at most. */
+function stalenessMs(replica: ReplicaView, now: number | undefined): number | undefined {
+  if (replica.freshAt === undefined || now === undefined) return replica.lagMs;
+  return Math.max(replica.lagMs ?? 0, now - replica.freshAt);
+}
 
 function pick(candidates: readonly ReplicaView[], preferred: string | undefined, random: () => number): ReplicaView {
   const sticky = preferred === undefined ? undefined : candidates.find((c) => c.name === preferred);
@@ -82,7 +96,10 @@ export function decide(input: RouteInput): Decision {
 
   if (typeof input.level === 'object') {
     const bound = input.level.maxStalenessMs;
-    usable = usable.filter((r) => r.lagMs !== undefined && r.lagMs <= bound);
+    usable = usable.filter((r) => {
+      const staleness = stalenessMs(r, input.now);
+      return staleness !== undefined && staleness <= bound;
+    });
     if (usable.length === 0) return primary('too-stale');
   }
   if (input.floorUnknown) return primary('floor-unknown');
@@ -104,7 +121,10 @@ export function decide(input: RouteInput): Decision {
   const age = input.floorAgeMs?.(input.floor);
   if (age !== undefined) {
     const wait = input.maxWaitMs ?? 0;
-    usable = usable.filter((r) => r.lagMs === undefined || age + wait >= r.lagMs / 2);
+    usable = usable.filter((r) => {
+      const staleness = stalenessMs(r, input.now);
+      return staleness === undefined || age + wait >= staleness / 2;
+    });
     if (usable.length === 0) return primary('replica-behind');
   }
   const best = usable.reduce((a, b) => ((b.replayLsn ?? -1n) > (a.replayLsn ?? -1n) ? b : a));

@@ -57,6 +57,26 @@ const cases: Array<[string, Partial<RouteInput>, Decision]> = [
     { level: { maxStalenessMs: 100 }, replicas: [r('r2', 50n, { lagMs: 0 })] },
     { target: 'check', node: 'r2' },
   ],
+  [
+    'staleness bound counts the time since the replica was last known fresh (poll age)',
+    { level: { maxStalenessMs: 500 }, floor: 0n, now: 1600, replicas: [r('r1', 150n, { lagMs: 0, freshAt: 1000 })] },
+    { target: 'primary', reason: 'too-stale' },
+  ],
+  [
+    '… and keeps it while that is within the bound',
+    { level: { maxStalenessMs: 500 }, floor: 0n, now: 1400, replicas: [r('r1', 150n, { lagMs: 0, freshAt: 1000 })] },
+    { target: 'replica', node: 'r1', reason: 'no-floor' },
+  ],
+  [
+    '… never below the lag when sampled',
+    { level: { maxStalenessMs: 500 }, floor: 0n, now: 1100, replicas: [r('r1', 150n, { lagMs: 700, freshAt: 1000 })] },
+    { target: 'primary', reason: 'too-stale' },
+  ],
+  [
+    'without the time of the decision, the lag when sampled',
+    { level: { maxStalenessMs: 500 }, floor: 0n, replicas: [r('r1', 150n, { lagMs: 0, freshAt: -1e9 })] },
+    { target: 'replica', node: 'r1', reason: 'no-floor' },
+  ],
   ['store unavailable: floor unknown', { floorUnknown: true }, { target: 'primary', reason: 'floor-unknown' }],
   ['the scope wrote: its reads use the primary', { writePending: true }, { target: 'primary', reason: 'wrote-in-scope' }],
   ['no floor: any healthy replica', { floor: 0n, replicas: [r('r2', 50n)] }, { target: 'replica', node: 'r2', reason: 'no-floor' }],
@@ -94,6 +114,11 @@ const cases: Array<[string, Partial<RouteInput>, Decision]> = [
     { target: 'check', node: 'r1' },
   ],
   ['floor age unknown: check', { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => undefined }, { target: 'check', node: 'r1' }],
+  [
+    'floor written 5 ms ago, replica last known fresh 1 s ago: no live check',
+    { replicas: [r('r1', 60n, { lagMs: 0, freshAt: 0 })], now: 1000, floorAgeMs: () => 5 },
+    { target: 'primary', reason: 'replica-behind' },
+  ],
   ['lag unknown: check', { replicas: [r('r1', 60n, { lagMs: undefined })], floorAgeMs: () => 5 }, { target: 'check', node: 'r1' }],
   [
     'checked live and ready',
