@@ -22,6 +22,7 @@ export interface TopologyNode {
   /** Replica: last known `pg_last_wal_replay_lsn()`; primary: `pg_current_wal_insert_lsn()`. */
   readonly lsn: string | undefined;
   readonly lagBytes: number | undefined;
+  /** Replica: replay lag in ms as of the last sample (see docs/consistency-model.md, "The monitor"). */
   readonly lagMs: number | undefined;
   /** Statements this router sent to the node. */
   readonly served: number;
