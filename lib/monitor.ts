@@ -3,7 +3,7 @@ import { tryParseLsn, type Lsn } from './lsn.js';
 import type { MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
-import { forget, newNodeState, type NodeState } from './node-state.js';
+import { answeredPoll, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
 import { POLL_SQL, SYSTEM_ID_SQL, type PollRow } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
@@ -234,10 +234,7 @@ export class Monitor implements MonitorView {
       // rebuilt replica): forget its position until it answers again.
       this.#forget(watched);
       watched.systemIdAsked = false;
-      state.successes = 0;
-      state.failures++;
-      if (state.status !== 'not-replica' && (state.status === 'unknown' || state.failures >= this.#options.downAfter))
-        state.status = 'down';
+      failedPoll(state, this.#options.downAfter);
       return;
     }
     state.failures = 0;
@@ -256,15 +253,11 @@ export class Monitor implements MonitorView {
       watched.started = row.started;
     }
     state.timeline = timeline;
-    if (state.role === 'replica' && !this.#sameHistoryAsPrimary(state)) {
+    if (state.role === 'replica' && !sameHistory(state, this.#primaryState())) {
       state.status = 'other-history';
       return;
     }
-    if (
-      state.status !== 'up' &&
-      (state.status === 'unknown' || state.status === 'other-history' || state.successes >= this.#options.upAfter)
-    )
-      state.status = 'up';
+    answeredPoll(state, this.#options.upAfter);
 
     if (state.role === 'replica') {
       state.receiveLsn = tryParseLsn(row.receive ?? undefined);
@@ -274,15 +267,6 @@ export class Monitor implements MonitorView {
     const position = tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined);
     if (position !== undefined) this.#raisePosition(watched, position, sentAt);
     if (state.role === 'primary') for (const other of this.#nodes.values()) this.#updateLag(other);
-  }
-
-  /** A replica follows the primary's history when every part of the identity known on both sides agrees. */
-  #sameHistoryAsPrimary(state: NodeState): boolean {
-    const primary = this.#primaryState();
-    if (!primary) return true;
-    if (state.systemId !== undefined && primary.systemId !== undefined && state.systemId !== primary.systemId) return false;
-    if (state.timeline !== undefined && primary.timeline !== undefined && state.timeline !== primary.timeline) return false;
-    return true;
   }
 
   #forget(watched: Watched): void {

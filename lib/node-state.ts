@@ -84,3 +84,24 @@ export function forget(state: NodeState): void {
   state.freshAt = undefined;
   state.sampledAt = -Infinity;
 }
+
+/** A poll failed: counted; `down` once `downAfter` polls in a row failed (at once before any good one). */
+export function failedPoll(state: NodeState, downAfter: number): void {
+  state.successes = 0;
+  state.failures++;
+  if (state.status !== 'not-replica' && (state.status === 'unknown' || state.failures >= downAfter)) state.status = 'down';
+}
+
+/** A poll answered (the node is in its role and history): `up` again after `upAfter` good polls in a row. */
+export function answeredPoll(state: NodeState, upAfter: number): void {
+  if (state.status === 'up') return;
+  if (state.status === 'unknown' || state.status === 'other-history' || state.successes >= upAfter) state.status = 'up';
+}
+
+/** A replica follows the primary's WAL history when every part of the identity known on both sides agrees. */
+export function sameHistory(replica: NodeState, primary: NodeState | undefined): boolean {
+  if (!primary) return true;
+  if (replica.systemId !== undefined && primary.systemId !== undefined && replica.systemId !== primary.systemId) return false;
+  if (replica.timeline !== undefined && primary.timeline !== undefined && replica.timeline !== primary.timeline) return false;
+  return true;
+}
