@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import { appRoleNodes, createAppRole } from '../helpers/app-role.js';
 import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
 
 // The real user connects as an application role: table grants only, no superuser, no
@@ -14,19 +15,14 @@ let app: Router;
 /** Connected as the superuser: the same results are expected. */
 let superuser: Router;
 
-/** `connectionString` with the application role as its user. */
-const asApp = (connectionString: string) => connectionString.replace(/\/\/[^@/]*@/, '//app:app@');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   cluster = await startCluster({ replicas: 2 });
   await cluster.primary.query('create table notes (id int, body text)');
-  await cluster.primary.query("create role app login password 'app'");
-  await cluster.primary.query('grant select, insert, update, delete on notes to app');
-  await cluster.waitForReplicas();
+  await createAppRole(cluster, ['select, insert, update, delete on notes']);
   app = routerFor(cluster, {
-    primary: { connectionString: asApp(cluster.primary.connectionString) },
-    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: asApp(r.connectionString) })),
+    ...appRoleNodes(cluster),
     maxWaitMs: 100, // a live check may wait for a replica still replaying the write
   });
   superuser = routerFor(cluster);

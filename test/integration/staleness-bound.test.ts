@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import { startCluster, type Cluster } from 'pg-replica-router/testing';
 import { engineOf } from '../../lib/internal.js';
+import { appRoleNodes, createAppRole } from '../helpers/app-role.js';
 import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
 
 // `{ maxStalenessMs }` promises a read no staler than the bound. Two ways it did not hold:
@@ -15,21 +16,14 @@ let app: Router;
 /** Connected as the superuser, for whom the WAL receiver's state was readable (lag 0 when replay = receive). */
 let superuser: Router;
 
-const asApp = (connectionString: string) => connectionString.replace(/\/\/[^@/]*@/, '//app:app@');
-const appNodes = (c: Cluster) => ({
-  primary: { connectionString: asApp(c.primary.connectionString) },
-  replicas: c.replicas.map((r) => ({ name: r.name, connectionString: asApp(r.connectionString) })),
-});
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const READ = 'select inet_server_port() as port, coalesce(max(id), 0)::int as last from ticks';
 
 beforeAll(async () => {
   cluster = await startCluster({ replicas: 1 });
   await cluster.primary.query('create table ticks (id int)');
-  await cluster.primary.query("create role app login password 'app'");
-  await cluster.primary.query('grant select, insert on ticks to app');
-  await cluster.waitForReplicas();
-  app = routerFor(cluster, appNodes(cluster));
+  await createAppRole(cluster, ['select, insert on ticks']);
+  app = routerFor(cluster, appRoleNodes(cluster));
   superuser = routerFor(cluster);
   await settle(app, cluster);
   await settle(superuser, cluster);
@@ -113,7 +107,7 @@ describe('{ maxStalenessMs }', () => {
     'counts the time since the last poll: a replica not polled for longer than the bound is not used (%s)',
     async (_, asAppRole) => {
       // A router that polls once, at start: its knowledge of r1 only ages.
-      const rarely = routerFor(cluster, { ...(asAppRole ? appNodes(cluster) : {}), monitor: { intervalMs: 600_000 } });
+      const rarely = routerFor(cluster, { ...(asAppRole ? appRoleNodes(cluster) : {}), monitor: { intervalMs: 600_000 } });
       const r1 = cluster.replicas[0]!;
       try {
         await cluster.waitForReplicas();
@@ -146,7 +140,7 @@ describe('{ maxStalenessMs }', () => {
   );
 
   it('a bound longer than the time since the last poll still allows the replica', async () => {
-    const rarely = routerFor(cluster, { ...appNodes(cluster), monitor: { intervalMs: 600_000 } });
+    const rarely = routerFor(cluster, { ...appRoleNodes(cluster), monitor: { intervalMs: 600_000 } });
     try {
       await cluster.waitForReplicas();
       await engineOf(rarely)!.monitor.ready;
