@@ -41,6 +41,10 @@ export interface MonitorView {
   writtenAfter(lsn: Lsn): number | undefined;
   /** The earliest recent primary position asked for at or after `since`. */
   primarySampleSince(since: number): PositionSample | undefined;
+  /** The id of a node's server outside this process, once polled (see lib/server-ids.ts). */
+  serverIdOf(name: string): string | undefined;
+  /** Our name for the server with this id, if it is one of ours. */
+  nodeOfServer(id: string): string | undefined;
   /** The primary's WAL history, when known. */
   primaryIdentity(): WalHistory;
   /** A query on this node failed with a connection error: take it out of rotation now. */

@@ -7,6 +7,7 @@ import { answeredPoll, failedPoll, forget, newNodeState, sameHistory, type NodeS
 import { POLL_SQL, SYSTEM_ID_SQL, type PollRow } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
+import { serverIdOf } from './server-ids.js';
 import { PrimaryHistory } from './primary-history.js';
 import type { PositionSample } from './session.js';
 
@@ -159,6 +160,15 @@ export class Monitor implements MonitorView {
     return this.#primaryHistory.sampleSince(since);
   }
 
+  serverIdOf(name: string): string | undefined {
+    return this.#nodes.get(name)?.state.serverId;
+  }
+
+  nodeOfServer(id: string): string | undefined {
+    for (const watched of this.#nodes.values()) if (watched.state.serverId === id) return watched.state.name;
+    return undefined;
+  }
+
   /** The primary's WAL history, when known. */
   primaryIdentity(): { systemId: string | undefined; timeline: number | undefined } {
     const primary = this.#primaryState();
@@ -253,6 +263,7 @@ export class Monitor implements MonitorView {
       watched.started = row.started;
     }
     state.timeline = timeline;
+    state.serverId = serverIdOf(state.systemId, row.started, row.addr, row.port);
     if (state.role === 'replica' && !sameHistory(state, this.#primaryState())) {
       state.status = 'other-history';
       return;

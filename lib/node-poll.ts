@@ -9,6 +9,8 @@ export const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
   case when pg_is_in_recovery() then null else ${INSERT_LSN}::text end as insert,
   case when pg_is_in_recovery() then extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000 end as replay_age_ms,
   pg_postmaster_start_time()::text as started,
+  inet_server_addr()::text as addr,
+  inet_server_port() as port,
   case when pg_is_in_recovery() then coalesce((select received_tli from pg_stat_wal_receiver), (select timeline_id from pg_control_checkpoint()))
        else ('x' || substr(pg_walfile_name(${INSERT_LSN}), 1, 8))::bit(32)::int end as timeline`;
 
@@ -24,4 +26,7 @@ export interface PollRow {
   replay_age_ms: string | number | null;
   timeline: number | null;
   started: string;
+  /** The server's own address and port (null over a Unix socket): part of its id. */
+  addr: string | null;
+  port: number | null;
 }

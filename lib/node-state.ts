@@ -5,6 +5,8 @@ import type { NodeRole } from './nodes.js';
 export interface NodeState {
   readonly name: string;
   readonly role: 'primary' | 'replica';
+  /** The server's id outside this process (see lib/server-ids.ts); undefined until polled. */
+  serverId?: string | undefined;
   /**
    * `up`; `down` after `downAfter` failed polls (or a connection error on a query);
    * `not-replica` when a replica left recovery (promoted) — out of rotation for good;

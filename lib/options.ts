@@ -4,6 +4,7 @@ import { ErrorCodes, ReplicaRouterError } from './errors.js';
 import type { MonitorOptions } from './monitor-view.js';
 import { memoryStore } from './stores/memory.js';
 import type { LsnStore } from './stores/store.js';
+import { SERVER_ID } from './server-ids.js';
 import { checkKnownKeys } from './suggest.js';
 import type { Logger } from './log.js';
 import type { StoreGuardOptions } from './stores/guard.js';
@@ -126,6 +127,9 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
     }
     if (name === 'primary' || names.has(name))
       throw invalid(`replicas[${i}].name "${name}" is ${name === 'primary' ? 'reserved' : 'used twice'}`);
+    if (SERVER_ID.test(name)) {
+      throw invalid(`replicas[${i}].name "${name}" has the form of a server id (x. and 12 hex digits), which is reserved`);
+    }
     names.add(name);
     return { name, config };
   });

@@ -3,6 +3,7 @@ import type { Lsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
 import { encodePosition, newVersion, unionNode, withVersion, type StoredPosition } from './position.js';
 import type { PrimaryPositions } from './primary-position.js';
+import { toLocal, toShared } from './server-ids.js';
 import type { Session } from './session.js';
 import type { LsnStore } from './stores/store.js';
 
@@ -93,7 +94,7 @@ export class SessionStore {
         session.resync = true; // never "no floor": the current primary position
       } else if (stored !== undefined) {
         session.storedValue = stored;
-        if (!session.merge(stored, this.monitor.primaryIdentity(), performance.now())) {
+        if (!session.merge(this.#local(stored), this.monitor.primaryIdentity(), performance.now())) {
           this.counters.foreignPositions++;
           this.warn('foreign-position', 'position of another PostgreSQL system in the store; treated as the current primary position', {
             systemId: stored.systemId,
@@ -155,12 +156,12 @@ export class SessionStore {
     }
     if (session.unstamped) session.stamp(this.monitor.primaryIdentity()); // its reads ran in today's history
     const loaded = key === session.key ? session.storedValue : undefined;
-    let next = session.position();
+    let next = this.#shared(session.position());
     // Another request of this session may have read on the replica we loaded (staying there is
     // free, so it stores nothing), after any sample we took: keep that replica among the uncovered
     // ones. A loaded list or "primary" needs no such care: a request that loaded it covers it
     // before reading a replica, and so stores what it did itself.
-    if (loaded?.node !== undefined && next.node !== loaded.node && this.isReplica(loaded.node)) {
+    if (loaded?.node !== undefined && next.node !== loaded.node && this.isReplica(this.monitor.nodeOfServer(loaded.node) ?? '')) {
       next = { ...next, node: unionNode(next.node, loaded.node) };
     }
     // Reads on the primary that could not be covered are always stored (merged with whatever a
@@ -214,6 +215,16 @@ export class SessionStore {
   #track(work: Promise<void>): void {
     this.#background.add(work);
     void work.finally(() => this.#background.delete(work));
+  }
+
+  /** A position for outside this process: its uncovered reads named by server ids (lib/server-ids.ts). */
+  #shared(position: StoredPosition): StoredPosition {
+    return { ...position, node: toShared(position.node, (name) => this.monitor.serverIdOf(name)) };
+  }
+
+  /** A position from outside: server ids turned into our names for those servers. */
+  #local(position: StoredPosition): StoredPosition {
+    return { ...position, node: toLocal(position.node, (id) => this.monitor.nodeOfServer(id)) };
   }
 
   /** Waits for background work (covers of stored positions). */

@@ -3,6 +3,8 @@ import type { MonitorView } from './monitor-view.js';
 import type { Session } from './session.js';
 import type { SessionStore } from './session-store.js';
 import type { Telemetry } from './telemetry.js';
+import type { StoredPosition } from './position.js';
+import { toLocal, toShared } from './server-ids.js';
 import { decodeToken, encodeToken, type TokenRejection } from './token.js';
 
 type Warn = (kind: string, message: string, details?: Record<string, unknown>) => void;
@@ -37,7 +39,8 @@ export class SessionTokens {
       session.positionUnknown(performance.now());
     }
     if (session.unstamped) session.stamp(this.monitor.primaryIdentity());
-    return encodeToken(session.position(), secret);
+    const position = session.position();
+    return encodeToken({ ...position, node: toShared(position.node, (name) => this.monitor.serverIdOf(name)) }, secret);
   }
 
   /** Merges a token into a session; a bad one is counted (and logged), never thrown. */
@@ -45,13 +48,19 @@ export class SessionTokens {
     const decoded = decodeToken(token, this.secrets);
     let rejected: TokenRejection | undefined;
     if ('rejected' in decoded) rejected = decoded.rejected;
-    else if (session.merge(decoded.position, this.monitor.primaryIdentity(), performance.now())) this.counters.tokensAccepted++;
+    else if (session.merge(this.#local(decoded.position), this.monitor.primaryIdentity(), performance.now()))
+      this.counters.tokensAccepted++;
     else rejected = 'foreign';
     if (rejected) {
       this.counters.tokensRejected[rejected]++;
       this.telemetry.tokenRejected(rejected);
       this.warn(`token-${rejected}`, `ignored a ${rejected} consistency token`);
     }
+  }
+
+  /** A token's position with its server ids turned into our names for those servers. */
+  #local(position: StoredPosition): StoredPosition {
+    return { ...position, node: toLocal(position.node, (id) => this.monitor.nodeOfServer(id)) };
   }
 
   /** The token is genuine (signed with one of our secrets, well formed). */

@@ -11,6 +11,7 @@ import type { NodeConnectionPool, NodeConfig } from '../../lib/nodes.js';
 import { resolveRouterOptions, type RouterOptions } from '../../lib/options.js';
 import { PRIMARY_POSITION_SQL } from '../../lib/position-sql.js';
 import { PrimaryHistory } from '../../lib/primary-history.js';
+import { serverIdOf } from '../../lib/server-ids.js';
 import type { WalHistory } from '../../lib/session.js';
 import type { LsnStore, StoredPosition } from '../../lib/stores/store.js';
 import { mergePosition } from '../../lib/position.js';
@@ -91,6 +92,15 @@ export class FakeMonitor implements MonitorView {
 
   primarySampleSince(since: number): { lsn: Lsn; sentAt: number } | undefined {
     return this.primaryHistory.sampleSince(since);
+  }
+
+  /** Server ids: derived from the node's name (one fake server per name). */
+  serverIdOf(name: string): string | undefined {
+    return this.#states.has(name) ? serverIdOf(HISTORY.systemId, name, null, null) : undefined;
+  }
+
+  nodeOfServer(id: string): string | undefined {
+    return [...this.#states.keys()].find((name) => this.serverIdOf(name) === id);
   }
 
   primaryIdentity(): WalHistory {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatLsn, memoryStore, type Router, type StoredPosition } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
+import { engineOf } from '../../lib/internal.js';
 import { cachedAtLeast, naivePool, nodeByPort, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 // What still works while the primary is down, one session at a time. (test/faults/primary.test.ts
@@ -20,6 +21,9 @@ useRoutedCluster(
 );
 
 const READ = 'select body, inet_server_port() as port from notes where id = 1';
+/** How stored positions name a replica: by its server id (local names mean nothing outside the process). */
+const id = (name: string) => engineOf(router)!.monitor.serverIdOf(name)!;
+const ids = (...names: string[]) => names.map(id).sort().join(',');
 const read = (session: string) => router.withSession(session, () => router.query(READ)).then((r) => nodeByPort(cluster, r.rows[0]!.port));
 
 /** Note 1's body on `replica`, read straight from it (the naive path). */
@@ -41,26 +45,26 @@ async function storedWith(session: string, node: string | undefined, body = 'two
 
 describe('uncovered reads in the store', () => {
   it('a stored list of replicas or "primary" is covered by the next request, and not stored again', async () => {
-    await storedWith('list', 'r1,r2');
+    await storedWith('list', ids('r1', 'r2'));
     await storedWith('primary-reads', 'primary');
     await cluster.waitForReplicas();
     const node = await read('list');
     // Both replicas have replayed everything: sampling each covers the list, and either may serve.
     // The primary would mean the list was not covered by replica samples.
     expect(node).toMatch(/^r[12]$/);
-    expect((await store.get('list'))?.node).toBe(node); // just the replica it read on
+    expect((await store.get('list'))?.node).toBe(id(node)); // just the replica it read on
     const other = await read('primary-reads');
     // A read on the primary is covered right after the request, once a primary sample arrives.
     await expect
       .poll(async () => (await store.get('primary-reads'))?.node, { timeout: 5000 })
-      .toBe(other === 'primary' ? undefined : other);
+      .toBe(other === 'primary' ? undefined : id(other));
   });
 });
 
 describe('the primary is down', () => {
   it('sessions whose reads ran only on replicas keep reading from replicas; a write refused at connect changes nothing', async () => {
     const [r1, r2] = cluster.replicas as [Replica, Replica];
-    await storedWith('on-both-replicas', 'r1,r2'); // reads on two replicas, not covered yet
+    await storedWith('on-both-replicas', ids('r1', 'r2')); // reads on two replicas, not covered yet
     await storedWith('on-the-primary', 'primary'); // reads on the primary, not covered yet
     await cluster.waitForReplicas();
     // r2 stops replaying, so the replicas differ: the writer's write reaches r1 only.
@@ -87,7 +91,7 @@ describe('the primary is down', () => {
           router.withSession('writer', () => router.query("update notes set body = 'three' where id = 1")),
         ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
         expect(await read('writer')).toBe('r1');
-        expect(await store.get('writer')).toMatchObject({ lsn: writerFloor, node: 'r1' });
+        expect(await store.get('writer')).toMatchObject({ lsn: writerFloor, node: id('r1') });
       } finally {
         await cluster.primary.start();
       }
@@ -100,6 +104,6 @@ describe('the primary is down', () => {
     await settle(router, cluster);
     const back = await read('on-the-primary');
     expect(back).toMatch(/^r[12]$/);
-    expect((await store.get('on-the-primary'))?.node).toBe(back);
+    expect((await store.get('on-the-primary'))?.node).toBe(id(back));
   });
 });

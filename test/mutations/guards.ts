@@ -129,6 +129,12 @@ const MUTATIONS: Mutation[] = [
     to: 'if (encodePosition(current) === encodePosition(loaded ?? current)) {',
     removes: 'comparing the stored version instead of the value',
   },
+  {
+    file: 'lib/session-tokens.ts',
+    from: 'return { ...position, node: toLocal(position.node, (id) => this.monitor.nodeOfServer(id)) };',
+    to: 'return position;',
+    removes: "reading a token's server ids as this process's names",
+  },
 ];
 
 const TESTS = [

@@ -36,8 +36,8 @@ describe('session store (database-free)', () => {
   });
 
   it('a stored position becomes the floor', async () => {
-    const { engine, store } = fakeEngine();
-    store.values.set('user:1', stored(500n, 'r1'));
+    const { engine, store, monitor } = fakeEngine();
+    store.values.set('user:1', stored(500n, monitor.serverIdOf('r1'))); // stores name servers by id
     const s = new Session('user:1');
     await engine.sessions.floorFor(s);
     expect(s.floor).toBe(500n);
@@ -130,14 +130,14 @@ describe('session store (database-free)', () => {
   });
 
   it('persist keeps the loaded replica among the uncovered ones when the session read elsewhere', async () => {
-    const { engine, store } = fakeEngine();
-    store.values.set('user:1', stored(100n, 'r1'));
+    const { engine, store, monitor } = fakeEngine();
+    store.values.set('user:1', stored(100n, monitor.serverIdOf('r1')));
     const s = new Session('user:1');
     await engine.sessions.floorFor(s);
     s.uncovered = ['r2']; // this request moved (covered r1 up to a sample), then read r2
     s.raise(150n);
     await engine.sessions.persist(s);
-    expect(store.raises[0]!.next.node).toBe('r1,r2');
+    expect(store.raises[0]!.next.node).toBe([monitor.serverIdOf('r1'), monitor.serverIdOf('r2')].sort().join(','));
   });
 
   it('persist: when the write position cannot be read, the stored position sends the next read to sample the primary first', async () => {

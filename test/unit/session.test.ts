@@ -57,12 +57,33 @@ describe('session (pure)', () => {
   });
 });
 
+describe('node names across processes (database-free)', () => {
+  it("a position names servers by id: another process's own name for a different server is never taken as ours", () => {
+    const { engine, monitor } = fakeEngine({ tokenSecret: SECRET });
+    const secret = Buffer.from(SECRET);
+    // A token from another service that used local names (or an older version): 'r1' there is not our r1.
+    const named = new Session(undefined);
+    engine.tokens.absorb(named, encodeToken({ lsn: 10n, node: 'r1', ...HISTORY }, secret));
+    expect(named.uncovered).toBe('primary'); // sample the primary before any replica
+    // A server id we do not know stays foreign: it names no server of ours.
+    const foreign = new Session(undefined);
+    engine.tokens.absorb(foreign, encodeToken({ lsn: 10n, node: 'x.0123456789ab', ...HISTORY }, secret));
+    expect(foreign.uncovered).toEqual(['x.0123456789ab']);
+    expect(foreign.stickyReplica).toBe('x.0123456789ab');
+    expect(engine.nodes.replicas.has('x.0123456789ab')).toBe(false);
+    // Our own server, by id, is our name again.
+    const ours = new Session(undefined);
+    engine.tokens.absorb(ours, encodeToken({ lsn: 10n, node: monitor.serverIdOf('r2'), ...HISTORY }, secret));
+    expect(ours.uncovered).toEqual(['r2']);
+  });
+});
+
 describe('tokens absorbed into sessions (database-free)', () => {
   it('a genuine token raises the floor; forged, malformed and foreign ones are counted and change nothing', () => {
-    const { engine } = fakeEngine({ tokenSecret: SECRET });
+    const { engine, monitor } = fakeEngine({ tokenSecret: SECRET });
     const secret = Buffer.from(SECRET);
     const s = new Session(undefined);
-    engine.tokens.absorb(s, encodeToken({ lsn: 400n, node: 'r1', ...HISTORY }, secret));
+    engine.tokens.absorb(s, encodeToken({ lsn: 400n, node: monitor.serverIdOf('r1'), ...HISTORY }, secret)); // tokens name servers by id
     expect(s.floor).toBe(400n);
     expect(s.uncovered).toEqual(['r1']);
     engine.tokens.absorb(s, encodeToken({ lsn: 999n, ...HISTORY }, Buffer.from('another-secret-of-enough-bytes')));
