@@ -4,7 +4,7 @@ import type { MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
 import { answeredPoll, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
-import { POLL_SQL, SYSTEM_ID_SQL, type PollRow } from './node-poll.js';
+import { monitorPoolConfig, POLL_SQL, SYSTEM_ID_SQL, type PollRow } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
 import { serverIdOf } from './server-ids.js';
@@ -50,15 +50,7 @@ export class Monitor implements MonitorView {
   constructor(nodes: readonly NodeConfig[], options: MonitorOptions) {
     this.#options = options;
     for (const node of nodes) {
-      const pool = new pg.Pool({
-        ...node.config,
-        max: 1,
-        idleTimeoutMillis: 0,
-        connectionTimeoutMillis: options.timeoutMs,
-        statement_timeout: options.timeoutMs,
-        query_timeout: options.timeoutMs * 2,
-        application_name: 'pg-replica-router monitor',
-      });
+      const pool = new pg.Pool(monitorPoolConfig(node.config, options.timeoutMs));
       // The idle monitor connection dies with its server (a restart between polls): the node may
       // reopen below its cached position, so it leaves rotation now, not at the next poll.
       pool.on('error', (err) => {
@@ -165,8 +157,7 @@ export class Monitor implements MonitorView {
   }
 
   nodeOfServer(id: string): string | undefined {
-    for (const watched of this.#nodes.values()) if (watched.state.serverId === id) return watched.state.name;
-    return undefined;
+    return this.states().find((state) => state.serverId === id)?.name;
   }
 
   /** The primary's WAL history, when known. */

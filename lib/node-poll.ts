@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 
 // One round trip answers everything, on a primary or a replica alike, for any role (nothing here
@@ -29,4 +30,17 @@ export interface PollRow {
   /** The server's own address and port (null over a Unix socket): part of its id. */
   addr: string | null;
   port: number | null;
+}
+
+/** The monitor's own connection to a node: one, kept open, with every wait bounded by `timeoutMs`. */
+export function monitorPoolConfig(config: pg.PoolConfig, timeoutMs: number): pg.PoolConfig {
+  return {
+    ...config,
+    max: 1,
+    idleTimeoutMillis: 0,
+    connectionTimeoutMillis: timeoutMs,
+    statement_timeout: timeoutMs,
+    query_timeout: timeoutMs * 2,
+    application_name: 'pg-replica-router monitor',
+  };
 }
