@@ -56,6 +56,8 @@ export class Monitor implements MonitorView {
       pool.on('error', (err) => {
         if (isConnectionError(err)) this.reportConnectionFailure(node.name, err);
       });
+      // A second 'error' of one connection (a FATAL, then the lost socket) must not go unheard.
+      pool.on('connect', (client) => client.on('error', () => {}));
       this.#nodes.set(node.name, {
         pool,
         timer: undefined,

@@ -6,7 +6,16 @@ import type { Runner } from './dispatch.js';
 import type { Engine } from './engine.js';
 import type { NodeConnectionPool } from './nodes.js';
 import type { Telemetry } from './telemetry.js';
-import { failQuery, markNotSent, normalizeQuery, releaseArg, type NormalizedQuery, type QueryArg, type Submittable } from './pg-args.js';
+import {
+  failQuery,
+  isConnectionError,
+  markNotSent,
+  normalizeQuery,
+  releaseArg,
+  type NormalizedQuery,
+  type QueryArg,
+  type Submittable,
+} from './pg-args.js';
 
 const POOL_EVENTS = ['connect', 'acquire', 'release', 'remove', 'error'] as const;
 const ENDED = 'Cannot use a pool after calling end on the pool';
@@ -48,6 +57,15 @@ export class RoutedPool extends PoolBase {
     delete (this as unknown as Record<string, unknown>).Client; // not exposed: a side connection made with it would reach the primary
     this.#engine = engine;
     for (const node of engine.nodes.all) {
+      // Every connection keeps one 'error' listener for life: pg can emit a second 'error' (a
+      // FATAL, then the lost socket) after pg-pool's own once-listener of a query has gone, or
+      // on a connection being removed from its pool; unheard, that would crash the process. The
+      // statement that was running gets its error anyway; a connection failure is reported.
+      node.pool.on('connect', (client: pg.PoolClient) => {
+        client.on('error', (err: unknown) => {
+          if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
+        });
+      });
       for (const event of POOL_EVENTS) {
         // Same arguments as pg.Pool's events; 'connect' lets you prepare every new connection.
         node.pool.on(event, (...args: unknown[]) => {

@@ -158,7 +158,9 @@ describe('metrics', () => {
       } while (
         !(
           (value(points(m, 'pgrr.replica.lag.seconds'), { 'pgrr.node': 'r1' }) ?? 0) > 0.1 &&
-          (value(points(m, 'pgrr.replica.lag.bytes'), { 'pgrr.node': 'r1' }) ?? 0) > 0
+          (value(points(m, 'pgrr.replica.lag.bytes'), { 'pgrr.node': 'r1' }) ?? 0) > 0 &&
+          // r2 replays the insert too; its gauge follows at its own next poll
+          value(points(m, 'pgrr.replica.lag.bytes'), { 'pgrr.node': 'r2' }) === 0
         ) &&
         Date.now() < deadline
       );
