@@ -38,37 +38,9 @@ export interface Classification {
  */
 export type StringStep = 'read' | 'write' | 'begin' | 'commit' | 'rollback' | 'commit-and-chain' | 'rollback-and-chain' | 'unknown';
 
-/** Functions with side effects: a SELECT calling one goes to the primary. `*` ends a prefix. */
-export const DEFAULT_WRITE_FUNCTIONS: readonly string[] = [
-  'nextval',
-  'setval',
-  'set_config',
-  'txid_current',
-  'pg_current_xact_id',
-  'pg_notify',
-  'pg_advisory_*',
-  'pg_try_advisory_*',
-  'lo_*',
-  'pg_logical_emit_message',
-  'pg_create_physical_replication_slot',
-  'pg_create_logical_replication_slot',
-  'pg_drop_replication_slot',
-  'pg_switch_wal',
-  'pg_create_restore_point',
-  'pg_backup_start',
-  'pg_backup_stop',
-  'pg_start_backup',
-  'pg_stop_backup',
-  'pg_terminate_backend',
-  'pg_cancel_backend',
-  'pg_reload_conf',
-  'pg_rotate_logfile',
-  'pg_stat_reset*',
-  'pg_promote',
-  'pg_wal_replay_pause',
-  'pg_wal_replay_resume',
-  'dblink_exec',
-];
+import { DEFAULT_WRITE_FUNCTIONS } from './write-functions.js';
+
+export { DEFAULT_WRITE_FUNCTIONS };
 
 /** The comment that forces a statement to the primary. */
 const HINT = /\/\*\s*pg-replica-router\s*:\s*primary\s*\*\//i;

@@ -4,7 +4,7 @@ import type { MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
 import { answeredPoll, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
-import { monitorPoolConfig, POLL_SQL, SYSTEM_ID_SQL, type PollRow } from './node-poll.js';
+import { monitorPoolConfig, POLL_SQL, SYSTEM_ID_SQL, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
 import { serverIdOf } from './server-ids.js';
@@ -13,21 +13,6 @@ import type { PositionSample } from './session.js';
 
 export type { NodeState } from './node-state.js';
 export type { MonitorOptions, Sample } from './monitor-view.js';
-
-interface Watched {
-  state: NodeState;
-  pool: pg.Pool;
-  timer: NodeJS.Timeout | undefined;
-  inflight: Promise<void> | undefined;
-  live: { promise: Promise<Sample>; sentAt: number } | undefined;
-  /** One sample queued behind `live`, shared by everyone who asked while `live` was too old. */
-  next: Promise<Sample> | undefined;
-  systemIdAsked: boolean;
-  /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
-  started: string | undefined;
-  /** Replica: `performance.now()` when its last replayed commit was made (from its last poll). */
-  replayedAt: number | undefined;
-}
 
 /**
  * Polls every node in the background (one small connection each, short timeouts) and keeps

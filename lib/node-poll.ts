@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import type { Sample } from './monitor-view.js';
+import type { NodeState } from './node-state.js';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 
 // One round trip answers everything, on a primary or a replica alike, for any role (nothing here
@@ -43,4 +45,20 @@ export function monitorPoolConfig(config: pg.PoolConfig, timeoutMs: number): pg.
     query_timeout: timeoutMs * 2,
     application_name: 'pg-replica-router monitor',
   };
+}
+
+/** What the monitor keeps per node: its state, its connection, and the polls and samples in flight. */
+export interface Watched {
+  state: NodeState;
+  pool: pg.Pool;
+  timer: NodeJS.Timeout | undefined;
+  inflight: Promise<void> | undefined;
+  live: { promise: Promise<Sample>; sentAt: number } | undefined;
+  /** One sample queued behind `live`, shared by everyone who asked while `live` was too old. */
+  next: Promise<Sample> | undefined;
+  systemIdAsked: boolean;
+  /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
+  started: string | undefined;
+  /** Replica: `performance.now()` when its last replayed commit was made (from its last poll). */
+  replayedAt: number | undefined;
 }
