@@ -1,10 +1,10 @@
 // Fault drills: a steady concurrent load (sessions in-process and over HTTP, handing tokens to each
 // other) runs while a fault is injected and healed; the history checker then counts violations.
-import { writeFileSync, mkdirSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect } from 'vitest';
 import { redisStore, type Router, type RouterOptions } from 'pg-replica-router';
 import { startCluster, type Cluster, type ClusterOptions } from 'pg-replica-router/testing';
+import { appRoleNodes, createAppRole } from '../helpers/app-role.js';
 import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
 import { listen } from '../helpers/http.js';
 import {
@@ -19,6 +19,7 @@ import {
 } from '../workload/driver.js';
 import { check, percentile, type Failure, type Violations } from '../workload/history.js';
 import { isConnectionError } from '../../lib/pg-args.js';
+import { writeDrillReport } from './report.js';
 
 export const SECRET = 'fault drills: consistency token secret';
 
@@ -32,20 +33,43 @@ export interface DrillEnv {
   workload: Pick<WorkloadOptions, 'targets' | 'sharedRows'>;
 }
 
+/** What the drills' application role may do: read and increment the workload's counters. */
+export const DRILL_GRANTS = ['select, update on counters'];
+
 /**
- * The drill set-up for one test file: a cluster with Redis, a router over it (Redis store, tokens,
- * `maxWaitMs` 200, fast monitor, store timeouts), the workload's table, and the Express app.
+ * The drill set-up for one test file: a cluster with Redis, the workload's table, a router over it
+ * (Redis store, tokens, `maxWaitMs` 200, fast monitor, store timeouts) connected as the
+ * application role (`role: 'superuser'` for the cluster's superuser), and the Express app.
  */
 export function useDrillCluster(
-  options: { cluster?: ClusterOptions; router?: Partial<RouterOptions>; sessions?: number } = {},
+  options: {
+    cluster?: ClusterOptions;
+    router?: Partial<RouterOptions>;
+    sessions?: number;
+    /** Who the router connects as: the least-privilege application role (default), or the superuser. */
+    role?: 'app' | 'superuser';
+  } = {},
 ): () => DrillEnv {
   let env: DrillEnv | undefined;
   let close: (() => Promise<void>) | undefined;
   beforeAll(async () => {
     const cluster = await startCluster({ replicas: 2, redis: true, ...options.cluster });
+    const sessions = options.sessions ?? 8;
+    const shape = {
+      targets: [
+        { target: { transport: 'direct' as const }, sessions },
+        { target: { transport: 'http' as const }, sessions },
+      ],
+      sharedRows: 5,
+    };
+    // The table belongs to the superuser; the application role only gets the grants.
+    for (const statement of seedStatements(shape)) await cluster.primary.query(statement);
+    const asApp = (options.role ?? 'app') === 'app';
+    if (asApp) await createAppRole(cluster, DRILL_GRANTS);
     const redis = new Redis(cluster.redis!.url);
     redis.on('error', () => {});
     const router = routerFor(cluster, {
+      ...(asApp ? appRoleNodes(cluster) : {}),
       store: redisStore(redis),
       tokenSecret: SECRET,
       maxWaitMs: 200,
@@ -56,15 +80,13 @@ export function useDrillCluster(
     });
     const server = await listen(workloadApp(router));
     close = server.close;
-    const sessions = options.sessions ?? 8;
     const workload = {
       targets: [
         { target: directTarget(router), sessions },
         { target: httpTarget(server.url), sessions },
       ],
-      sharedRows: 5,
+      sharedRows: shape.sharedRows,
     };
-    for (const statement of seedStatements(workload)) await router.query(statement);
     await settle(router, cluster);
     env = { cluster, router, redis, url: server.url, workload };
   });
@@ -152,7 +174,7 @@ export async function drill(
   }
   const report = summarize(name, result);
   await waitForIdlePools(env.router);
-  writeReport(report);
+  writeDrillReport(report);
   return report;
 }
 
@@ -161,7 +183,7 @@ export async function drill(
  * served by replicas. On a loaded machine the first reads may all go to the primary (the monitor
  * is still catching up), and a fault injected then would test a different situation.
  */
-async function steady(load: Workload): Promise<void> {
+export async function steady(load: Workload): Promise<void> {
   const deadline = Date.now() + 20_000;
   for (;;) {
     const reads = load.history.filter((op) => op.kind === 'read').slice(-20);
@@ -209,15 +231,6 @@ export async function waitForIdlePools(router: Router, timeoutMs = 10_000): Prom
     if (Date.now() > deadline) throw new Error(`pools not idle: total ${totalCount}, idle ${idleCount}, waiting ${waitingCount}`);
     await sleep(20);
   }
-}
-
-/** Writes the report (without the history) to test/faults/results/<name>.json (git-ignored), and prints it. */
-function writeReport(report: DrillReport): void {
-  const { result: _result, ...summary } = report;
-  const dir = new URL('./results/', import.meta.url);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(new URL(`${report.name}.json`, dir), `${JSON.stringify(summary, null, 2)}\n`);
-  console.log(`[drill] ${JSON.stringify(summary)}`);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Failure, Op } from '../workload/history.js';
 import { drill, expectDrillHeld, isConnectionFailure, sleep, useDrillCluster } from './drill.js';
+import { readsFailedWithoutNeedingThePrimary } from './primary-need.js';
 
 const env = useDrillCluster();
 
@@ -54,7 +54,11 @@ describe('fault drills: the primary', () => {
     //   position store failing can add to them: a store read that fails sends its read to the
     //   primary, a store write that is lost leaves an older position behind — one session per
     //   store failure at most. (With a healthy store, as usual, that allows none.)
-    const unexplained = readsFailedWithoutNeedingThePrimary(history, failures, { stopping, whileDown });
+    const unexplained = readsFailedWithoutNeedingThePrimary(history, failures, {
+      stopping,
+      whileDown,
+      reachedNoServer: (f) => f.code === 'ECONNREFUSED',
+    });
     const unexplainedSessions = new Set(unexplained.map((f) => f.session));
     expect(
       unexplainedSessions.size,
@@ -79,54 +83,3 @@ describe('fault drills: the primary', () => {
     expect(afterwards.filter((op) => op.node === promoted.name)).toEqual([]);
   });
 });
-
-/**
- * The reads that failed while the primary was down (`whileDown`) although their session did not
- * need the primary. A session's position changes only through its own operations and the tokens
- * handed to it, so replaying each session's operations in order tells whether, at a given read,
- * its position may require the primary (may: a primary sample taken just before the primary
- * stopped can have covered it):
- * - an acknowledged read on a replica: the router used a replica, so nothing needed the primary
- *   then; the session's node is now that replica (still up) — no;
- * - an acknowledged read on the primary: stored as "read on the primary" until a primary sample,
- *   taken right after the request and off its path, covers it (not if the primary stopped first) — may;
- * - a write that ended after the stop began: its position may not have been read ("primary") —
- *   may; an earlier one is merged into what the store held: no change;
- * - a failed write: ECONNREFUSED never reached a server, no change; any other may have committed — may;
- * - a token handed over from a write that ended after the stop began may say "primary" — may; an
- *   earlier one only raises the floor to a position the primary had, which every replica received
- *   before the primary exited (it sends all its WAL first);
- * - a failed read: no change;
- * - before the session's first operation of the run: unknown — may.
- */
-function readsFailedWithoutNeedingThePrimary(
-  history: readonly Op[],
-  failures: readonly Failure[],
-  { stopping, whileDown }: { stopping: number; whileDown: (op: { start: number; end: number }) => boolean },
-): Failure[] {
-  const writeEnds = new Map(history.filter((op) => op.kind === 'write').map((op) => [`${op.row}#${op.version}`, op.end]));
-  type Step = { op: Op; failed?: undefined } | { op: Failure; failed: true };
-  const bySession = new Map<string, Step[]>();
-  for (const step of [...history.map((op): Step => ({ op })), ...failures.map((op): Step => ({ op, failed: true }))]) {
-    bySession.set(step.op.session, [...(bySession.get(step.op.session) ?? []), step]);
-  }
-  const unexplained: Failure[] = [];
-  for (const steps of bySession.values()) {
-    // A session runs one operation at a time; a hand-off is recorded just before its read.
-    steps.sort((a, b) => a.op.start - b.op.start || (a.op.kind === 'handoff' ? -1 : b.op.kind === 'handoff' ? 1 : 0));
-    let mayNeedPrimary = true;
-    for (const step of steps) {
-      if (step.failed) {
-        const failure = step.op;
-        if (failure.kind === 'write' && failure.code !== 'ECONNREFUSED') mayNeedPrimary = true;
-        if (failure.kind === 'read' && whileDown(failure) && !mayNeedPrimary) unexplained.push(failure);
-        continue;
-      }
-      const op = step.op;
-      if (op.kind === 'read') mayNeedPrimary = op.node === 'primary';
-      else if (op.kind === 'write') mayNeedPrimary ||= op.end >= stopping;
-      else mayNeedPrimary ||= (writeEnds.get(`${op.row}#${op.version}`) ?? Infinity) >= stopping; // a hand-off
-    }
-  }
-  return unexplained;
-}

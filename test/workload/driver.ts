@@ -2,11 +2,11 @@
 // directly through the router and over HTTP through Express, handing consistency tokens to each
 // other. Every acknowledged operation goes into a history for the checker; every failed one is
 // kept with its error code.
-import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Consistency, Router } from '../../lib/index.js';
-import { consistency } from '../../adapters/express/index.js';
-import { Browser } from '../helpers/http.js';
 import type { Failure, Op } from './history.js';
+import { codeOf } from './http-target.js';
+
+export { codeOf, httpTarget, OperationError, workloadApp } from './http-target.js';
 
 /** A named consistency level (the strategies use `primary` and `eventual`). */
 export type Level = Extract<Consistency, string>;
@@ -20,6 +20,8 @@ export interface Outcome {
   port: number;
   /** A consistency token for the session's position after the operation (when asked for). */
   token?: string | undefined;
+  /** Over HTTP: the base URL of the instance that answered. */
+  via?: string | undefined;
 }
 
 /** A way to reach the database: straight through the router, or over HTTP. */
@@ -27,23 +29,6 @@ export interface Target {
   readonly transport: 'direct' | 'http';
   write(session: string, row: string, options: { level?: Level | undefined; wantToken: boolean }): Promise<Outcome>;
   read(session: string, row: string, options: { level?: Level | undefined; token?: string | undefined }): Promise<Outcome>;
-}
-
-/** An error with a stable code, for failures seen over HTTP. */
-export class OperationError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-function codeOf(err: unknown): string {
-  const e = err as { code?: unknown; errno?: unknown; cause?: { code?: unknown } } | undefined;
-  if (typeof e?.code === 'string' && e.code) return e.code;
-  if (typeof e?.cause?.code === 'string') return e.cause.code;
-  return 'UNKNOWN';
 }
 
 /** Sessions in-process: each operation is one `router.withSession(key, …)`. */
@@ -66,60 +51,6 @@ export function directTarget(router: Router): Target {
             return { version: rows[0]!.v, port: rows[0]!.port };
           });
         return token === undefined ? read() : router.withToken(token, read);
-      }),
-  };
-}
-
-/**
- * The Express app the HTTP sessions talk to: the `consistency()` middleware (its own cookie for
- * identity, tokens in `X-Consistency-Token`), an increment and a read route, and errors as JSON
- * with their code. `X-Bench-Level` runs a request at another level (for the strategies).
- */
-export function workloadApp(router: Router): Express {
-  const app = express();
-  app.use(consistency(router));
-  const levelled = <T>(req: Request, fn: () => Promise<T>) => {
-    const level = req.get('x-bench-level') as Consistency | undefined;
-    return level ? router.withConsistency(level, fn) : fn();
-  };
-  app.post('/counters/:id/incr', async (req, res) => {
-    const { rows } = await levelled(req, () => router.query<{ v: number; port: number }>(UPDATE, [req.params.id]));
-    res.json({ version: rows[0]!.v, port: rows[0]!.port });
-  });
-  app.get('/counters/:id', async (req, res) => {
-    const { rows } = await levelled(req, () => router.query<{ v: number; port: number }>(SELECT, [req.params.id]));
-    res.json({ version: rows[0]!.v, port: rows[0]!.port });
-  });
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    res.status(500).json({ code: codeOf(err), message: err instanceof Error ? err.message : String(err) });
-  });
-  return app;
-}
-
-/** HTTP clients, one per session, each a {@link Browser} with its own cookies, against {@link workloadApp}. */
-export function httpTarget(baseUrl: string): Target {
-  const browsers = new Map<string, Browser>();
-  const call = async (session: string, method: string, path: string, headers: Record<string, string>): Promise<Outcome> => {
-    let browser = browsers.get(session);
-    if (!browser) browsers.set(session, (browser = new Browser()));
-    let res: globalThis.Response;
-    try {
-      res = await browser.fetch(`${baseUrl}${path}`, { method, headers });
-    } catch (err) {
-      throw new OperationError(codeOf(err), err instanceof Error ? err.message : String(err));
-    }
-    const body = (await res.json()) as { version: number; port: number; code?: string; message?: string };
-    if (!res.ok) throw new OperationError(body.code ?? `HTTP ${res.status}`, body.message ?? '');
-    return { version: body.version, port: body.port, token: res.headers.get('x-consistency-token') ?? undefined };
-  };
-  const levelHeader = (level: Level | undefined): Record<string, string> => (level ? { 'x-bench-level': level } : {});
-  return {
-    transport: 'http',
-    write: (session, row, { level }) => call(session, 'POST', `/counters/${encodeURIComponent(row)}/incr`, levelHeader(level)),
-    read: (session, row, { level, token }) =>
-      call(session, 'GET', `/counters/${encodeURIComponent(row)}`, {
-        ...levelHeader(level),
-        ...(token ? { 'x-consistency-token': token } : {}),
       }),
   };
 }
@@ -234,6 +165,7 @@ export function startWorkload(options: WorkloadOptions): Workload {
           node: options.nodeName(outcome.port),
           transport: target.transport,
           phase: label,
+          ...(outcome.via === undefined ? {} : { via: outcome.via }),
         });
         return outcome;
       } catch (err) {

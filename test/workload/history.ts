@@ -22,6 +22,8 @@ export interface Op {
   transport: 'direct' | 'http';
   /** Label of the phase the run was in when the operation started (`before`, `fault`, …). */
   phase: string;
+  /** Over HTTP: the instance that answered (its base URL). */
+  via?: string;
 }
 
 /** An operation that failed, and how. */
