@@ -7,8 +7,8 @@ import { BAGGAGE_KEY, otelApi } from '../../lib/otel.js';
 import { TOKEN_HEADER } from '../../lib/propagation.js';
 import type { Router } from '../../lib/router.js';
 import { checkKnownKeys } from '../../lib/suggest.js';
-import { runAtLevel } from '../../lib/request-scope.js';
-import { carriedPosition, cookieId, expressSessionId, issueCookie, positionCookie, type CookieOptions } from './identity.js';
+import { runAtLevel, type RequestScope } from '../../lib/request-scope.js';
+import { carriedPosition, positionCookie, resolveIdentity, type CookieOptions, type IdentityRules } from './identity.js';
 import { gateResponse } from './response-gate.js';
 import { parseClientLevel, stronger } from './levels.js';
 
@@ -58,6 +58,7 @@ export interface ConsistencyOptions {
 
 const KNOWN = ['session', 'cookie', 'tokenHeader', 'levelHeader', 'levelQuery', 'baggage', 'positionCookie'];
 const REQUESTED = Symbol('pg-replica-router.requested-level');
+const SCOPE = Symbol('pg-replica-router.request-scope');
 
 function invalid(message: string): ReplicaRouterError {
   return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `consistency(): ${message}`);
@@ -114,29 +115,35 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
       const incoming = incomingToken(req, tokenHeader, useBaggage);
       const carried = carrier ? carriedPosition(req, carrier.name) : undefined;
       const hasToken = incoming !== undefined && requests.verifies(incoming);
-      const { key, source } = sessionKey(req, res, options.session, cookie, hasToken, true);
+      const rules: IdentityRules<ConsistencyRequest> = { session: options.session, cookie, hasToken };
+      const setHeader = res.setHeader.bind(res); // Node's own: works while the gate holds the response
       const requested = clientLevel(req, levelHeader, levelQuery);
       (req as unknown as Record<symbol, unknown>)[REQUESTED] = requested;
       const level = stronger(requests.defaultLevel, requested);
       const request = requests.open({
-        key,
+        // Asked on the request's first statement (or at its end): after the route's own auth.
+        identity: () => {
+          const { key, source, fresh, cookieless } = resolveIdentity(req, res, rules, setHeader);
+          if (cookieless) requests.noteCookieless(options.session !== undefined);
+          return {
+            key,
+            fresh,
+            spanAttributes: { [ATTR.sessionSource]: source, ...(key === undefined ? {} : { [ATTR.sessionHash]: sessionHash(key) }) },
+          };
+        },
+        onIdentityError: (err) => requests.noteIdentityError(err),
         token: incoming,
         consistency: level === requests.defaultLevel ? undefined : level,
         issueToken: tokenHeader !== false,
-        fresh: source === 'new-cookie',
         carried,
-        spanAttributes: {
-          [ATTR.sessionSource]: source,
-          [ATTR.tokenIn]: incoming !== undefined,
-          [ATTR.consistency]: levelName(level),
-          ...(key === undefined ? {} : { [ATTR.sessionHash]: sessionHash(key) }),
-        },
+        spanAttributes: { [ATTR.tokenIn]: incoming !== undefined, [ATTR.consistency]: levelName(level) },
       });
-      const rekey = () => sessionKey(req, res, options.session, cookie, hasToken, false).key;
+      (req as unknown as Record<symbol, unknown>)[SCOPE] = request;
+      const rekey = () => resolveIdentity(req, res, rules).key;
       gateResponse(
         res,
         async (setHeader) => {
-          const { token, unstored, stored } = await request.finish(rekey());
+          const { token, unstored, stored } = await request.finish(rekey);
           if (token && tokenHeader) setHeader(tokenHeader, token);
           // Not stored: the client carries the position to its next request; stored: cleared.
           if (carrier && (unstored !== undefined || (stored && carried !== undefined))) {
@@ -144,7 +151,7 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
           }
         },
         async () => {
-          await request.finish(rekey()); // what was written while the body streamed
+          await request.finish(rekey); // what was written while the body streamed
         },
       );
       res.once('close', () => request.close());
@@ -153,6 +160,35 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
       next(err);
     }
   };
+}
+
+/**
+ * Hands the request's session over to a new identity: for a login or registration whose
+ * credential (a JWT, an API key) goes out in the response body, so the client's next request is
+ * keyed differently. The session's position — this request's writes and reads — is stored under
+ * `key` as well when the response goes out, so the next request, keyed on the new credential,
+ * reads at least what this one wrote. Pass what the `session` option returns for requests
+ * bearing that credential. (Without it that key is new to the store and owed the primary's
+ * position: still safe, but a returning user's older stored position would not know this
+ * request's writes.) Express sessions and `req.user` set during the request need no call: the
+ * key at the end of the request is compared with the one loaded.
+ *
+ * @example
+ * ```ts
+ * app.use(consistency(router, { session: (req) => req.auth?.sub }));
+ * app.post('/api/users/login', async (req, res) => {
+ *   const user = await login(req.body.user);           // reads (and writes) through the router
+ *   handOver(req, user.id);                             // the next request is keyed on user.id
+ *   res.json({ user: { ...user, token: signJwt({ sub: user.id }) } });
+ * });
+ * ```
+ */
+export function handOver(req: IncomingMessage, key: string | number): void {
+  const request = (req as unknown as Record<symbol, RequestScope | undefined>)[SCOPE];
+  if (!request) throw new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'handOver() needs app.use(consistency(router)) before the route');
+  if ((typeof key !== 'string' && typeof key !== 'number') || key === '')
+    throw invalid('handOver(req, key): key must be a non-empty string or a number');
+  request.handOver(String(key));
 }
 
 /**
@@ -203,26 +239,6 @@ function incomingToken(req: ConsistencyRequest, header: string | false, baggage:
   const fromContext = api.propagation.getBaggage(api.context.active())?.getEntry(BAGGAGE_KEY)?.value;
   if (fromContext) return fromContext;
   return api.propagation.getBaggage(api.propagation.extract(api.ROOT_CONTEXT, req.headers))?.getEntry(BAGGAGE_KEY)?.value;
-}
-
-function sessionKey(
-  req: ConsistencyRequest,
-  res: ServerResponse,
-  session: ConsistencyOptions['session'],
-  cookie: Required<CookieOptions> | false,
-  hasToken: boolean,
-  mayIssue: boolean,
-): { key: string | undefined; source: 'option' | 'express-session' | 'cookie' | 'new-cookie' | 'token' | 'none' } {
-  const chosen = session?.(req);
-  if (chosen !== undefined && chosen !== null && chosen !== '') return { key: String(chosen), source: 'option' };
-  const fromSession = expressSessionId(req);
-  if (fromSession) return { key: `express-session:${fromSession}`, source: 'express-session' };
-  const fromCookie = cookie ? cookieId(req, cookie.name) : undefined;
-  if (fromCookie) return { key: `cookie:${fromCookie}`, source: 'cookie' };
-  // A client that sends a token and no cookie is served by the token alone.
-  if (hasToken) return { key: undefined, source: 'token' };
-  if (!cookie || !mayIssue) return { key: undefined, source: 'none' };
-  return { key: `cookie:${issueCookie(req, res, cookie)}`, source: 'new-cookie' };
 }
 
 function clientLevel(req: ConsistencyRequest, header: string | false, query: string | false): Consistency | undefined {
