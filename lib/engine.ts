@@ -45,6 +45,8 @@ export class Engine {
   /** What framework adapters use. */
   readonly requests: RequestScopes;
   readonly #warn: ReturnType<typeof rateLimited>;
+  /** Stops listening to the store's signs of loss. */
+  readonly #unwatchStore: () => void;
 
   constructor(
     readonly options: ResolvedRouterOptions,
@@ -68,6 +70,9 @@ export class Engine {
     this.telemetry = new Telemetry(options.telemetry, nodeConfigs, this.monitor, this.store);
     const primary = new PrimaryPositions(this.nodes.primary.pool, this.monitor, this.counters, options.monitor.timeoutMs);
     this.sessions = new SessionStore(this.store, primary, this.monitor, (name) => this.nodes.replicas.has(name), this.counters, warn);
+    // A store that may have lost acknowledged positions (reconnected, restarted, failed over):
+    // floors loaded from now on are raised to a primary position observed after the sign.
+    this.#unwatchStore = this.store.onLoss(() => this.sessions.storeMayHaveLost());
     this.tokens = new SessionTokens(options.tokenSecrets, this.sessions, this.monitor, this.counters, this.telemetry, warn);
     this.planner = new RoutePlanner(this.nodes, this.monitor, this.sessions, this.counters, options);
     this.dispatch = new Dispatch(classifier, this.planner, this.monitor, this.telemetry, this.scopes);
@@ -128,6 +133,7 @@ export class Engine {
   }
 
   async close(): Promise<void> {
+    this.#unwatchStore();
     await this.sessions.drain();
     await this.monitor.close();
     await this.nodes.end();

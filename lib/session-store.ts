@@ -13,13 +13,15 @@ type Warn = (kind: string, message: string, details?: Record<string, unknown>) =
  * Sessions and the position store: loads a session's stored position (once, lazily), turns its
  * pending writes into a floor, and stores its new position at the end of its scope with the
  * store's compare-and-merge. Fails safe: a store that cannot be read leaves the floor unknown
- * (reads go to the primary); after a failed store write, loaded floors are raised to the primary
- * position observed after it; corrupt and foreign values count as the current primary position.
+ * (reads go to the primary); after a failed store write, or a sign that the store may have lost
+ * what it acknowledged ({@link SessionStore.storeMayHaveLost}), loaded floors are raised to the
+ * primary position observed after it; corrupt and foreign values count as the current primary
+ * position.
  */
 export class SessionStore {
   /** Floors loaded from the store are raised to this: the primary's position after positions may have been lost. */
   #recoveryFloor: Lsn = 0n;
-  /** `performance.now()` of the last failed store write (positions may be missing since). */
+  /** `performance.now()` of the last failed store write or sign of loss (positions may be missing since). */
   #lostAt = -Infinity;
   /** When the current recovery floor was sampled (request sent). */
   #recoverySampledAt = -Infinity;
@@ -35,6 +37,15 @@ export class SessionStore {
     readonly counters: Counters,
     readonly warn: Warn,
   ) {}
+
+  /**
+   * The store may have lost or rolled back positions it acknowledged (it said so: reconnected,
+   * restarted, failed over). Loads that complete from now on are raised to a primary position
+   * observed after this moment; nothing else changes, and it costs nothing until the next load.
+   */
+  storeMayHaveLost(): void {
+    this.#lostAt = performance.now();
+  }
 
   /** Loads the stored position once per session (shared by concurrent reads). */
   ensureLoaded(session: Session): Promise<void> {
@@ -84,8 +95,8 @@ export class SessionStore {
       // after that covers it (free when one is known, else one shared sample before a replica
       // is used); sessions that never read a replica pay nothing.
       if (stored === undefined && !session.fresh) session.absorb({ lsn: 0n, node: 'primary' }, startedAt);
-      // Positions may have been lost while the store was failing: not below the primary's
-      // position observed after the last failure.
+      // Positions may have been lost (a failed write, a store that reconnected or restarted):
+      // not below the primary's position observed after the last such moment.
       if (this.#lostAt > this.#recoverySampledAt) await this.#sampleRecoveryFloor();
       session.raise(this.#recoveryFloor);
       if (stored === null) {
@@ -110,22 +121,32 @@ export class SessionStore {
     session.loaded = true;
   }
 
-  /** Samples the primary's position after the last lost store write (shared by concurrent loads). */
+  /**
+   * A primary position observed after the last loss, raising `#recoveryFloor`: one the monitor
+   * already holds (free), else one read (shared by concurrent loads).
+   */
   async #sampleRecoveryFloor(): Promise<void> {
+    const known = this.monitor.primarySampleSince(this.#lostAt);
+    if (known) {
+      this.#raiseRecoveryFloor(known.lsn, known.sentAt);
+      return;
+    }
     if (!this.#recovering || this.#recovering.sentAt < this.#lostAt) {
       const sentAt = performance.now();
       const promise = this.primary
         .read()
-        .then(({ lsn }) => {
-          if (lsn > this.#recoveryFloor) this.#recoveryFloor = lsn;
-          if (sentAt > this.#recoverySampledAt) this.#recoverySampledAt = sentAt;
-        })
+        .then(({ lsn }) => this.#raiseRecoveryFloor(lsn, sentAt))
         .finally(() => {
           if (this.#recovering?.promise === promise) this.#recovering = undefined;
         });
       this.#recovering = { promise, sentAt };
     }
     await this.#recovering.promise;
+  }
+
+  #raiseRecoveryFloor(lsn: Lsn, sentAt: number): void {
+    if (lsn > this.#recoveryFloor) this.#recoveryFloor = lsn;
+    if (sentAt > this.#recoverySampledAt) this.#recoverySampledAt = sentAt;
   }
 
   /**
@@ -178,7 +199,7 @@ export class SessionStore {
       if (coverLater) this.#track(this.#coverStored(session, key, next));
     } catch (err) {
       this.counters.storeErrors++;
-      this.#lostAt = performance.now(); // loads must not trust stored floors below the primary from now on
+      this.storeMayHaveLost(); // loads must not trust stored floors below the primary from now on
       throw err;
     }
   }

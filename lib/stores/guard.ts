@@ -33,7 +33,8 @@ export class GuardedStore implements LsnStore {
   #failures = 0;
   #openedAt = 0;
   #trial = false;
-  readonly counters = { timeouts: 0, errors: 0, shortCircuits: 0, opened: 0, recovered: 0 };
+  /** `losses`: signs from the store that it may have lost acknowledged positions (see `LsnStore.onLoss`). */
+  readonly counters = { timeouts: 0, errors: 0, shortCircuits: 0, opened: 0, recovered: 0, losses: 0 };
 
   constructor(
     private readonly inner: LsnStore,
@@ -56,6 +57,16 @@ export class GuardedStore implements LsnStore {
 
   raise(key: string, next: StoredPosition, loaded: StoredPosition | undefined): Promise<void> {
     return this.#call(() => this.inner.raise(key, next, loaded));
+  }
+
+  /** The inner store's signs of loss, counted; a store without `onLoss` never reports one. */
+  onLoss(listener: (reason: string) => void): () => void {
+    return (
+      this.inner.onLoss?.((reason) => {
+        this.counters.losses++;
+        listener(reason);
+      }) ?? (() => {})
+    );
   }
 
   close(): Promise<void> {

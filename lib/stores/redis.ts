@@ -11,7 +11,17 @@ export interface RedisClientLike {
   get(key: string): Promise<string | null>;
   evalsha(...args: [sha1: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
   eval(...args: [script: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
+  /** ioredis's events (an EventEmitter): how the store sees a connection close. Without them it cannot report losses. */
+  on?(event: string, listener: () => void): unknown;
+  off?(event: string, listener: () => void): unknown;
 }
+
+/**
+ * Client events after which the server answering may not hold what was acknowledged before: a
+ * closed connection (a restart, a failover, a proxy or network cut: ioredis reconnects, maybe to
+ * another server, and replays its queues there), and for a Cluster a node leaving or joining.
+ */
+const LOSS_EVENTS = ['close', '-node', '+node'] as const;
 
 export interface RedisStoreOptions {
   /** Key prefix. Default `pgrr:pos:`. */
@@ -123,8 +133,10 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
     throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `redisStore: ttlSeconds must be a positive integer, got ${ttlSeconds}`);
   }
   const keyOf = (sessionKey: string) => redisKeyFor(sessionKey, prefix);
+  const watch = lossWatch(client);
 
   return {
+    onLoss: watch,
     async get(sessionKey) {
       let raw: string | null;
       try {
@@ -153,6 +165,27 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
         await client.eval(RAISE_SCRIPT, ...args); // loads the script on that server, once
       }
     },
+  };
+}
+
+/**
+ * `LsnStore.onLoss` for an ioredis client: every subscriber hears one loss at once (what Redis
+ * lost before is unknown), then one per closed connection or Cluster node change. ioredis emits
+ * 'close' (on the next tick) before it can reconnect, so the signal precedes any answer of the
+ * server it reconnects to, queued commands included. Listeners on the client are removed with
+ * the last subscriber; a client without events only reports the first.
+ */
+function lossWatch(client: RedisClientLike): (listener: (reason: string) => void) => () => void {
+  const listeners = new Set<(reason: string) => void>();
+  const handlers = LOSS_EVENTS.map((event) => [event, () => listeners.forEach((l) => l(`redis ${event}`))] as const);
+  return (listener) => {
+    if (listeners.size === 0) for (const [event, handler] of handlers) client.on?.(event, handler);
+    listeners.add(listener);
+    listener('first use');
+    return () => {
+      if (!listeners.delete(listener) || listeners.size > 0) return;
+      for (const [event, handler] of handlers) client.off?.(event, handler);
+    };
   };
 }
 

@@ -18,6 +18,12 @@ export type { StoredPosition } from '../position.js';
  * - Failures reject (or throw); the router decides what is safe (reads go to the primary).
  * - `get` returns `null` for a stored value it cannot decode (corrupt data): the router then
  *   treats the session as being at "the current primary position", never as having no floor.
+ * - A store that can lose what it acknowledged without an error (restarted from an older
+ *   snapshot, failed over to a replica that had not received everything, reconnected to another
+ *   server) implements `onLoss` and calls the listener as soon as it sees a sign of it; the
+ *   router then raises floors loaded from then on to a primary position observed after the
+ *   sign. A value that is simply gone (flushed, evicted, expired) needs no signal: a session's
+ *   missing position already counts as the primary's position at load time.
  *
  * @example
  * ```ts
@@ -38,6 +44,31 @@ export interface LsnStore {
   get(key: string): Promise<StoredPosition | undefined | null>;
   /** Atomically stores `mergePosition(current, next, loaded)` (with its version), refreshing the TTL. */
   raise(key: string, next: StoredPosition, loaded: StoredPosition | undefined): Promise<void>;
+  /**
+   * Optional: subscribes `listener` to signs that positions this store acknowledged may be gone
+   * or older now; returns a function that unsubscribes (called by `router.close()`). Call the
+   * listener *before* any `get` answered from the changed store resolves. Since a subscriber
+   * cannot know what happened before it subscribed, a store that can lose data also calls it
+   * once at subscription. `memoryStore()` never loses (and has no `onLoss`); `redisStore()`
+   * signals connection closes (a restart or failover drops every client).
+   *
+   * @example
+   * ```ts
+   * import { EventEmitter } from 'node:events';
+   * const events = new EventEmitter(); // your client's "reconnected" / "failed over" events
+   * const store: LsnStore = {
+   *   get: (key) => myClient.get(key),
+   *   raise: (key, next, loaded) => myClient.raise(key, next, loaded),
+   *   onLoss(listener) {
+   *     listener('first use'); // what the store lost before this process started is unknown
+   *     const onFailover = () => listener('failover');
+   *     events.on('failover', onFailover);
+   *     return () => events.off('failover', onFailover);
+   *   },
+   * };
+   * ```
+   */
+  onLoss?(listener: (reason: string) => void): () => void;
   /** Called by `router.close()`. Must not close a client the user passed in. */
   close?(): Promise<void>;
 }
