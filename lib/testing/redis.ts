@@ -20,7 +20,12 @@ export function ping(host: string, port: number, timeoutMs = 1000): Promise<bool
   });
 }
 
-/** A redis-server process on this machine, keeping nothing on disk. */
+/**
+ * A redis-server process on this machine. It saves nothing by itself (no save points, no AOF),
+ * so a restart comes back empty; but a snapshot taken on request (`SAVE`, `BGSAVE`) stays in its
+ * directory and is loaded at the next `start()`: a stop or kill after `SAVE` brings back the
+ * data as it was then (a restart from an older snapshot).
+ */
 export class NativeRedis implements RedisHandle {
   readonly host = HOST;
   #daemon: Daemon | undefined;
