@@ -22,6 +22,8 @@ export interface Classification {
    * transaction block as one implicit transaction, committed when the string ends.
    */
   readonly steps?: readonly StringStep[];
+  /** For `SELECT pg_cancel_backend(pid)` / `pg_terminate_backend(pid)` alone (detail `backend-signal`). */
+  readonly signal?: BackendSignal;
 }
 
 /**
@@ -38,7 +40,10 @@ export interface Classification {
  */
 export type StringStep = 'read' | 'write' | 'begin' | 'commit' | 'rollback' | 'commit-and-chain' | 'rollback-and-chain' | 'unknown';
 
+import { backendSignal, revealsBackend, type BackendSignal } from './backends.js';
 import { DEFAULT_WRITE_FUNCTIONS } from './write-functions.js';
+
+export type { BackendSignal };
 
 export { DEFAULT_WRITE_FUNCTIONS };
 
@@ -172,7 +177,7 @@ export class Classifier {
     const [type, node] = Object.entries(stmt)[0] ?? [];
     switch (type) {
       case 'SelectStmt':
-        return this.#readUnlessSideEffects(node);
+        return backendSignal(node) ?? revealing(this.#readUnlessSideEffects(node), node);
       case 'ExplainStmt': {
         const inner = (node as { query?: Record<string, Json> }).query ?? {};
         const [innerType, innerNode] = Object.entries(inner)[0] ?? [];
@@ -240,6 +245,13 @@ function stepOf(statement: Classification): StringStep | undefined {
     default:
       return 'write';
   }
+}
+
+const BACKEND_PID: Classification = Object.freeze({ kind: 'read', detail: 'backend-pid' });
+
+/** A read that calls `pg_backend_pid()` reveals its connection's backend (see `RoutedClient#processID`). */
+function revealing(verdict: Classification, node: Json): Classification {
+  return verdict.kind === 'read' && revealsBackend(node) ? BACKEND_PID : verdict;
 }
 
 function functionName(call: Json): string | undefined {

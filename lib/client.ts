@@ -1,14 +1,17 @@
 import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { toCallback } from './callback.js';
+import { markTerminated, pidOf, wasTerminated, type Backend } from './backends.js';
 import type { Classification } from './classifier.js';
 import type { Dispatch, Runner, TransactionState } from './dispatch.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
-import { closableOf, closeOnLoss, ConnectionLoss } from './connection-loss.js';
+import { closed, CLOSED, detach, diedWith, notAnswered, openBinding, type Binding } from './binding.js';
+import { closableOf, closeOnLoss } from './connection-loss.js';
 import {
   failQuery,
   isConnectionError,
+  isTimeout,
   markNotSent,
   normalizeQuery,
   releaseArg,
@@ -17,30 +20,6 @@ import {
 } from './pg-args.js';
 import type { Scope } from './scopes.js';
 import type { Telemetry } from './telemetry.js';
-
-const CLIENT_EVENTS = ['error', 'notice', 'notification', 'end', 'drain'] as const;
-const CLOSED = 'Client was closed and is not queryable';
-
-interface Binding {
-  node: NodePool;
-  client: pg.PoolClient;
-  forward: Map<string, (...args: unknown[]) => void>;
-  /** The routing span of this binding: the client's statements on this node nest under it. */
-  span: OtelSpan | undefined;
-  /** Cursors or streams still open on this connection. */
-  open: number;
-  /** Closes waiting on this connection, completed once it is lost or destroyed. */
-  loss: ConnectionLoss;
-  /** The first sign that the connection died was handled (its node reported if need be). */
-  lost: boolean;
-}
-
-/** A statement of a client released before it ran: never sent (so never a write), never retried. */
-function closed(): Error {
-  const err = new Error(CLOSED);
-  markNotSent(err);
-  return err;
-}
 
 /**
  * A checked-out client from {@link RoutedPool.connect}. It holds no connection until its first
@@ -57,7 +36,8 @@ function closed(): Error {
  * client routes its next statement afresh; in a transaction or on the primary, later statements
  * fail (as on a pg client) until it is released, which destroys that connection. The 'error'
  * event is emitted only when something listens: unlike a pg client, an unheard one does not
- * crash the process.
+ * crash the process. A statement whose answer timed out leaves its connection unusable (later
+ * statements fail with its code, `ERR_PGRR_NODE_TIMEOUT`) and release destroys it.
  *
  * @example
  * ```ts
@@ -79,6 +59,9 @@ export class RoutedClient extends EventEmitter {
   #released = false;
   /** Statements run one at a time, in the order they were issued, as on a pg client. */
   #chain: Promise<unknown> = Promise.resolve();
+  /** Connections whose pid this client revealed: held until release (see {@link processID}). */
+  readonly #revealed = new Set<Binding>();
+  readonly #holder = { current: (pid: number) => this.#backendFor(pid) };
 
   /** @internal use `router.pool.connect()` */
   constructor(dispatch: Dispatch, telemetry: Telemetry) {
@@ -101,11 +84,14 @@ export class RoutedClient extends EventEmitter {
     },
     preferred: (client) => client.#binding?.node.name,
     needsSpan: (client, node) => client.#binding?.node !== node,
+    valuesOf: (_client, q) => (q.submittable ? false : q.values),
     mayRetry: (client, q) => !q.submittable && !client.#transaction.open && client.#openCount === 0,
     execute: (client, node, span, q, classification, scope) => client.#execute(node, span, q, classification, scope),
     abandon: (client, err) => {
+      const bound = client.#binding?.client; // terminated through the router: what it ran must not run again
+      const terminated = bound !== undefined && wasTerminated(bound);
       client.#unbind(releaseArg(err) ?? true, true); // the connection may be broken: destroy it
-      return !client.#released;
+      return !client.#released && !terminated;
     },
     settled: (client, node, transactionEnded) => {
       // A read-only transaction on a replica is over: route the next statement afresh.
@@ -116,6 +102,39 @@ export class RoutedClient extends EventEmitter {
   /** Cursors or streams still open on the bound connection. */
   get #openCount(): number {
     return this.#binding?.open ?? 0;
+  }
+
+  /**
+   * The pid of the backend running this client's statements now (null before the first one),
+   * which changes when the client moves. A connection whose pid was revealed (here or by `select
+   * pg_backend_pid()`) stays with the client until release, and `pg_cancel_backend(pid)` or
+   * `pg_terminate_backend(pid)` through the router reach the backend the client runs on now.
+   * @example
+   * ```ts
+   * const running = client.query('select pg_sleep(10)');
+   * await router.pool.query('select pg_cancel_backend($1)', [client.processID]); // 57014 on `running`
+   * ```
+   */
+  get processID(): number | null {
+    const binding = this.#binding;
+    const pid = binding && pidOf(binding.client);
+    if (!binding || !pid) return null;
+    this.#reveal(binding);
+    return pid;
+  }
+
+  #reveal(binding: Binding): void {
+    const pid = pidOf(binding.client);
+    if (!this.#revealed.has(binding) && pid && !this.#released) this.#dispatch.planner.nodes.backends.reveal(pid, this.#holder);
+    if (pid && !this.#released) this.#revealed.add(binding);
+  }
+
+  /** Where a signal to `pid` (one this client revealed) goes: its current backend, else that connection's. */
+  #backendFor(pid: number): Backend | undefined {
+    const bound = this.#binding;
+    const current = bound && !bound.lost ? pidOf(bound.client) : undefined;
+    const target = bound && current ? bound : [...this.#revealed].find((b) => pidOf(b.client) === pid);
+    return target && { node: target.node, pid: pidOf(target.client) ?? pid, terminating: () => markTerminated(target.client) };
   }
 
   /** The node this client is bound to (`primary`, a replica name), or undefined before its first statement. */
@@ -158,7 +177,16 @@ export class RoutedClient extends EventEmitter {
   ): Promise<unknown> {
     const binding = await this.#bind(node, span);
     if (q.submittable) return this.#submit(q.submittable, binding, classification, scope);
-    return this.#telemetry.within(binding.span, () => binding.client.query(q.arg as pg.QueryConfig, q.values));
+    try {
+      const result = await this.#telemetry.within(binding.span, () => binding.client.query(q.arg as pg.QueryConfig, q.values));
+      if (classification.detail === 'backend-pid') this.#reveal(binding);
+      return result;
+    } catch (err) {
+      // pg keeps a connection whose answer timed out: the statement may still run, and what is
+      // sent next waits behind it. Nothing more goes there; release destroys it.
+      if (isTimeout(err)) binding.stuck ??= err;
+      throw err;
+    }
   }
 
   /** Runs a cursor or stream; its end (or close) settles reads, writes and pinning. */
@@ -194,8 +222,13 @@ export class RoutedClient extends EventEmitter {
   /** The connection to `node`, opened (under the route span `span`) if the client is not bound there yet. */
   async #bind(node: NodePool, span: OtelSpan | undefined): Promise<Binding> {
     if (this.#released) throw closed();
-    if (this.#binding?.node === node) return this.#binding;
+    if (this.#binding?.node === node) {
+      if (this.#binding.stuck) throw notAnswered(this.#binding.stuck);
+      return this.#binding;
+    }
     this.#unbind();
+    const held = [...this.#revealed].find((b) => b.node === node && !b.lost && !b.stuck);
+    if (held) return (this.#binding = Object.assign(held, { span })); // back on the connection whose pid it revealed
     let client: pg.PoolClient;
     try {
       client = await this.#telemetry.within(span, () => node.pool.connect());
@@ -207,20 +240,11 @@ export class RoutedClient extends EventEmitter {
       client.release(); // released while we waited for the connection
       throw closed();
     }
-    const forward = new Map<string, (...args: unknown[]) => void>();
-    const binding: Binding = { node, client, forward, span, open: 0, loss: new ConnectionLoss(), lost: false };
-    for (const event of CLIENT_EVENTS) {
-      const listener = (...args: unknown[]) => {
-        // pg emits 'error' on a client whose connection died, then 'end': it is not usable any more.
-        if (event === 'error') this.#lost(binding, args[0] instanceof Error ? args[0] : new Error(String(args[0])));
-        if (event === 'end') this.#lost(binding, undefined);
-        // The statements, cursors and streams on the connection get the error: an unheard 'error' must not crash the process.
-        if (event === 'error' && this.listenerCount('error') === 0) return;
-        this.emit(event, ...args);
-      };
-      forward.set(event, listener);
-      client.on(event, listener);
-    }
+    const binding = openBinding(node, client, span, {
+      lost: (err) => this.#lost(binding, err),
+      // The statements, cursors and streams on the connection get the error: an unheard 'error' must not crash the process.
+      emit: (event, args) => (event === 'error' && this.listenerCount('error') === 0) || this.emit(event, ...args),
+    });
     this.#binding = binding;
     return binding;
   }
@@ -233,7 +257,8 @@ export class RoutedClient extends EventEmitter {
     if (binding.lost) return; // the 'end' after an 'error' says nothing new
     binding.lost = true;
     binding.loss.lose(err ?? new Error('Connection ended'));
-    if (err && isConnectionError(err)) this.#dispatch.monitor.reportConnectionFailure(binding.node.name, err);
+    if (err && isConnectionError(err) && !wasTerminated(binding.client))
+      this.#dispatch.monitor.reportConnectionFailure(binding.node.name, err);
     // Bound to a replica outside a transaction, the client holds nothing the next statement
     // needs (it would route afresh anyway); in a transaction, or on the primary where session
     // state lives, the broken connection stays bound, so that nothing runs outside what it held.
@@ -245,7 +270,17 @@ export class RoutedClient extends EventEmitter {
     if (!binding) return;
     this.#binding = undefined;
     this.#telemetry.end(binding.span, err instanceof Error ? err : undefined, retried);
-    for (const [event, listener] of binding.forward) binding.client.removeListener(event, listener);
+    binding.span = undefined;
+    // A connection whose pid was revealed stays with this client until release (unless broken).
+    if (!err && !this.#released && this.#revealed.has(binding) && !binding.lost && !binding.stuck) return;
+    this.#drop(binding, err ?? binding.stuck);
+  }
+
+  /** Gives a connection back to its pool (`err`: destroys it), forgetting a pid it revealed. */
+  #drop(binding: Binding, err: Error | true | undefined): void {
+    const pid = pidOf(binding.client);
+    if (this.#revealed.delete(binding) && pid) this.#dispatch.planner.nodes.backends.forget(pid, this.#holder);
+    detach(binding);
     binding.client.release(err);
     if (err) binding.loss.lose(err instanceof Error ? err : new Error('Connection destroyed')); // destroyed: nothing answers a close now
   }
@@ -257,11 +292,8 @@ export class RoutedClient extends EventEmitter {
   release(err?: Error | boolean | unknown): void {
     if (this.#released) throw new Error('Release called on client which has already been released to the pool.');
     this.#released = true;
-    this.#unbind(releaseArg(err));
+    const arg = releaseArg(err);
+    this.#unbind(arg);
+    for (const binding of [...this.#revealed]) this.#drop(binding, binding.stuck ?? (binding.lost || undefined));
   }
-}
-
-/** An error after which the connection is gone: a connection error, or a FATAL one from the server. */
-function diedWith(err: unknown): err is Error {
-  return err instanceof Error && (isConnectionError(err) || (err as { severity?: unknown }).severity === 'FATAL');
 }

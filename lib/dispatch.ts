@@ -3,7 +3,8 @@ import { isMonotonic } from './consistency.js';
 import type { MonitorView } from './monitor-view.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
-import { isConnectionError, isNotSent, isReadOnlyRefusal, isRecoveryConflict } from './pg-args.js';
+import { sendSignal, signalledPid, type BackendSignal } from './backends.js';
+import { isConnectionError, isNotSent, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
 import type { RoutePlanner } from './planner.js';
 import type { Route, RoutedStatement } from './route.js';
 import type { Scope, Scopes } from './scopes.js';
@@ -36,6 +37,8 @@ export interface Runner<C, Q, R> {
    * is ended by the runner); otherwise the dispatch ends it after the statement.
    */
   holds(ctx: C, span: OtelSpan): boolean;
+  /** A plain statement's parameter values (`false` for a submittable: the router sends no signal for one). */
+  valuesOf?(ctx: C, query: Q): readonly unknown[] | undefined | false;
   /** Whether a failure on a replica may be retried elsewhere (asked before the statement runs). */
   mayRetry(ctx: C, query: Q): boolean;
   /**
@@ -83,6 +86,9 @@ export class Dispatch {
   run<C, Q, R>(text: string | undefined, ctx: C, query: Q, runner: Runner<C, Q, R>): Promise<R> {
     if (!this.#isStarted) return this.started().then(() => this.run(text, ctx, query, runner));
     const classification = text === undefined ? NO_TEXT : this.classifier.classifySync(text);
+    const values = classification.signal && runner.valuesOf ? runner.valuesOf(ctx, query) : false;
+    const signalled = classification.signal && this.#signal(classification.signal, values, runner.refusal(ctx));
+    if (signalled) return signalled as Promise<R>;
     return this.#attempt(text, classification, this.scopes.current(), ctx, query, runner, undefined);
   }
 
@@ -135,6 +141,7 @@ export class Dispatch {
         return result;
       },
       (err: unknown) => {
+        tagTimeout(err);
         if (!isNotSent(err)) node.served++;
         this.#settle(classification, node, scope, ctx, runner, false, err);
         const own = span && !runner.holds(ctx, span) ? span : undefined;
@@ -154,6 +161,22 @@ export class Dispatch {
         throw err;
       },
     );
+  }
+
+  /**
+   * `SELECT pg_cancel_backend(pid)` / `pg_terminate_backend(pid)`: sent, on a connection of its
+   * own, to the backend the pid means ({@link Backends.target}), or refused with a stable code.
+   * Undefined (routed as any statement: to the primary) when the pid is not an integer.
+   */
+  #signal(signal: BackendSignal, values: readonly unknown[] | undefined | false, refused: Error | undefined): Promise<unknown> | undefined {
+    const pid = values === false ? undefined : signalledPid(signal, values);
+    if (pid === undefined) return undefined;
+    if (refused) return Promise.reject(refused);
+    try {
+      return sendSignal(this.planner.nodes.backends.target(pid), signal);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   #openSpan(route: Route, kind: StatementKind, scope: Scope, retry: boolean): OtelSpan | undefined {

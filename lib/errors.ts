@@ -21,6 +21,12 @@ export const ErrorCodes = {
   NO_TOKEN_SECRET: 'ERR_PGRR_NO_TOKEN_SECRET',
   /** A string is not a PostgreSQL LSN (`X/Y`, hexadecimal, each half at most 32 bits). */
   INVALID_LSN: 'ERR_PGRR_INVALID_LSN',
+  /** `pg_cancel_backend(pid)` / `pg_terminate_backend(pid)` through the router: no connection of its has that pid. */
+  BACKEND_UNKNOWN: 'ERR_PGRR_BACKEND_UNKNOWN',
+  /** Such a signal whose pid names connections on several nodes (or of several checked-out clients). */
+  BACKEND_AMBIGUOUS: 'ERR_PGRR_BACKEND_AMBIGUOUS',
+  /** A node did not answer within the router's bound (connect or statement); a write's outcome is unknown. */
+  NODE_TIMEOUT: 'ERR_PGRR_NODE_TIMEOUT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { Backends } from './backends.js';
 
 /** `primary` or `replica`: what a node is to the router. */
 export type NodeRole = 'primary' | 'replica';
@@ -18,39 +19,51 @@ export type PoolFactory = (config: pg.PoolConfig, node: { name: string; role: No
 export const defaultPoolFactory: PoolFactory = (config) => new pg.Pool(config);
 
 /**
- * How long the application's pool to a replica waits on a server that does not answer, unless
- * its config says otherwise (pg's own default is for ever): a partitioned or hung replica must
- * not hold a read, which then goes elsewhere.
+ * How long the application's pool to a node waits on a server that does not answer, unless its
+ * config says otherwise (pg's own default is for ever): a partitioned or hung replica must not
+ * hold a read, which then goes elsewhere; a hung primary must not hold a write for as long as
+ * TCP allows (it fails with a timeout, its outcome unknown, and the session is then treated as
+ * having written: see `Dispatch#note`).
  */
-export interface ReplicaBounds {
+export interface NodeBounds {
   /** `connectionTimeoutMillis` (in pg-pool it also bounds waiting for a free connection). */
   readonly connectMs: number;
   /** How long a statement waits for its answer when the config has no `statement_timeout`. */
   readonly readMs: number;
 }
 
-/** The longest a statement waits for a replica's answer when nothing else bounds it, in ms. */
-export const DEFAULT_REPLICA_READ_MS = 30_000;
+/** The former name of {@link NodeBounds} (the bounds apply to the primary too now). */
+export type ReplicaBounds = NodeBounds;
+
+/** The longest a statement waits for a node's answer when nothing else bounds it, in ms. */
+export const DEFAULT_ANSWER_MS = 30_000;
+/** The former name of {@link DEFAULT_ANSWER_MS}. */
+export const DEFAULT_REPLICA_READ_MS = DEFAULT_ANSWER_MS;
 
 /** The bounds derived from the monitor's `timeoutMs`: a connect may take twice what a poll may. */
-export function replicaBounds(monitorTimeoutMs: number): ReplicaBounds {
-  return { connectMs: 2 * monitorTimeoutMs, readMs: DEFAULT_REPLICA_READ_MS };
+export function nodeBounds(monitorTimeoutMs: number): NodeBounds {
+  return { connectMs: 2 * monitorTimeoutMs, readMs: DEFAULT_ANSWER_MS };
 }
 
+/** The former name of {@link nodeBounds}. */
+export const replicaBounds = nodeBounds;
+
 /**
- * A replica's pool config with the bounds its user did not set (a value of 0, "none", is kept):
- * - `connectionTimeoutMillis`: `bounds.connectMs`;
+ * A node's pool config with the bounds its user did not set (a value of 0, "none", is kept),
+ * for the primary as for replicas:
+ * - `connectionTimeoutMillis`: `bounds.connectMs` (always safe: nothing was sent);
  * - a client-side bound on each statement's answer (pg's `query_timeout`, given per statement):
  *   with the user's own `statement_timeout` the server cancels slow statements itself, so the
  *   client gives up only `connectMs` after it, on a server that does not answer at all; without
  *   one, after `bounds.readMs`. Cursors and streams (submittables) are left unbounded: they may
  *   stay open for as long as their reader likes. Not added when the config sets `query_timeout`
  *   or brings its own `Client` class.
- * The primary's config is returned as is: a write cut off by a client-side timeout may still
- * commit, and long writes and migrations are the user's to bound.
+ * On the primary a write cut off by the client-side bound may still commit (or commit later,
+ * when its bytes reach a healed server): the dispatch counts it as a write of its session. Long
+ * migrations through the router need `statement_timeout` or `query_timeout: 0` on the primary.
  */
-export function boundedConfig(config: pg.PoolConfig, role: NodeRole, bounds: ReplicaBounds | undefined): pg.PoolConfig {
-  if (role !== 'replica' || !bounds) return config;
+export function boundedConfig(config: pg.PoolConfig, _role: NodeRole, bounds: NodeBounds | undefined): pg.PoolConfig {
+  if (!bounds) return config;
   const bounded: pg.PoolConfig = { ...config };
   bounded.connectionTimeoutMillis ??= bounds.connectMs;
   if (config.query_timeout === undefined && config.Client === undefined) {
@@ -110,8 +123,11 @@ export class NodePools {
   /** The primary, then the replicas. */
   readonly all: readonly NodePool[];
 
-  /** `bounds`: what replica pools get where their config sets no timeout (see {@link boundedConfig}). */
-  constructor(nodes: readonly NodeConfig[], factory: PoolFactory = defaultPoolFactory, bounds?: ReplicaBounds) {
+  /** The router's connections' backends (which pid is on which node, who revealed it). */
+  readonly backends: Backends;
+
+  /** `bounds`: what pools get where their config sets no timeout (see {@link boundedConfig}). */
+  constructor(nodes: readonly NodeConfig[], factory: PoolFactory = defaultPoolFactory, bounds?: NodeBounds) {
     const made = nodes.map(({ name, role, config }) => ({
       name,
       role,
@@ -121,6 +137,7 @@ export class NodePools {
     this.primary = made.find((n) => n.role === 'primary')!;
     this.replicas = new Map(made.filter((n) => n.role === 'replica').map((n) => [n.name, n]));
     this.all = [this.primary, ...this.replicas.values()];
+    this.backends = new Backends(this.all);
   }
 
   /** A count summed over every node's pool. */

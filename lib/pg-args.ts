@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { ErrorCodes } from './errors.js';
 
 /** Something pg can run: SQL text, a QueryConfig, or a submittable (pg-cursor, pg-query-stream). */
 export type QueryArg = string | pg.QueryConfig | Submittable;
@@ -61,6 +62,7 @@ const CONNECTION_CODES = new Set([
   '57P01',
   '57P02',
   '57P03',
+  ErrorCodes.NODE_TIMEOUT,
 ]);
 
 /** The server is unreachable or went away: the node is suspect. */
@@ -71,6 +73,20 @@ export function isConnectionError(err: unknown): boolean {
   return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|not queryable|Query read timeout/i.test(
     err.message,
   );
+}
+
+const TIMEOUT = /Query read timeout|timeout exceeded when trying to connect|Connection terminated due to connection timeout/i;
+
+/** A node did not answer in time: pg's `query_timeout`, or a connect past `connectionTimeoutMillis`. */
+export function isTimeout(err: unknown): err is Error {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  return code === ErrorCodes.NODE_TIMEOUT || (code === undefined && TIMEOUT.test(err.message));
+}
+
+/** Gives a timeout from pg the stable code `ERR_PGRR_NODE_TIMEOUT` (its class and message stay pg's). */
+export function tagTimeout(err: unknown): void {
+  if (isTimeout(err)) (err as { code?: unknown }).code = ErrorCodes.NODE_TIMEOUT;
 }
 
 const notSent = new WeakSet<object>();

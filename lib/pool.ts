@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { toCallback } from './callback.js';
+import { wasTerminated } from './backends.js';
 import { RoutedClient } from './client.js';
 import type { Runner } from './dispatch.js';
 import type { Engine } from './engine.js';
@@ -63,7 +64,7 @@ export class RoutedPool extends PoolBase {
       // statement that was running gets its error anyway; a connection failure is reported.
       node.pool.on('connect', (client: pg.PoolClient) => {
         client.on('error', (err: unknown) => {
-          if (isConnectionError(err)) engine.monitor.reportConnectionFailure(node.name, err);
+          if (isConnectionError(err) && !wasTerminated(client)) engine.monitor.reportConnectionFailure(node.name, err);
         });
       });
       for (const event of POOL_EVENTS) {
@@ -210,6 +211,7 @@ const POOL_RUNNER: Runner<Telemetry, NormalizedQuery, pg.QueryResult> = {
   preferred: () => undefined,
   needsSpan: () => true,
   holds: () => false,
+  valuesOf: (_ctx, q) => (q.submittable ? false : q.values),
   mayRetry: () => true,
   abandon: () => true,
   execute(telemetry, node, span, q, classification) {

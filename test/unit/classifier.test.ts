@@ -72,7 +72,18 @@ const TABLE: Array<[string, StatementKind, string?]> = [
   ["select * from users where id = (select nextval('s'))", 'write', 'function:nextval'],
   ['select audit_touch(1)', 'write', 'function:audit_touch'],
   ['select app_register(1)', 'write', 'function:app_register'],
-  ['select pg_terminate_backend(123)', 'write', 'function:pg_terminate_backend'],
+  ['select pg_terminate_backend(123)', 'write', 'backend-signal'],
+  // signals by pid and pid reveals (issue 14, case 12): the router works out which node's backend
+  ['select pg_cancel_backend($1)', 'write', 'backend-signal'],
+  ['SELECT pg_cancel_backend($1);', 'write', 'backend-signal'],
+  ['select pg_catalog.pg_cancel_backend($1::int) as cancelled', 'write', 'backend-signal'],
+  ['select pg_cancel_backend(pid) from pg_stat_activity where state = $1', 'write', 'function:pg_cancel_backend'],
+  ['select pg_terminate_backend(123, 5000)', 'write', 'function:pg_terminate_backend'],
+  ['select pg_cancel_backend(pg_backend_pid())', 'write', 'function:pg_cancel_backend'],
+  ['select myschema.pg_cancel_backend(1)', 'write', 'function:pg_cancel_backend'],
+  ['select pg_backend_pid() as pid', 'read', 'backend-pid'],
+  ['select pg_backend_pid(), now()', 'read', 'backend-pid'],
+  ["select pg_backend_pid(), nextval('s')", 'write', 'function:nextval'],
   ["explain analyze select nextval('s')", 'write', 'function:nextval'],
   // SELECT INTO
   ['select * into new_table from users', 'write', 'select-into'],
@@ -250,5 +261,28 @@ describe('statement classification', () => {
     expect(classifier.classifySync(`${' '.repeat(50_000)}select 1`).kind).toBe('read');
     // Not a timing assertion of speed, only that it finishes (a catastrophic regex would hang).
     expect(performance.now() - started).toBeLessThan(10_000);
+  });
+});
+
+describe('backend signals', () => {
+  it('carries the function, the pid (literal or parameter) and the result column', () => {
+    expect(classifier.classifySync('select pg_cancel_backend(4242)').signal).toEqual({
+      fn: 'pg_cancel_backend',
+      pid: 4242,
+      column: 'pg_cancel_backend',
+    });
+    expect(classifier.classifySync('select pg_terminate_backend($2::integer) as "killed"').signal).toEqual({
+      fn: 'pg_terminate_backend',
+      pid: { param: 2 },
+      column: 'killed',
+    });
+    expect(classifier.classifySync('select pg_cancel_backend(0)').signal?.pid).toBe(0);
+    expect(classifier.classifySync('select pg_cancel_backend(pid) from pg_stat_activity').signal).toBeUndefined();
+  });
+
+  it('is only a step (a write) inside a multi-statement string', () => {
+    const several = classifier.classifySync('select pg_cancel_backend(1); select 1');
+    expect(several.signal).toBeUndefined();
+    expect(several.steps).toEqual(['write', 'read']);
   });
 });
