@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { createRouter, type Router } from '../../lib/index.js';
 import { startCluster, type Cluster } from '../../lib/testing/index.js';
+import { asAppRole, createAppRole } from '../helpers/app-role.js';
 import { listen } from '../helpers/http.js';
 import { directTarget, httpTarget, seedStatements, startWorkload, workloadApp, type Level } from '../workload/driver.js';
 import { check, percentile, type Op } from '../workload/history.js';
@@ -17,6 +18,18 @@ const DELAYS = (process.env.BENCH_DELAYS ?? '0,50,500').split(',').map(Number);
 /** Pause between a session's operations, in ms (a user's think time). */
 const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 0);
 const SECRET = 'strategies benchmark token secret';
+/**
+ * Who the routers connect as: `app` (default), a least-privilege application role with table
+ * grants only, as real deployments do; `superuser`, the cluster's superuser. `BENCH_ROLES=app,superuser`
+ * runs every cell as both, interleaved (so both see the same machine), and labels the strategies.
+ */
+type Role = 'app' | 'superuser';
+const ROLES: Role[] = [
+  ...new Set(
+    (process.env.BENCH_ROLES ?? process.env.BENCH_ROLE ?? 'app').split(',').map((r): Role => (r === 'superuser' ? 'superuser' : 'app')),
+  ),
+];
+const as = (role: Role, connectionString: string) => (role === 'app' ? asAppRole(connectionString) : connectionString);
 /** Each cell runs this many times, strategies in a rotating order; the table shows medians (violations: sums). */
 const REPEATS = Number(process.env.BENCH_REPEATS ?? 3);
 
@@ -45,10 +58,10 @@ function levelFor(strategy: Strategy): ((session: string, lastWriteAt: number | 
 
 type Cell = Record<string, number | string>;
 
-async function runCell(cluster: Cluster, strategy: Strategy): Promise<Cell> {
+async function runCell(cluster: Cluster, strategy: Strategy, role: Role): Promise<Cell> {
   const router: Router = createRouter({
-    primary: { connectionString: cluster.primary.connectionString, max: 20 },
-    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: r.connectionString, max: 20 })),
+    primary: { connectionString: as(role, cluster.primary.connectionString), max: 20 },
+    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: as(role, r.connectionString), max: 20 })),
     consistency: strategy === 'ours: read-your-writes' ? 'read-your-writes' : 'session',
     maxWaitMs: strategy === 'ours: session, wait 50 ms' ? 50 : 0,
     monitor: { intervalMs: 100 },
@@ -91,7 +104,8 @@ async function runCell(cluster: Cluster, strategy: Strategy): Promise<Cell> {
   const http = done.filter((o) => o.transport === 'http');
   const { ryw, mr, handoff } = check(history);
   return {
-    strategy,
+    strategy: ROLES.length > 1 ? `${strategy} [${role}]` : strategy,
+    role,
     opsPerSecond: Math.round(done.length / (durationMs / 1000)),
     p50ms: latency(done, 50),
     p99ms: latency(done, 99),
@@ -188,26 +202,28 @@ try {
     ],
   };
   for (const statement of seedStatements(workload)) await cluster.primary.query(statement);
+  if (ROLES.includes('app')) await createAppRole(cluster, ['select, update on counters']);
   await cluster.waitForReplicas();
-  await runCell(cluster, 'ours: session'); // warm-up (JIT, connections, caches), not counted
+  await runCell(cluster, 'ours: session', ROLES[0]!); // warm-up (JIT, connections, caches), not counted
   const results: Cell[] = [];
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   for (const delay of DELAYS) {
     for (const replica of cluster.replicas) await replica.setApplyDelay(delay);
-    const runs = new Map<Strategy, Cell[]>(STRATEGIES.map((s) => [s, []]));
+    const variants = STRATEGIES.flatMap((strategy) => ROLES.map((role) => ({ strategy, role })));
+    const runs = new Map<(typeof variants)[number], Cell[]>(variants.map((v) => [v, []]));
     for (let repeat = 0; repeat < REPEATS; repeat++) {
-      const order = STRATEGIES.map((_, i) => STRATEGIES[(i + repeat) % STRATEGIES.length]!);
-      for (const strategy of order) {
-        const run = await runCell(cluster, strategy);
-        runs.get(strategy)!.push(run);
+      const order = variants.map((_, i) => variants[(i + repeat * ROLES.length) % variants.length]!);
+      for (const variant of order) {
+        const run = await runCell(cluster, variant.strategy, variant.role);
+        runs.get(variant)!.push(run);
         console.log(JSON.stringify({ delayMs: delay, repeat, ...run }));
       }
     }
-    for (const strategy of STRATEGIES) {
-      const cells = runs.get(strategy)!;
-      const cell: Cell = { delayMs: delay, strategy, repeats: cells.length };
+    for (const variant of variants) {
+      const cells = runs.get(variant)!;
+      const cell: Cell = { delayMs: delay, strategy: cells[0]!.strategy!, role: variant.role, repeats: cells.length };
       for (const key of Object.keys(cells[0]!)) {
-        if (key === 'strategy') continue;
+        if (key === 'strategy' || key === 'role') continue;
         const values = cells.map((c) => Number(c[key]));
         cell[key] = /Violations$|^handoffs$|^failures$/.test(key) ? values.reduce((a, b) => a + b, 0) : median(values);
       }
@@ -218,7 +234,7 @@ try {
     const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
     writeFileSync(
       `${base}.json`,
-      `${JSON.stringify({ date: new Date().toISOString(), machine, sessions: SESSIONS, secondsPerCell: SECONDS, repeats: REPEATS, thinkMs: THINK_MS, results }, null, 2)}\n`,
+      `${JSON.stringify({ date: new Date().toISOString(), machine, roles: ROLES, sessions: SESSIONS, secondsPerCell: SECONDS, repeats: REPEATS, thinkMs: THINK_MS, results }, null, 2)}\n`,
     );
     writeFileSync(`${base}.svg`, chart(results, DELAYS, SESSIONS, THINK_MS, SECONDS));
     writeFileSync(`${base}.md`, table(results));

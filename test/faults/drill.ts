@@ -109,6 +109,8 @@ export interface DrillReport {
   phases: Record<string, { reads: number; replicaReads: number; writes: number; handoffs: number; failures: number }>;
   /** Failures by `kind code`. */
   failures: Record<string, number>;
+  /** Failures by `kind transport` (`read direct`, `write http`…). */
+  failuresByTransport: Record<string, number>;
   /** The longest any operation (acknowledged or failed) took, in ms. */
   maxOperationMs: number;
   p99Ms: number;
@@ -205,9 +207,12 @@ export function summarize(name: string, result: WorkloadResult): DrillReport {
     else b.handoffs++;
   }
   const failures: Record<string, number> = {};
+  const failuresByTransport: Record<string, number> = {};
   for (const f of result.failures) {
     bucket(f.phase).failures++;
     failures[`${f.kind} ${f.code}`] = (failures[`${f.kind} ${f.code}`] ?? 0) + 1;
+    const byTransport = `${f.kind} ${f.transport}`;
+    failuresByTransport[byTransport] = (failuresByTransport[byTransport] ?? 0) + 1;
   }
   const durations = [...result.history.filter((o) => o.kind !== 'handoff'), ...result.failures].map((o) => o.end - o.start);
   return {
@@ -215,6 +220,7 @@ export function summarize(name: string, result: WorkloadResult): DrillReport {
     violations: check(result.history),
     phases,
     failures,
+    failuresByTransport,
     maxOperationMs: Math.round(Math.max(0, ...durations)),
     p99Ms: Number(percentile(durations, 99).toFixed(1)),
     durationMs: Math.round(result.durationMs),

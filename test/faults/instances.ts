@@ -112,3 +112,14 @@ export async function waitForIdleInstances(instances: readonly Instance[], timeo
     await sleep(20);
   }
 }
+
+/** Waits until every instance's store breaker is closed again. */
+export async function waitForStore(instances: readonly Instance[], timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const views = await Promise.all(instances.map((i) => i.topology()));
+    if (views.every((v) => v.store.state === 'closed')) return;
+    if (Date.now() > deadline) throw new Error(`store breakers not closed: ${JSON.stringify(views.map((v) => v.store))}`);
+    await sleep(50);
+  }
+}

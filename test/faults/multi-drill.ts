@@ -7,7 +7,8 @@ import { proxyNode, startCluster, type Cluster, type FaultProxy } from 'pg-repli
 import { asAppRole, createAppRole } from '../helpers/app-role.js';
 import { nodeByPort } from '../helpers/cluster.js';
 import { httpTarget, seedStatements, startWorkload, type Workload, type WorkloadOptions } from '../workload/driver.js';
-import type { Op } from '../workload/history.js';
+import { violations, type Failure, type Op } from '../workload/history.js';
+import type { DrillReport } from './drill.js';
 import { DRILL_GRANTS, SECRET } from './drill.js';
 import { startInstance, type Instance, type InstanceConfig } from './instances.js';
 
@@ -19,6 +20,8 @@ export interface MultiEnv {
   redis: Redis;
   instances: Instance[];
   sessions: number;
+  /** The cluster's replicas (by the cluster's names) each service lists. */
+  lists: Record<string, string[]>;
 }
 
 /**
@@ -70,6 +73,7 @@ export function useMultiProcessDrill(options: { sessions?: number } = {}): () =>
       redis,
       instances,
       sessions,
+      lists: { A: ['r1', 'r2'], B: ['r2'] },
     };
   }, 180_000);
   afterAll(async () => {
@@ -121,4 +125,56 @@ export function handoffsByService(history: readonly Op[], instances: readonly In
     });
   }
   return counts;
+}
+
+/** performance.now() as ms since the run's first operation (the clock of the reports). */
+export function clock(report: DrillReport): (t: number) => number {
+  const start = Math.min(...report.result.history.map((op) => op.start), ...report.result.failures.map((f) => f.start));
+  return (t) => Math.round(t - start);
+}
+
+/**
+ * What a report needs to trace a violation or an unexpected failure to its cause: the first
+ * ones, each with the instance that served it and its session's operations in the 2 s before.
+ */
+export function explain(report: DrillReport, unexpected: readonly Failure[], instances: readonly Instance[]): Record<string, unknown> {
+  const at = clock(report);
+  const name = new Map(instances.map((i) => [i.url, `${i.name} (${i.service})`]));
+  const { history } = report.result;
+  const show = (op: Op | Failure) => ({
+    kind: op.kind,
+    row: op.row,
+    ...('version' in op ? { version: op.version, node: op.node } : { code: op.code, message: op.message }),
+    instance: op.via === undefined ? undefined : name.get(op.via),
+    phase: op.phase,
+    start: at(op.start),
+    end: at(op.end),
+  });
+  const before = (session: string, t: number) =>
+    history.filter((op) => op.session === session && op.start < t && op.start > t - 2000).map(show);
+  return {
+    violationDetails: violations(history)
+      .slice(0, 10)
+      .map((v) => ({
+        kind: v.kind,
+        session: v.read.session,
+        read: show(v.read),
+        bound: show(v.bound),
+        before: before(v.read.session, v.read.start),
+      })),
+    unexpectedFailures: unexpected.slice(0, 10).map((f) => ({ session: f.session, failure: show(f), before: before(f.session, f.start) })),
+  };
+}
+
+/**
+ * Whether the session's last acknowledged read before `failure` ran on a replica that the
+ * service of the instance `failure` went to does not list, and ended after `since`.
+ */
+export function lastReadOnAServerItDoesNotList(env: MultiEnv, history: readonly Op[], failure: Failure, since: number): boolean {
+  const service = env.instances.find((i) => i.url === failure.via)?.service;
+  const last = history
+    .filter((op) => op.session === failure.session && op.kind === 'read' && op.end <= failure.start)
+    .reduce<Op | undefined>((a, b) => (a && a.end > b.end ? a : b), undefined);
+  if (!service || !last || last.node === 'primary') return false;
+  return !env.lists[service]!.includes(last.node) && last.end >= since;
 }

@@ -41,6 +41,8 @@ export interface RedisEvent {
 
 export interface RedisChaos {
   readonly events: readonly RedisEvent[];
+  /** Empties Redis now (after any event under way), the same way a random moment would. */
+  fire(): Promise<void>;
   /** While paused, no new event starts (one already running completes first). */
   pause(): Promise<void>;
   resume(): void;
@@ -67,28 +69,31 @@ export function redisChaos(redis: RedisHandle, client: Redis, random: () => numb
         resolve();
       };
     });
+  const fire = () => {
+    const flush = random() < 2 / 3;
+    current = current.then(async () => {
+      const at = performance.now();
+      if (flush) {
+        await client.flushall();
+        events.push({ what: 'flushall', at });
+      } else {
+        await redis.kill();
+        await redis.start();
+        events.push({ what: 'restarted empty', at, until: performance.now() });
+      }
+    });
+    return current;
+  };
   const loop = (async () => {
     for (;;) {
       await nap(400 + random() * 2000);
       if (stopping) return;
-      if (paused) continue;
-      const flush = random() < 2 / 3;
-      current = (async () => {
-        const at = performance.now();
-        if (flush) {
-          await client.flushall();
-          events.push({ what: 'flushall', at });
-        } else {
-          await redis.kill();
-          await redis.start();
-          events.push({ what: 'restarted empty', at, until: performance.now() });
-        }
-      })();
-      await current;
+      if (!paused) await fire();
     }
   })();
   return {
     events,
+    fire,
     async pause() {
       paused = true;
       await current;

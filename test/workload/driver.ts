@@ -4,7 +4,7 @@
 // kept with its error code.
 import type { Consistency, Router } from '../../lib/index.js';
 import type { Failure, Op } from './history.js';
-import { codeOf } from './http-target.js';
+import { codeOf, OperationError } from './http-target.js';
 
 export { codeOf, httpTarget, OperationError, workloadApp } from './http-target.js';
 
@@ -179,6 +179,7 @@ export function startWorkload(options: WorkloadOptions): Workload {
           phase: label,
           endPhase: phase,
           code: codeOf(err),
+          ...(err instanceof OperationError && err.via !== undefined ? { via: err.via } : {}),
           message: err instanceof Error ? err.message : String(err),
         });
         await sleep(backoffMs);

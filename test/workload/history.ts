@@ -40,6 +40,8 @@ export interface Failure {
   /** SQLSTATE, errno (ECONNREFUSED), a ReplicaRouterError code, or `HTTP 500`. */
   code: string;
   message: string;
+  /** Over HTTP: the instance that failed it (its base URL). */
+  via?: string;
 }
 
 export interface Violations {
@@ -51,6 +53,14 @@ export interface Violations {
   handoff: number;
 }
 
+/** One violation: a read that saw less than a bound its session knew before the read started. */
+export interface Violation {
+  kind: keyof Violations;
+  read: Op;
+  /** The write, read or hand-off that set the bound. */
+  bound: Op;
+}
+
 /**
  * Counts read-your-writes, monotonic-read and token hand-off violations. Per session and row, a
  * read must see at least every version the session wrote, read, or was handed, as long as that
@@ -58,6 +68,13 @@ export interface Violations {
  */
 export function check(history: readonly Op[]): Violations {
   const counts: Violations = { ryw: 0, mr: 0, handoff: 0 };
+  for (const v of violations(history)) counts[v.kind]++;
+  return counts;
+}
+
+/** The violations {@link check} counts, each with the read and the bound it missed. */
+export function violations(history: readonly Op[]): Violation[] {
+  const found: Violation[] = [];
   const bySession = new Map<string, Op[]>();
   for (const op of history) {
     let ops = bySession.get(op.session);
@@ -67,19 +84,21 @@ export function check(history: readonly Op[]): Violations {
   for (const ops of bySession.values()) {
     ops.sort((a, b) => a.start - b.start);
     // Per row: the known lower bounds, each with the time it became known.
-    const known = new Map<string, Array<{ kind: Op['kind']; end: number; version: number }>>();
+    const known = new Map<string, Op[]>();
     for (const op of ops) {
       let bounds = known.get(op.row);
       if (!bounds) known.set(op.row, (bounds = []));
       if (op.kind === 'read') {
         for (const b of bounds) {
-          if (b.end < op.start && op.version < b.version) counts[b.kind === 'write' ? 'ryw' : b.kind === 'read' ? 'mr' : 'handoff']++;
+          if (b.end < op.start && op.version < b.version) {
+            found.push({ kind: b.kind === 'write' ? 'ryw' : b.kind === 'read' ? 'mr' : 'handoff', read: op, bound: b });
+          }
         }
       }
-      bounds.push({ kind: op.kind, end: op.end, version: op.version });
+      bounds.push(op);
     }
   }
-  return counts;
+  return found;
 }
 
 /** The p-th percentile (0–100) of `values`. */

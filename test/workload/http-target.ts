@@ -14,6 +14,8 @@ export class OperationError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** The base URL of the instance that failed it. */
+    readonly via?: string,
   ) {
     super(message);
   }
@@ -68,10 +70,10 @@ export function httpTarget(baseUrls: string | readonly string[]): Target {
     try {
       res = await browser.fetch(`${baseUrl}${path}`, { method, headers });
     } catch (err) {
-      throw new OperationError(codeOf(err), err instanceof Error ? err.message : String(err));
+      throw new OperationError(codeOf(err), err instanceof Error ? err.message : String(err), baseUrl);
     }
     const body = (await res.json()) as { version: number; port: number; code?: string; message?: string };
-    if (!res.ok) throw new OperationError(body.code ?? `HTTP ${res.status}`, body.message ?? '');
+    if (!res.ok) throw new OperationError(body.code ?? `HTTP ${res.status}`, body.message ?? '', baseUrl);
     return {
       version: body.version,
       port: body.port,
