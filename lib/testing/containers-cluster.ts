@@ -1,4 +1,5 @@
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
+import { APP_ROLE, withCredentials } from './app-role.js';
 import type { ResolvedClusterOptions } from './options.js';
 import { clusterSettings, confArgs, standbyLines } from './postgres-config.js';
 import { ping } from './redis.js';
@@ -43,6 +44,7 @@ class ContainerNode {
     protected readonly container: Started,
     protected readonly database: string,
     protected readonly timeoutMs: number,
+    protected readonly appRole: boolean,
   ) {}
   get host(): string {
     return this.container.getHost();
@@ -52,6 +54,9 @@ class ContainerNode {
   }
   get connectionString(): string {
     return `postgresql://postgres:${PASSWORD}@${this.host}:${this.port}/${this.database}`;
+  }
+  get appConnectionString(): string | undefined {
+    return this.appRole ? withCredentials(this.connectionString, APP_ROLE.name, APP_ROLE.password) : undefined;
   }
   query<R extends Row = Row>(sql: string, params?: unknown[]): Promise<R[]> {
     return querySql<R>(this.connectionString, sql, params);
@@ -93,9 +98,10 @@ class ContainerReplica extends ContainerNode implements ReplicaHandle {
     container: Started,
     database: string,
     timeoutMs: number,
+    appRole: boolean,
     private readonly primary: ContainerPrimary,
   ) {
-    super(name, 'replica', container, database, timeoutMs);
+    super(name, 'replica', container, database, timeoutMs, appRole);
   }
   async pauseReplay() {
     await replicaSql.pauseReplay(this.connectionString, this.timeoutMs);
@@ -176,7 +182,7 @@ export async function startContainerCluster(options: ResolvedClusterOptions): Pr
       ])
       .withCommand(['postgres', ...args])
       .start();
-    const primary = new ContainerPrimary('primary', 'primary', primaryContainer, options.database, options.startTimeoutMs);
+    const primary = new ContainerPrimary('primary', 'primary', primaryContainer, options.database, options.startTimeoutMs, options.appRole);
     started.push(primary);
 
     const replicas: ContainerReplica[] = [];
@@ -209,7 +215,7 @@ export async function startContainerCluster(options: ResolvedClusterOptions): Pr
         .withWaitStrategy(Wait.forLogMessage(/ready to accept read-only connections/))
         .withStartupTimeout(options.startTimeoutMs)
         .start();
-      const replica = new ContainerReplica(name, container, options.database, options.startTimeoutMs, primary);
+      const replica = new ContainerReplica(name, container, options.database, options.startTimeoutMs, options.appRole, primary);
       replicas.push(replica);
       started.push(replica);
       await waitFor(`${name} to stream`, options.startTimeoutMs, async () =>

@@ -1,13 +1,15 @@
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
+import { provisionAppRole } from './app-role.js';
 import { findPostgresBinaries } from './binaries.js';
 import { startContainerCluster } from './containers-cluster.js';
 import { dockerReachable } from './docker.js';
 import { startNativeCluster } from './native-cluster.js';
-import { resolveClusterOptions, type ClusterOptions } from './options.js';
+import { resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options.js';
 import type { Cluster } from './types.js';
 
 export type { ClusterOptions, ClusterProvider, SettingValue } from './options.js';
 export type { Cluster, NodeHandle, PrimaryHandle, RedisHandle, ReplicaHandle, Row } from './types.js';
+export { APP_ROLE } from './app-role.js';
 export { findPostgresBinaries, findRedisServer, type DiscoveryHost, type PostgresBinaries } from './binaries.js';
 
 /**
@@ -32,9 +34,30 @@ export { findPostgresBinaries, findRedisServer, type DiscoveryHost, type Postgre
  *   await cluster.stop();
  * }
  * ```
+ *
+ * @example
+ * ```ts
+ * // The application connects as a plain role (`app`), as in production; the handles stay superuser.
+ * const cluster = await startCluster({ appRole: true });
+ * await cluster.primary.query('create table t (id int)');   // made by the superuser, usable by app
+ * const pool = new pg.Pool({ connectionString: cluster.primary.appConnectionString });
+ * await pool.query('insert into t values (1)');             // as app
+ * ```
  */
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const resolved = resolveClusterOptions(options);
+  const cluster = await startProvider(resolved);
+  if (!resolved.appRole) return cluster;
+  try {
+    await provisionAppRole(cluster);
+  } catch (err) {
+    await cluster.stop().catch(() => {});
+    throw err;
+  }
+  return cluster;
+}
+
+async function startProvider(resolved: ResolvedClusterOptions): Promise<Cluster> {
   if (resolved.provider === 'native') return startNativeCluster(resolved);
   if (resolved.provider === 'containers') return startContainerCluster(resolved);
 

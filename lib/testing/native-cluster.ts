@@ -94,6 +94,7 @@ export async function startNativeCluster(options: ResolvedClusterOptions): Promi
     dir,
     database: options.database,
     timeoutMs: options.startTimeoutMs,
+    appRole: options.appRole,
   };
   const bin = (name: string) => join(binaries.binDir, name);
   const exec = (name: string, args: string[]) => run(bin(name), args, { as, cwd: dir, timeoutMs: options.startTimeoutMs });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
+import { APP_ROLE, withCredentials } from './app-role.js';
 import { alive, childPids, processError, signalGroup, sleep, spawnDaemon, waitFor, type Daemon, type RunAs } from './processes.js';
 import { primarySql, querySql, replicaSql } from './sql.js';
 import type { PrimaryHandle, ReplicaHandle, Row } from './types.js';
@@ -13,6 +14,8 @@ export interface NativeContext {
   dir: string;
   database: string;
   timeoutMs: number;
+  /** Whether the cluster has the application role (see app-role.ts). */
+  appRole: boolean;
 }
 
 const HOST = '127.0.0.1';
@@ -38,6 +41,10 @@ export class NativePostgres {
 
   get connectionString(): string {
     return `postgresql://postgres@${HOST}:${this.port}/${this.ctx.database}`;
+  }
+
+  get appConnectionString(): string | undefined {
+    return this.ctx.appRole ? withCredentials(this.connectionString, APP_ROLE.name, APP_ROLE.password) : undefined;
   }
 
   /** Control connections always use the `postgres` database, which exists from initdb. */

@@ -45,6 +45,12 @@ export interface ClusterOptions {
   image?: string;
   /** Redis image for the `containers` provider. Default `redis:7`. */
   redisImage?: string;
+  /**
+   * Also create the application role `app` (password `app`): a login that is not superuser and
+   * has no monitoring role, allowed to create tables in `public` and to use everything the
+   * superuser creates. Each node's `appConnectionString` connects as it. Default `false`.
+   */
+  appRole?: boolean;
 }
 
 /** {@link ClusterOptions} with every default filled in. */
@@ -62,6 +68,7 @@ export interface ResolvedClusterOptions {
   startTimeoutMs: number;
   image: string;
   redisImage: string;
+  appRole: boolean;
 }
 
 const KNOWN: ReadonlyArray<keyof ClusterOptions> = [
@@ -78,6 +85,7 @@ const KNOWN: ReadonlyArray<keyof ClusterOptions> = [
   'startTimeoutMs',
   'image',
   'redisImage',
+  'appRole',
 ];
 
 const MAX_REPLICAS = 16;
@@ -120,8 +128,8 @@ export function resolveClusterOptions(options: ClusterOptions = {}): ResolvedClu
   if (!['native', 'containers', 'auto'].includes(provider)) {
     throw invalid(`provider must be 'native', 'containers' or 'auto', got ${JSON.stringify(provider)}`);
   }
-  if (options.redis !== undefined && typeof options.redis !== 'boolean') {
-    throw invalid('redis must be a boolean');
+  for (const flag of ['redis', 'appRole'] as const) {
+    if (options[flag] !== undefined && typeof options[flag] !== 'boolean') throw invalid(`${flag} must be a boolean`);
   }
   const settings = options.settings ?? {};
   if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) {
@@ -153,5 +161,6 @@ export function resolveClusterOptions(options: ClusterOptions = {}): ResolvedClu
     startTimeoutMs,
     image: optionalString('image', options.image) ?? 'postgres:17',
     redisImage: optionalString('redisImage', options.redisImage) ?? 'redis:7',
+    appRole: options.appRole ?? false,
   };
 }

@@ -13,6 +13,12 @@ export interface NodeHandle {
   readonly port: number;
   /** `postgresql://postgres@127.0.0.1:<port>/<database>`; a pg `connectionString`. */
   readonly connectionString: string;
+  /**
+   * The same with the application role as user (`postgresql://app:app@…`) when the cluster was
+   * started with `appRole: true`; otherwise undefined. `query()` and the controls keep using the
+   * superuser.
+   */
+  readonly appConnectionString: string | undefined;
   /** Whether the server process is running (as far as this handle knows). */
   readonly running: boolean;
   /** PID of the server process (its process group holds all its processes); native provider only. */

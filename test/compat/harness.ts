@@ -2,8 +2,8 @@ import express from 'express';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import { consistency } from 'pg-replica-router/express';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 import { Browser, listen } from '../helpers/http.js';
 
 /** What each ORM's compat test provides: the same operations, written with that ORM. */
@@ -39,10 +39,10 @@ export function describeOrm(name: string, orm: OrmUnderTest): void {
   const jobs = new Map<string, () => Promise<unknown>>();
 
   beforeAll(async () => {
-    cluster = await startCluster({ replicas: 2 });
+    cluster = await startTestCluster({ replicas: 2 });
     router = routerFor(cluster, { logger: false });
     await router.query('create table people (id int primary key, name text not null)');
-    await orm.open(router, cluster.replicas[0]!.connectionString);
+    await orm.open(router, urlAs(cluster.replicas[0]!));
     await settle(router, cluster);
     const app = express();
     app.use(consistency(router));

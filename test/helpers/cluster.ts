@@ -1,13 +1,37 @@
 import pg from 'pg';
 import { createRouter, parseLsn, type Router, type RouterOptions } from 'pg-replica-router';
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import { startCluster, type Cluster, type ClusterOptions } from 'pg-replica-router/testing';
+import { startCluster, type Cluster, type ClusterOptions, type NodeHandle } from 'pg-replica-router/testing';
 
-/** A router over a test cluster, polling fast so tests do not wait on the monitor. */
-export function routerFor(cluster: Cluster, options: Partial<RouterOptions> = {}): Router {
+/**
+ * Who a test router connects as. `app` (the default): the application role of the cluster
+ * (`appRole: true`: a login that is not superuser and has no pg_monitor), as real deployments
+ * do. `superuser`: only for tests about privileges or that need superuser through the router;
+ * the caller says why in a comment.
+ */
+export type ConnectAs = 'app' | 'superuser';
+
+/**
+ * A cluster as this project's tests use it: with the application role (see {@link ConnectAs}).
+ * The handles' `query()` and controls stay superuser.
+ */
+export function startTestCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  return startCluster({ appRole: true, ...options });
+}
+
+/**
+ * A node's connection string as `as`. A cluster started without the application role (not
+ * through {@link startTestCluster}) has only its superuser.
+ */
+export function urlAs(node: NodeHandle, as: ConnectAs = 'app'): string {
+  return as === 'app' ? (node.appConnectionString ?? node.connectionString) : node.connectionString;
+}
+
+/** A router over a test cluster, polling fast so tests do not wait on the monitor; connects `as` (default the application role). */
+export function routerFor(cluster: Cluster, options: Partial<RouterOptions> = {}, as: ConnectAs = 'app'): Router {
   return createRouter({
-    primary: { connectionString: cluster.primary.connectionString },
-    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: r.connectionString })),
+    primary: { connectionString: urlAs(cluster.primary, as) },
+    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: urlAs(r, as) })),
     monitor: { intervalMs: 100 },
     ...options,
   });
@@ -51,18 +75,18 @@ export async function cachedAtLeast(router: Router, name: string, lsn: string): 
 }
 
 /**
- * The usual test-file set-up: a cluster, a router over it, some SQL run through the router, the
- * monitor settled — and everything closed after the file. `ready` receives the cluster and router.
+ * The usual test-file set-up: a cluster, a router over it (as the application role unless `as`
+ * says otherwise), some SQL run through the router, the monitor settled — and everything closed after the file. `ready` receives the cluster and router.
  */
 export function useRoutedCluster(
-  options: { cluster?: ClusterOptions; router?: Partial<RouterOptions>; setup?: string[]; resumeAfterEach?: boolean },
+  options: { cluster?: ClusterOptions; router?: Partial<RouterOptions>; setup?: string[]; resumeAfterEach?: boolean; as?: ConnectAs },
   ready: (cluster: Cluster, router: Router) => void,
 ): void {
   let cluster: Cluster | undefined;
   let router: Router | undefined;
   beforeAll(async () => {
-    cluster = await startCluster({ replicas: 2, ...options.cluster });
-    router = routerFor(cluster, options.router);
+    cluster = await startTestCluster({ replicas: 2, ...options.cluster });
+    router = routerFor(cluster, options.router, options.as);
     for (const statement of options.setup ?? []) await router.query(statement);
     await settle(router, cluster);
     ready(cluster, router);

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster } from 'pg-replica-router/testing';
 import { appRoleNodes, createAppRole } from '../helpers/app-role.js';
-import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import { nodeByPort, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
 
 // The real user connects as an application role: table grants only, no superuser, no
 // pg_monitor. For it, pg_stat_wal_receiver's columns read as NULL; the monitor's replay lag must
@@ -18,7 +18,7 @@ let superuser: Router;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2 });
+  cluster = await startTestCluster({ replicas: 2 });
   await cluster.primary.query('create table notes (id int, body text)');
   await createAppRole(cluster, ['select, insert, update, delete on notes']);
   app = routerFor(cluster, {

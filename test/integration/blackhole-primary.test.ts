@@ -1,26 +1,28 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRouter, memoryStore, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster, NodeHandle } from 'pg-replica-router/testing';
 import { PRIMARY_POSITION_SQL } from '../../lib/position-sql.js';
 import { proxyNode, type FaultProxy } from '../../lib/testing/fault-proxy.js';
-import { nodeByPort, settle } from '../helpers/cluster.js';
+import { nodeByPort, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 
 // The primary stops answering (a partition, a hung host) without closing any connection, right
 // after a write was acknowledged: the position read at the end of the scope must not hold the
 // response for as long as TCP allows.
 let cluster: Cluster;
+/** The node as the application role reaches it (the proxy keeps the user of the connection string). */
+const asApp = (node: NodeHandle) => ({ host: node.host, port: node.port, connectionString: urlAs(node) });
 let router: Router;
 let proxy: FaultProxy;
 let primaryThroughProxy: string;
 const store = memoryStore();
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 1 });
-  ({ proxy, connectionString: primaryThroughProxy } = await proxyNode(cluster.primary));
+  cluster = await startTestCluster({ replicas: 1 });
+  ({ proxy, connectionString: primaryThroughProxy } = await proxyNode(asApp(cluster.primary)));
   router = createRouter({
     primary: { connectionString: primaryThroughProxy },
-    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: r.connectionString })),
+    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: urlAs(r) })),
     monitor: { intervalMs: 100 },
     store,
     logger: false,

@@ -2,24 +2,26 @@ import pg from 'pg';
 import QueryStream from 'pg-query-stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRouter, type ReplicaConfig, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster, NodeHandle } from 'pg-replica-router/testing';
 import { engineOf } from '../../lib/internal.js';
 import { boundedConfig, DEFAULT_REPLICA_READ_MS } from '../../lib/nodes.js';
 import { proxyNode, type FaultProxy } from '../../lib/testing/fault-proxy.js';
-import { nodeByPort, settle } from '../helpers/cluster.js';
+import { nodeByPort, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 
 // A replica stops answering (a partition, a hung host) without closing its connections. The
 // monitor's polls have their own timeouts, so it marks the replica down after `downAfter` failed
 // polls; a read of the application already routed there must not wait for ever meanwhile: it
 // gives up within a bound and goes elsewhere.
 let cluster: Cluster;
+/** The node as the application role reaches it (the proxy keeps the user of the connection string). */
+const asApp = (node: NodeHandle) => ({ host: node.host, port: node.port, connectionString: urlAs(node) });
 let proxy: FaultProxy;
 let r1ThroughProxy: string;
 const routers: Router[] = [];
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 1 });
-  ({ proxy, connectionString: r1ThroughProxy } = await proxyNode(cluster.replicas[0]!));
+  cluster = await startTestCluster({ replicas: 1 });
+  ({ proxy, connectionString: r1ThroughProxy } = await proxyNode(asApp(cluster.replicas[0]!)));
   await cluster.primary.query('create table notes (id int primary key, body text)');
   await cluster.primary.query("insert into notes values (1, 'one')");
   await cluster.waitForReplicas();
@@ -39,7 +41,7 @@ afterAll(async () => {
 /** A router whose only replica, r1, is reached through the proxy. */
 async function routerWith(r1: Partial<ReplicaConfig> = {}): Promise<Router> {
   const router = createRouter({
-    primary: { connectionString: cluster.primary.connectionString },
+    primary: { connectionString: urlAs(cluster.primary) },
     replicas: [{ name: 'r1', connectionString: r1ThroughProxy, ...r1 }],
     monitor: { intervalMs: 100 },
     logger: false,

@@ -8,8 +8,8 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { redisStore, type LsnStore, type Router } from 'pg-replica-router';
 import { consistency } from 'pg-replica-router/express';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, nodeByPort, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
 import { Browser, listen } from '../helpers/http.js';
 
 /** The shared Redis store; its writes fail (`throw`) or never answer (`hang`) while asked to. */
@@ -56,7 +56,7 @@ async function instance(router: Router): Promise<string> {
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2, redis: true });
+  cluster = await startTestCluster({ replicas: 2, redis: true });
   const [redisA, redisB] = [new Redis(cluster.redis!.url), new Redis(cluster.redis!.url)];
   closers.push(() => (redisA.disconnect(), redisB.disconnect()));
   storeA = flakyStore(redisA);

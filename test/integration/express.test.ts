@@ -4,8 +4,8 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { redisStore, tokenHeaders, type LsnStore, type Router, type RouterOptions } from 'pg-replica-router';
 import { consistency, requireConsistency, type ConsistencyOptions } from 'pg-replica-router/express';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, nodeByPort, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
 import { Browser, listen } from '../helpers/http.js';
 
 const SECRET = 'express test secret, 16+ bytes';
@@ -13,7 +13,7 @@ let cluster: Cluster;
 const closers: Array<() => Promise<void>> = [];
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2, redis: true });
+  cluster = await startTestCluster({ replicas: 2, redis: true });
   const setup = routerFor(cluster);
   await setup.query('create table follows (follower text, target text, primary key (follower, target))');
   await settle(setup, cluster);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createRouter, parseLsn, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
-import { useRoutedCluster } from '../helpers/cluster.js';
+import { urlAs, useRoutedCluster } from '../helpers/cluster.js';
 import { tokenPosition } from '../helpers/tokens.js';
 
 const SECRET = 'failover test secret, 16+ bytes';
@@ -27,8 +27,8 @@ describe('failover safety', () => {
 
     // The application now points at the promoted node (timeline 2); r1 still follows the old primary.
     const after = createRouter({
-      primary: { connectionString: r2.connectionString },
-      replicas: [{ name: 'r1', connectionString: r1.connectionString }],
+      primary: { connectionString: urlAs(r2) },
+      replicas: [{ name: 'r1', connectionString: urlAs(r1) }],
       monitor: { intervalMs: 100 },
       tokenSecret: SECRET,
     });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster } from 'pg-replica-router/testing';
 import { engineOf } from '../../lib/internal.js';
-import { routerFor } from '../helpers/cluster.js';
+import { routerFor, startTestCluster } from '../helpers/cluster.js';
 
 // A replica that restarted may replay from behind where it was (crash recovery starts at its last
 // restartpoint): a live sample taken before the next poll must not pass for a position after the
@@ -10,7 +10,7 @@ import { routerFor } from '../helpers/cluster.js';
 let cluster: Cluster;
 let router: Router;
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 1 });
+  cluster = await startTestCluster({ replicas: 1 });
   router = routerFor(cluster, { monitor: { intervalMs: 600_000 }, logger: false }); // no poll during the test
   await router.query('select 1');
 });

@@ -3,7 +3,7 @@ import QueryStream from 'pg-query-stream';
 import { describe, expect, it } from 'vitest';
 import { createRouter, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle, useRoutedCluster } from '../helpers/cluster.js';
+import { naivePool, nodeByPort, routerFor, settle, urlAs, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
@@ -133,7 +133,7 @@ describe('scopes', () => {
 describe('connections', () => {
   it('a client released while waiting for a connection does not leak it', async () => {
     const tiny = createRouter({
-      primary: { connectionString: cluster.primary.connectionString, max: 1 },
+      primary: { connectionString: urlAs(cluster.primary), max: 1 },
       replicas: [],
       monitor: { intervalMs: 100 },
     });

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
-import { nodeByPort, routerFor, settle, useRoutedCluster } from '../helpers/cluster.js';
+import { nodeByPort, routerFor, settle, urlAs, useRoutedCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
@@ -64,7 +64,7 @@ describe('RoutedPool: pg.Pool surface', () => {
   });
 
   it('exposes counts, options, events, and forwards connect to prepare connections', async () => {
-    expect(router.pool.options).toMatchObject({ connectionString: cluster.primary.connectionString });
+    expect(router.pool.options).toMatchObject({ connectionString: urlAs(cluster.primary) });
     expect(router.pool.constructor.name).toContain('Pool'); // Drizzle checks this
     expect(router.pool).toBeInstanceOf(pg.Pool); // Prisma's adapter-pg checks this
     expect('Client' in router.pool).toBe(false); // no way to open a side connection to the wrong node

@@ -1,13 +1,14 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryStore, mergePosition, redisKeyFor, redisStore, type LsnStore, type StoredPosition } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster } from 'pg-replica-router/testing';
+import { startTestCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let redis: Redis;
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 0, redis: true });
+  cluster = await startTestCluster({ replicas: 0, redis: true });
   redis = new Redis(cluster.redis!.url);
 });
 

@@ -5,8 +5,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRouter, redisStore, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, nodeByPort, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let redis: Redis;
@@ -15,25 +15,25 @@ let b: Router;
 const READ = 'select inet_server_port() as port, count(*)::int as n from events';
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2, redis: true });
+  cluster = await startTestCluster({ replicas: 2, redis: true });
   await cluster.primary.query('create table events (id int)');
   await cluster.waitForReplicas();
   redis = new Redis(cluster.redis!.url);
   const [s1, s2] = cluster.replicas;
   const service = (replicas: Array<[string, string]>) =>
     createRouter({
-      primary: { connectionString: cluster.primary.connectionString },
+      primary: { connectionString: urlAs(cluster.primary) },
       replicas: replicas.map(([name, connectionString]) => ({ name, connectionString })),
       store: redisStore(redis),
       monitor: { intervalMs: 100 },
     });
   a = service([
-    ['r1', s1!.connectionString],
-    ['r2', s2!.connectionString],
+    ['r1', urlAs(s1!)],
+    ['r2', urlAs(s2!)],
   ]);
   b = service([
-    ['r1', s2!.connectionString],
-    ['r2', s1!.connectionString],
+    ['r1', urlAs(s2!)],
+    ['r2', urlAs(s1!)],
   ]); // the same servers, names swapped
   await Promise.all([a.query('select 1'), b.query('select 1')]);
   await settle(a, cluster);

@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryStore, parseLsn, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster } from 'pg-replica-router/testing';
 import { engineOf } from '../../lib/internal.js';
-import { cachedAtLeast, naivePool, nodeByPort, routerFor } from '../helpers/cluster.js';
+import { cachedAtLeast, naivePool, nodeByPort, routerFor, startTestCluster } from '../helpers/cluster.js';
 
 // A replica that crashes and restarts between two polls can reopen below the replay position the
 // router cached before (hot standby opens once consistent, and replays the rest later — here not
@@ -30,7 +30,7 @@ let quiet: Router;
 const READ = "select inet_server_port() as port, count(*)::int as n from marks where tag = 'x'";
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 1 });
+  cluster = await startTestCluster({ replicas: 1 });
   await cluster.primary.query('create table marks (tag text)');
   await cluster.primary.query("insert into marks values ('seed')");
   // A restartpoint on the replica after the table exists: the crashed replica reopens with it.

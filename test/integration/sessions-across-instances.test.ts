@@ -1,10 +1,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseLsn, redisStore, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster } from 'pg-replica-router/testing';
 import { encodePosition } from '../../lib/position.js';
 import { encodeToken } from '../../lib/token.js';
-import { naivePool, routerFor, settle } from '../helpers/cluster.js';
+import { naivePool, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
 import { tokenPosition } from '../helpers/tokens.js';
 
 const SECRET = 'a test secret of at least 16 bytes';
@@ -15,7 +15,7 @@ let a: Router; // two application instances sharing one Redis
 let b: Router;
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2, redis: true });
+  cluster = await startTestCluster({ replicas: 2, redis: true });
   redisA = new Redis(cluster.redis!.url);
   redisB = new Redis(cluster.redis!.url);
   a = routerFor(cluster, { store: redisStore(redisA), tokenSecret: SECRET });

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster } from 'pg-replica-router/testing';
 import { engineOf } from '../../lib/internal.js';
 import { appRoleNodes, createAppRole } from '../helpers/app-role.js';
-import { naivePool, nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import { naivePool, nodeByPort, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
 
 // `{ maxStalenessMs }` promises a read no staler than the bound. Two ways it did not hold:
 // a WAL receiver that is itself behind (bandwidth, cross-region) replays everything it received,
@@ -20,7 +20,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const READ = 'select inet_server_port() as port, coalesce(max(id), 0)::int as last from ticks';
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 1 });
+  cluster = await startTestCluster({ replicas: 1 });
   await cluster.primary.query('create table ticks (id int)');
   await createAppRole(cluster, ['select, insert on ticks']);
   app = routerFor(cluster, appRoleNodes(cluster));

@@ -7,7 +7,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { memoryStore, mergePosition, parseLsn, redisKeyFor, redisStore, type LsnStore, type StoredPosition } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import type { Cluster } from 'pg-replica-router/testing';
+import { startTestCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let redis: Redis;
@@ -15,7 +16,7 @@ let systemId: string;
 let timeline: number;
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 0, redis: true });
+  cluster = await startTestCluster({ replicas: 0, redis: true });
   redis = new Redis(cluster.redis!.url);
   const [row] = await cluster.primary.query<{ system_identifier: string; timeline_id: number }>(
     'select system_identifier::text, timeline_id from pg_control_system(), pg_control_checkpoint()',
