@@ -4,8 +4,17 @@ import type { NodeState } from './node-state.js';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 
 // One round trip answers everything, on a primary or a replica alike, for any role (nothing here
-// needs superuser or pg_monitor: pg_stat_wal_receiver, which reads as NULL to other roles, is not
-// used; replay lag is derived from positions, see PrimaryHistory.freshness).
+// needs superuser or pg_monitor; replay lag is derived from positions, see
+// PrimaryHistory.freshness).
+//
+// A replica's timeline: pg_stat_wal_receiver.received_tli (the timeline being received, current)
+// when the role may read it (pg_read_all_stats; NULL to other roles, and while no receiver runs);
+// else the control file's two timelines, which any role can read: the last restartpoint's
+// (pg_control_checkpoint) and the minimum recovery point's (pg_control_recovery: the replay
+// timeline when the replica last wrote out a buffer, which under writes is seconds ago).
+// Both are timelines the replica has replayed, and a replica's timeline only grows, so their
+// maximum is a lower bound: a replica that followed a promotion is on the primary's timeline once
+// either says so; until then it is kept out of rotation (same-history check), never let in early.
 export const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
   ${REPLAY_LSN}::text as replay,
   pg_last_wal_receive_lsn()::text as receive,
@@ -14,7 +23,8 @@ export const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
   pg_postmaster_start_time()::text as started,
   inet_server_addr()::text as addr,
   inet_server_port() as port,
-  case when pg_is_in_recovery() then coalesce((select received_tli from pg_stat_wal_receiver), (select timeline_id from pg_control_checkpoint()))
+  case when pg_is_in_recovery() then coalesce((select received_tli from pg_stat_wal_receiver),
+         greatest((select timeline_id from pg_control_checkpoint()), (select min_recovery_end_timeline from pg_control_recovery())))
        else ('x' || substr(pg_walfile_name(${INSERT_LSN}), 1, 8))::bit(32)::int end as timeline`;
 
 // Asked once per node; some managed services restrict it, and then identity checks are skipped.
