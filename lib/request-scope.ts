@@ -158,18 +158,22 @@ export class RequestScopes {
     const secret = this.tokens.secrets[0];
     const span = this.telemetry.startRequestSpan(request.spanAttributes);
     let resolved: Session | undefined;
+    let resolving = false;
     // The identity is asked for when first needed (a statement, a token, the end of the
     // request): after the route's authentication ran, not when the middleware did.
     const session = (): Session => {
       if (resolved) return resolved;
+      if (resolving) return onPrimary(); // a statement made by the identity function itself
       let identity: SessionIdentity;
       try {
+        resolving = true;
         identity = request.identity();
       } catch (err) {
         request.onIdentityError?.(err);
         identity = { key: undefined };
-        resolved = new Session(undefined);
-        resolved.floorUnknown = true; // who this is is unknown: only the primary is safe
+        resolved = onPrimary(); // who this is is unknown: only the primary is safe
+      } finally {
+        resolving = false;
       }
       resolved ??= new Session(identity.key, identity.fresh ?? false);
       // Nothing identifies the session and it may not be new (a client that keeps no cookies):
@@ -246,6 +250,13 @@ export class RequestScopes {
       close: () => span?.end(),
     };
   }
+}
+
+/** A session whose reads all go to the primary (its floor is unknown), stored nowhere. */
+function onPrimary(): Session {
+  const session = new Session(undefined);
+  session.floorUnknown = true;
+  return session;
 }
 
 /** Stands in for a lazy scope's session where {@link makeScope} wants one (never used). */

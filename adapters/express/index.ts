@@ -33,7 +33,10 @@ type Handler = (req: ConsistencyRequest, res: ServerResponse, next: Next) => voi
 export interface ConsistencyOptions {
   /**
    * The session key for a request (a user id, an API key id), or undefined to fall back to
-   * express-session's id, then the middleware's own cookie.
+   * express-session's id, then the middleware's own cookie. Called when the session is first
+   * needed (the request's first statement, else when the response goes out), so after per-route
+   * auth middleware set `req.auth` / `req.user`; possibly more than once per request. A throw
+   * sends that request's reads to the primary and stores nothing (logged).
    */
   session?: (req: ConsistencyRequest) => string | number | undefined | null;
   /** The middleware's own session cookie, used when nothing else identifies the session. `false`: never issue one. */
@@ -77,8 +80,11 @@ function headerName(name: string, value: unknown, fallback: string): string | fa
  * in time. The session's position is loaded on the request's first routable read and stored
  * before any byte of the response is sent; the response carries the session's token.
  *
- * Session identity, first that applies: the `session` option; express-session's id; a token-only
- * client (a token header and no cookie); the middleware's own cookie (issued when missing).
+ * Session identity, first that applies, resolved when first needed (after the route's auth): the
+ * `session` option; express-session's id; the middleware's own cookie; a token-only client (a
+ * token header and no cookie); a new cookie. A key the store does not hold is owed the primary's
+ * position unless the request is a first visit (a new cookie for a GET/HEAD/OPTIONS without
+ * `Authorization`). A login that returns its credential in the body calls {@link handOver}.
  *
  * @example
  * ```ts

@@ -165,6 +165,24 @@ describe('login and registration that return their credential in the body', () =
     expect(login.known).toBe('login-1');
   });
 
+  it('a session option that throws (it runs mid-request now) fails nothing: that request reads on the primary', async () => {
+    const url = await app({
+      session: (req) => {
+        if (req.headers['x-broken']) throw new Error('broken session option');
+        return (req as Authed).auth?.sub;
+      },
+    });
+    await pause();
+    await json(`${url}/notes`, {
+      method: 'POST',
+      headers: { ...bearer('fay'), 'content-type': 'application/json' },
+      body: '{"body":"f1"}',
+    });
+    expect(await onReplica('fay')).toBeNull();
+    expect((await json(`${url}/notes`, { headers: { ...bearer('fay'), 'x-broken': '1' } })).body).toBe('f1');
+    expect(warnings.filter((w) => w.includes('the session option threw')).length).toBe(1);
+  });
+
   it('handOver() without the middleware is a clear error', () => {
     expect(() => handOver({} as Request, 'x')).toThrow(expect.objectContaining({ code: 'ERR_PGRR_MIDDLEWARE_ORDER' }));
   });
