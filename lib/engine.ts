@@ -72,7 +72,13 @@ export class Engine {
     this.sessions = new SessionStore(this.store, primary, this.monitor, (name) => this.nodes.replicas.has(name), this.counters, warn);
     // A store that may have lost acknowledged positions (reconnected, restarted, failed over):
     // floors loaded from now on are raised to a primary position observed after the sign.
-    this.#unwatchStore = this.store.onLoss(() => this.sessions.storeMayHaveLost());
+    this.#unwatchStore = this.store.onLoss((reason) => {
+      this.sessions.storeMayHaveLost();
+      if (reason === 'first use') return; // every process starts so; nothing to tell
+      warn('store-loss', 'the position store may have lost positions; floors loaded from now on are raised to the primary position', {
+        reason,
+      });
+    });
     this.tokens = new SessionTokens(options.tokenSecrets, this.sessions, this.monitor, this.counters, this.telemetry, warn);
     this.planner = new RoutePlanner(this.nodes, this.monitor, this.sessions, this.counters, options);
     this.dispatch = new Dispatch(classifier, this.planner, this.monitor, this.telemetry, this.scopes);

@@ -1,33 +1,33 @@
 import { createHash } from 'node:crypto';
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
 import { decodeStored, encodePosition } from '../position.js';
+import { lossWatch, type RedisEventsLike } from './redis-loss.js';
 import type { LsnStore, StoredPosition } from './store.js';
 
 /**
  * The subset of an ioredis client (`Redis` or `Cluster`) the store uses. Any client with these
- * promise-returning methods works.
+ * promise-returning methods works; without events (`on`/`off`) it cannot report a reconnect as
+ * a possible loss (see lib/stores/redis-loss.ts).
  */
-export interface RedisClientLike {
+export interface RedisClientLike extends RedisEventsLike {
   get(key: string): Promise<string | null>;
   evalsha(...args: [sha1: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
   eval(...args: [script: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
-  /** ioredis's events (an EventEmitter): how the store sees a connection close. Without them it cannot report losses. */
-  on?(event: string, listener: () => void): unknown;
-  off?(event: string, listener: () => void): unknown;
 }
-
-/**
- * Client events after which the server answering may not hold what was acknowledged before: a
- * closed connection (a restart, a failover, a proxy or network cut: ioredis reconnects, maybe to
- * another server, and replays its queues there), and for a Cluster a node leaving or joining.
- */
-const LOSS_EVENTS = ['close', '-node', '+node'] as const;
 
 export interface RedisStoreOptions {
   /** Key prefix. Default `pgrr:pos:`. */
   prefix?: string;
   /** Each session key expires this long after its last raise, in seconds. Default 86 400. */
   ttlSeconds?: number;
+  /**
+   * Every this many ms, read the server's `run_id` and `master_replid` (two INFO commands, in
+   * the background, never on a request's path); a change means the server may have lost what it
+   * acknowledged, without the connection closing (a proxy that keeps client connections across
+   * a failover; a master made a replica of another). 0 turns it off. Not for a `Cluster`.
+   * Default 1000.
+   */
+  identityCheckMs?: number;
 }
 
 /**
@@ -111,6 +111,12 @@ const RAISE_SHA = createHash('sha1').update(RAISE_SCRIPT).digest('hex');
  * position is one atomic Lua script (EVALSHA, reloaded once on NOSCRIPT) that never lowers it,
  * and refreshes the TTL.
  *
+ * Redis can lose what it acknowledged without an error (a restart from an older snapshot, a
+ * failover after asynchronous replication). The store reports signs of it (`onLoss`): its first
+ * use in this process, every closed connection or Cluster node change, and a changed `run_id` or
+ * `master_replid` (`identityCheckMs`); the router then raises loaded floors to a primary position
+ * observed after the sign. See docs/reliability.md for what holds and what does not.
+ *
  * @example
  * ```ts
  * import { Redis } from 'ioredis';
@@ -132,8 +138,15 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
   if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) {
     throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `redisStore: ttlSeconds must be a positive integer, got ${ttlSeconds}`);
   }
+  const identityCheckMs = options.identityCheckMs ?? 1000;
+  if (!Number.isInteger(identityCheckMs) || identityCheckMs < 0) {
+    throw new ReplicaRouterError(
+      ErrorCodes.INVALID_OPTION,
+      `redisStore: identityCheckMs must be a non-negative integer, got ${identityCheckMs}`,
+    );
+  }
   const keyOf = (sessionKey: string) => redisKeyFor(sessionKey, prefix);
-  const watch = lossWatch(client);
+  const watch = lossWatch(client, identityCheckMs);
 
   return {
     onLoss: watch,
@@ -165,27 +178,6 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
         await client.eval(RAISE_SCRIPT, ...args); // loads the script on that server, once
       }
     },
-  };
-}
-
-/**
- * `LsnStore.onLoss` for an ioredis client: every subscriber hears one loss at once (what Redis
- * lost before is unknown), then one per closed connection or Cluster node change. ioredis emits
- * 'close' (on the next tick) before it can reconnect, so the signal precedes any answer of the
- * server it reconnects to, queued commands included. Listeners on the client are removed with
- * the last subscriber; a client without events only reports the first.
- */
-function lossWatch(client: RedisClientLike): (listener: (reason: string) => void) => () => void {
-  const listeners = new Set<(reason: string) => void>();
-  const handlers = LOSS_EVENTS.map((event) => [event, () => listeners.forEach((l) => l(`redis ${event}`))] as const);
-  return (listener) => {
-    if (listeners.size === 0) for (const [event, handler] of handlers) client.on?.(event, handler);
-    listeners.add(listener);
-    listener('first use');
-    return () => {
-      if (!listeners.delete(listener) || listeners.size > 0) return;
-      for (const [event, handler] of handlers) client.off?.(event, handler);
-    };
   };
 }
 

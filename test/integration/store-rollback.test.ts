@@ -57,6 +57,9 @@ describe('a store that comes back with older values (restart from an older snaps
     for (const s of sessions) await a.write(s.key, s.note, 'first');
     await cluster.waitForReplicas();
     await Promise.all([a.settle(), b.settle(), naive.settle()]);
+    // A and B have loaded before the rollback (a process's first load is raised to the primary
+    // anyway: what the store lost before it started is unknown; 'late' shows that).
+    for (const instance of [a, b, naive]) await instance.read('warm-up', 0);
     const snapshot = await Promise.all(sessions.map((s) => redis.get(redisKeyFor(s.key))));
     expect(snapshot).not.toContain(null);
     await redis.save(); // the snapshot holds the positions of 'first'
@@ -88,7 +91,7 @@ describe('a store that comes back with older values (restart from an older snaps
         expect.soft(read.body, `read through ${name}`).toBe('second');
         expect.soft(nodeByPort(cluster, read.port), `${name} read on`).toBe('primary'); // the replicas lack it
       }
-      expect((await b.stats()).store.losses).toBeGreaterThanOrEqual(2); // its first use, the reconnect
+      expect((await b.stats()).losses).toEqual(expect.arrayContaining(['first use', 'redis close'])); // and maybe its identity check
     } finally {
       await Promise.all(cluster.replicas.map((r) => r.resumeReplay()));
     }
