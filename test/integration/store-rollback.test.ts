@@ -4,9 +4,9 @@
 // position went back must still read its last write, on every instance.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisKeyFor } from 'pg-replica-router';
+import { redisKeyFor, redisStore } from 'pg-replica-router';
 import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { nodeByPort } from '../helpers/cluster.js';
+import { nodeByPort, routerFor } from '../helpers/cluster.js';
 import { asAppRole, createAppRole } from '../helpers/app-role.js';
 import { StoreInstance, type NodeList } from '../fixtures/store-instances.js';
 
@@ -107,6 +107,7 @@ describe('a store that comes back with older values (restart from an older snaps
     expect(nodeByPort(cluster, read.port)).toMatch(/^r[12]$/);
     const after = await b!.stats();
     expect(after.counters.storeReads - before.counters.storeReads).toBe(1); // the steady-state read budget
+    expect(after.counters.positionReads - before.counters.positionReads).toBe(0); // no primary round trip
     expect(after.counters.storeErrors - before.counters.storeErrors).toBe(0);
   });
 });
@@ -129,6 +130,31 @@ describe('a store flushed without any disconnect', () => {
       expect((await b!.eventual(5)).body).toBeNull(); // naive: the replicas lack it
     } finally {
       await Promise.all(cluster.replicas.map((r) => r.resumeReplay()));
+    }
+  });
+});
+
+describe("the application's Redis client after router.close()", () => {
+  it('keeps none of the listeners the store added, and gets no more identity checks', async () => {
+    await Promise.all(instances.map((i) => i.close())); // their own identity checks would count below
+    const client = new Redis(cluster.redis!.url);
+    client.on('error', () => {});
+    try {
+      await client.ping();
+      const listening = () => ['close', '-node', '+node'].map((e) => client.listenerCount(e));
+      const infoCalls = async () => Number(/cmdstat_info:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+      const before = listening();
+      const router = routerFor(cluster, { store: redisStore(client, { identityCheckMs: 20 }), logger: false });
+      expect(listening()).toEqual(before.map((n) => n + 1));
+      await router.query('select 1');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await router.close();
+      expect(listening()).toEqual(before);
+      const closedAt = await infoCalls();
+      await new Promise((resolve) => setTimeout(resolve, 200)); // ten intervals
+      expect((await infoCalls()) - closedAt).toBeLessThanOrEqual(2); // this test's own INFO calls, at most one check in flight
+    } finally {
+      client.disconnect();
     }
   });
 });
