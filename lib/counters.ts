@@ -12,6 +12,8 @@ export interface Counters {
   foreignPositions: number;
   tokensAccepted: number;
   tokensRejected: Record<TokenRejection, number>;
+  /** Requests with a credential (`Authorization`) but no session cookie and no session key: clients that keep no cookies. */
+  cookielessClients: number;
 }
 
 export function newCounters(): Counters {
@@ -26,5 +28,6 @@ export function newCounters(): Counters {
     foreignPositions: 0,
     tokensAccepted: 0,
     tokensRejected: { malformed: 0, oversized: 0, forged: 0, version: 0, foreign: 0 },
+    cookielessClients: 0,
   };
 }

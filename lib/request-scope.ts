@@ -102,19 +102,15 @@ export class RequestScopes {
 
   #warnedUnsigned = false;
   #warnedCookieless = false;
-  /**
-   * Requests from clients that keep no cookies and carry a credential nothing is keyed on (see
-   * {@link noteCookieless}). To move to the router's counters (`cookielessClients`).
-   */
-  cookielessRequests = 0;
 
   /**
    * A request carries a credential (`Authorization`) but none of the session cookies and nothing
    * identifies its session: a client that keeps no cookies, new on every request. It is served
-   * safely (owed the primary's position, as a key the store does not hold); counted; warned once.
+   * safely (owed the primary's position, as a key the store does not hold); counted
+   * (`counters.cookielessClients`); warned once.
    */
   noteCookieless(sessionOption: boolean): void {
-    this.cookielessRequests++;
+    this.sessions.counters.cookielessClients++;
     if (this.#warnedCookieless) return;
     this.#warnedCookieless = true;
     this.sessions.warn(

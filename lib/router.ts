@@ -50,7 +50,9 @@ export interface Topology {
    * `positionErrors`: a scope's position could not be read at its end (primary unreachable);
    * `corruptPositions` / `foreignPositions`: stored values that could not be decoded, or belong to
    * another PostgreSQL system (both treated as the current primary position); `tokensAccepted` and
-   * `tokensRejected` by cause (`malformed`, `oversized`, `forged`, `version`, `foreign`).
+   * `tokensRejected` by cause (`malformed`, `oversized`, `forged`, `version`, `foreign`);
+   * `cookielessClients`: requests with a credential but no session cookie and no session key
+   * (clients that keep no cookies; see the Express middleware's `session` option).
    */
   readonly counters: Readonly<Omit<Counters, 'tokensRejected'>> & { readonly tokensRejected: Readonly<Record<TokenRejection, number>> };
 }

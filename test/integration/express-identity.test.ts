@@ -7,7 +7,6 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import { consistency, handOver, requireConsistency, type ConsistencyOptions } from 'pg-replica-router/express';
 import type { Cluster } from 'pg-replica-router/testing';
-import { requestScopesOf } from '../../lib/internal.js';
 import { naivePool, routerFor, settle, useRoutedCluster } from '../helpers/cluster.js';
 import { Browser, listen } from '../helpers/http.js';
 
@@ -120,7 +119,7 @@ describe('identity resolved when first needed (after the route auth)', () => {
     expect((await json(`${url}/notes`, { headers: bearer('ann') })).body).toBe('b1');
     // requireConsistency() before the auth does not pin the identity early
     expect((await json(`${url}/strict`, { headers: bearer('ann') })).body).toBe('b1');
-    expect(requestScopesOf(router)!.cookielessRequests).toBe(0); // keyed on the credential: nothing to tell
+    expect(router.topology().counters.cookielessClients).toBe(0); // keyed on the credential: nothing to tell
   });
 });
 
@@ -196,7 +195,7 @@ describe('clients that keep no cookies', () => {
     await json(`${url}/notes`, { method: 'POST', headers, body: '{"body":"e1"}' });
     expect(await onReplica('eve')).toBeNull();
     expect((await json(`${url}/notes`, { headers: bearer('eve') })).body).toBe('e1'); // a new cookie each time, still safe
-    expect(requestScopesOf(router)!.cookielessRequests).toBe(2);
+    expect(router.topology().counters.cookielessClients).toBe(2);
     expect(warnings.filter((w) => w.includes('Authorization header')).length).toBe(1);
   });
 
@@ -206,7 +205,7 @@ describe('clients that keep no cookies', () => {
     const before = router.topology().counters.positionReads;
     expect(await browser.json(`${url}/anon/nobody`)).toEqual({ body: null });
     expect(router.topology().counters.positionReads - before).toBe(0); // brand new: owes nothing
-    expect(requestScopesOf(router)!.cookielessRequests).toBe(0);
+    expect(router.topology().counters.cookielessClients).toBe(0);
     expect(warnings.filter((w) => w.includes('Authorization header'))).toEqual([]);
   });
 });
