@@ -22,7 +22,8 @@ export interface InstanceConfig {
 export interface InstanceTopology {
   service: string;
   nodes: Array<{ name: string; role: 'primary' | 'replica'; status: string; lagBytes: number | null }>;
-  store: { state: string; opened: number; errors: number; timeouts: number };
+  /** The router's `topology().store` (breaker state and counts). */
+  store: { state: string; opened: number; errors: number; timeouts: number; shortCircuits: number; [count: string]: number | string };
   pool: { totalCount: number; idleCount: number; waitingCount: number };
 }
 
@@ -122,4 +123,10 @@ export async function waitForStore(instances: readonly Instance[], timeoutMs = 1
     if (Date.now() > deadline) throw new Error(`store breakers not closed: ${JSON.stringify(views.map((v) => v.store))}`);
     await sleep(50);
   }
+}
+
+/** Per instance (by URL): store calls that timed out, failed or were not made, so far. */
+export async function storeTrouble(instances: readonly Instance[]): Promise<Map<string, number>> {
+  const views = await Promise.all(instances.map(async (i) => [i.url, await i.topology()] as const));
+  return new Map(views.map(([url, v]) => [url, v.store.timeouts + v.store.errors + v.store.shortCircuits]));
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { check, type Failure } from '../workload/history.js';
 import { sleep, steady, summarize, type DrillReport } from './drill.js';
-import { waitForIdleInstances, waitForRotation, waitForStore } from './instances.js';
+import { storeTrouble, waitForIdleInstances, waitForRotation, waitForStore } from './instances.js';
 import {
   clock,
   explain,
@@ -104,6 +104,8 @@ describe('fault drill: router instances in separate processes, two services, Red
     const load = startSpreadWorkload(e);
     const chaos = redisChaos(e.cluster.redis!, e.redis, seededRandom(seed + 1000), { paused: true });
     const windows: Record<string, { from: number; to: number }> = {};
+    let troubleBefore = new Map<string, number>();
+    let troubleAfter = new Map<string, number>();
     let report: DrillReport;
     try {
       await steady(load);
@@ -115,6 +117,7 @@ describe('fault drill: router instances in separate processes, two services, Red
           await chaos.pause();
           await waitForStore(e.instances);
           await sleep(1500);
+          troubleBefore = await storeTrouble(e.instances);
         }
         load.phase(fault.name);
         const from = performance.now();
@@ -126,6 +129,7 @@ describe('fault drill: router instances in separate processes, two services, Red
         load.phase(`after-${fault.name}`);
         const to = performance.now();
         await fault.heal();
+        if (!fault.redisChaos) troubleAfter = await storeTrouble(e.instances);
         windows[fault.name] = { from, to };
         await waitForRotation(e.instances);
         chaos.resume();
@@ -155,13 +159,23 @@ describe('fault drill: router instances in separate processes, two services, Red
     // covered only by a primary position sampled after that read; when the primary is cut off
     // right then, B sends the read to the primary and it fails, although r2 could serve it.
     const unknownNode = new Set([...unexplained].filter((f) => lastReadOnAServerItDoesNotList(e, history, f, primary.from - 500)));
-    const expected = (f: Failure) => inPrimaryFault(f) && PRIMARY_TIMEOUT.test(f.message) && (!unexplained.has(f) || unknownNode.has(f));
+    // Known gap too: a store call that failed on an instance (a timeout on a busy machine) makes
+    // its loads wait for a primary position newer than the failure, which a cut-off primary
+    // cannot give: that instance's reads go to the primary (see the report of issue 14).
+    const troubled = new Set(e.instances.map((i) => i.url).filter((url) => (troubleAfter.get(url) ?? 0) > (troubleBefore.get(url) ?? 0)));
+    const afterStoreTrouble = new Set([...unexplained].filter((f) => !unknownNode.has(f) && f.via !== undefined && troubled.has(f.via)));
+    const expected = (f: Failure) =>
+      inPrimaryFault(f) && PRIMARY_TIMEOUT.test(f.message) && (!unexplained.has(f) || unknownNode.has(f) || afterStoreTrouble.has(f));
     writeDrillReport(report, {
       seed,
       schedule: schedule.map(({ name, holdMs }) => ({ name, holdMs })),
       redisEvents: relative(chaos.events, report),
       handoffsByService: handoffsByService(history, e.instances),
       readsFailedAfterAReadOnAServerTheServiceDoesNotList: unknownNode.size,
+      readsFailedOnAnInstanceWhoseStoreFailedDuringTheCut: afterStoreTrouble.size,
+      storeTroubleDuringTheCut: Object.fromEntries(
+        e.instances.map((i) => [i.name, (troubleAfter.get(i.url) ?? 0) - (troubleBefore.get(i.url) ?? 0)]),
+      ),
       windows: Object.fromEntries(Object.entries(windows).map(([name, w]) => [name, { from: at(w.from), to: at(w.to) }])),
       ...explain(
         report,

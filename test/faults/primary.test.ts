@@ -27,6 +27,9 @@ describe('fault drills: the primary', () => {
         return cluster.primary.start();
       },
     });
+    // On record: a store call that failed during the run makes every load afterwards wait for a
+    // primary position (the recovery floor), which a stopped primary cannot give.
+    console.log(`[drill] primary-stopped: store trouble ${storeTrouble() - troubleBefore}, ${JSON.stringify(router.topology().store)}`);
     // Writes have nowhere to go. A read fails only if its session's last reads ran on the primary
     // (no replica is known to cover them) or it was running there when the primary went away.
     expectDrillHeld(report, (f) => f.endPhase !== 'before' && f.phase !== 'recovered' && isConnectionFailure(f));
