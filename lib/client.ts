@@ -12,6 +12,7 @@ import {
   failQuery,
   isConnectionError,
   isTimeout,
+  markBackend,
   markNotSent,
   normalizeQuery,
   releaseArg,
@@ -182,9 +183,8 @@ export class RoutedClient extends EventEmitter {
       if (classification.detail === 'backend-pid') this.#reveal(binding);
       return result;
     } catch (err) {
-      // pg keeps a connection whose answer timed out: the statement may still run, and what is
-      // sent next waits behind it. Nothing more goes there; release destroys it.
-      if (isTimeout(err)) binding.stuck ??= err;
+      markBackend(err, binding.client);
+      if (isTimeout(err)) binding.stuck ??= err; // pg keeps the statement on it: nothing more goes there
       throw err;
     }
   }

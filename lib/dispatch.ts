@@ -4,7 +4,7 @@ import type { MonitorView } from './monitor-view.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { sendSignal, signalledPid, type BackendSignal } from './backends.js';
-import { isConnectionError, isNotSent, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
+import { backendOf, isConnectionError, isNotSent, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
 import type { RoutePlanner } from './planner.js';
 import type { Route, RoutedStatement } from './route.js';
 import type { Scope, Scopes } from './scopes.js';
@@ -158,7 +158,14 @@ export class Dispatch {
           return this.#attempt(text, classification, scope, ctx, query, runner, new Set([node.name]));
         }
         this.telemetry.end(own, err);
-        throw err;
+        // A write whose answer was lost may commit later: end its backend before anyone trusts a
+        // primary position (bounded; if the primary does not answer, the planner fences first).
+        const pid =
+          node.role === 'primary' && classification.kind !== 'read' && !isNotSent(err) && isConnectionError(err) && backendOf(err);
+        if (!pid) throw err;
+        this.planner.nodes.fences.add(pid);
+        scope.session.fenced = true;
+        return this.planner.nodes.fences.settle().then(() => Promise.reject(err));
       },
     );
   }
@@ -172,11 +179,7 @@ export class Dispatch {
     const pid = values === false ? undefined : signalledPid(signal, values);
     if (pid === undefined) return undefined;
     if (refused) return Promise.reject(refused);
-    try {
-      return sendSignal(this.planner.nodes.backends.target(pid), signal);
-    } catch (err) {
-      return Promise.reject(err);
-    }
+    return Promise.resolve(pid).then((p) => sendSignal(this.planner.nodes.backends.target(p), signal));
   }
 
   #openSpan(route: Route, kind: StatementKind, scope: Scope, retry: boolean): OtelSpan | undefined {

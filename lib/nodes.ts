@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { Backends } from './backends.js';
+import { Fences } from './fences.js';
 
 /** `primary` or `replica`: what a node is to the router. */
 export type NodeRole = 'primary' | 'replica';
@@ -125,6 +126,8 @@ export class NodePools {
 
   /** The router's connections' backends (which pid is on which node, who revealed it). */
   readonly backends: Backends;
+  /** Primary backends whose last statement's outcome is unknown, to end before trusting a position. */
+  readonly fences: Fences;
 
   /** `bounds`: what pools get where their config sets no timeout (see {@link boundedConfig}). */
   constructor(nodes: readonly NodeConfig[], factory: PoolFactory = defaultPoolFactory, bounds?: NodeBounds) {
@@ -138,6 +141,7 @@ export class NodePools {
     this.replicas = new Map(made.filter((n) => n.role === 'replica').map((n) => [n.name, n]));
     this.all = [this.primary, ...this.replicas.values()];
     this.backends = new Backends(this.all);
+    this.fences = new Fences(this.primary, bounds?.connectMs ?? 2000);
   }
 
   /** A count summed over every node's pool. */

@@ -89,6 +89,19 @@ export function tagTimeout(err: unknown): void {
   if (isTimeout(err)) (err as { code?: unknown }).code = ErrorCodes.NODE_TIMEOUT;
 }
 
+const backends = new WeakMap<object, number>();
+
+/** Notes the backend pid of the connection a statement failed on (`client`: a pg client). */
+export function markBackend(err: unknown, client: object): void {
+  const pid = (client as { processID?: unknown }).processID;
+  if (typeof err === 'object' && err !== null && typeof pid === 'number') backends.set(err, pid);
+}
+
+/** The backend pid a statement failed on, when its runner noted it. */
+export function backendOf(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null ? backends.get(err) : undefined;
+}
+
 const notSent = new WeakSet<object>();
 
 /** Marks an error raised while opening the connection for a statement: the statement was never sent. */

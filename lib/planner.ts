@@ -53,7 +53,7 @@ export class RoutePlanner {
       if (session.key !== undefined && !session.loaded) return undefined;
       if ((session.key === undefined && session.writePending) || session.resync || session.positioning) return undefined;
     }
-    const monotonic = needsFloor && isMonotonic(level);
+    const monotonic = needsFloor && covers(level, session);
     const decision = this.#decide(
       statement,
       level,
@@ -72,7 +72,7 @@ export class RoutePlanner {
     const session = scope.session;
     const needsFloor = this.#needsFloor(statement, level, scope);
     if (needsFloor) await this.sessions.floorFor(session);
-    const monotonic = needsFloor && isMonotonic(level);
+    const monotonic = needsFloor && covers(level, session);
 
     let checked: Set<string> | undefined;
     let waitedMs = 0;
@@ -137,7 +137,7 @@ export class RoutePlanner {
    */
   async #cover(session: Session): Promise<boolean> {
     const since = session.lastReadEndedAt;
-    const sample = (await this.#sampleReplicasRead(session)) ?? (await this.#samplePrimaryAfter(since));
+    const sample = (await this.#sampleReplicasRead(session)) ?? (await this.#samplePrimaryAfter(since, session.fenced));
     if (!sample) return false;
     session.cover(sample, this.monitor.primaryIdentity());
     return true;
@@ -173,7 +173,11 @@ export class RoutePlanner {
    * reads before it (a later, higher one would make replicas catch up for nothing); else one
    * sampled now.
    */
-  async #samplePrimaryAfter(since: number): Promise<PositionSample | undefined> {
+  async #samplePrimaryAfter(since: number, fenced: boolean): Promise<PositionSample | undefined> {
+    // A write whose outcome is unknown may still commit: only a position after its backend is gone covers it.
+    const fences = this.nodes.fences;
+    if (fenced && fences.pending && !(await fences.settle())) return undefined;
+    if (fenced) since = Math.max(since, fences.clearedAt);
     const known = this.monitor.primarySampleSince(since);
     if (known) return known;
     this.counters.positionReads++;
@@ -233,4 +237,13 @@ export class RoutePlanner {
     this.#viewsCache = { version, views };
     return views;
   }
+}
+
+/**
+ * Whether a read must not leave the node of the session's uncovered reads without covering them:
+ * at monotonic levels always; at any level when they stand for a write whose position could not
+ * be read (`'primary'`, see `Session#positionUnknown`), which read-your-writes needs covered too.
+ */
+function covers(level: Consistency, session: Session): boolean {
+  return isMonotonic(level) || session.uncovered === 'primary';
 }

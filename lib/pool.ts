@@ -10,6 +10,7 @@ import type { Telemetry } from './telemetry.js';
 import {
   failQuery,
   isConnectionError,
+  markBackend,
   markNotSent,
   normalizeQuery,
   releaseArg,
@@ -239,6 +240,7 @@ async function writeOn(pool: NodeConnectionPool, arg: QueryArg, values: unknown[
     client.release();
     return result;
   } catch (err) {
+    markBackend(err, client);
     client.release(err as Error); // as pg.Pool#query does: a connection that failed a query is not reused
     throw err;
   } finally {

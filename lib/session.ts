@@ -36,6 +36,11 @@ export class Session {
   writePending = false;
   /** This scope wrote something (its position must be stored even after a failover). */
   wrote = false;
+  /**
+   * A write of this session lost its answer and may commit later (see `Fences`): a primary
+   * position covers it only once its backend was fenced.
+   */
+  fenced = false;
   /** The floor must be raised to the primary's current position before the next read (another history, corrupt value). */
   resync = false;
   /** The in-flight read of the primary's position for this session, shared by concurrent reads. */
@@ -168,6 +173,7 @@ export class Session {
   fold(child: Session): void {
     if (child === this) return;
     if (child.writePending) this.writePending = true;
+    if (child.fenced) this.fenced = true;
     if (child.resync) this.resync = true;
     if (child.floor > 0n) {
       const comparable =

@@ -1,0 +1,91 @@
+import type pg from 'pg';
+import type { NodePool } from './nodes.js';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Ends the listed backends that are older than the given ages (a pid reused by a backend started
+ * since is not ours) and lists those still there. `pg_terminate_backend` needs the same role
+ * (or `pg_signal_backend`): the router's own connections are of its role.
+ */
+const FENCE_SQL = `select a.pid, pg_terminate_backend(a.pid) as signalled
+  from pg_stat_activity a join unnest($1::int[], $2::float8[]) as f(pid, age) on a.pid = f.pid
+  where a.backend_start <= statement_timestamp() - make_interval(secs => f.age)`;
+
+/**
+ * Primary backends whose last statement's outcome is unknown: its answer timed out, or the
+ * connection failed after it was sent. A write there may have committed, or may still commit
+ * later (a partition holds its bytes and delivers them when it heals; a slow statement runs on
+ * after the client gave up). Until such a backend is gone, no primary position is sure to cover
+ * it. Fencing terminates them and waits until the server no longer lists them; a primary
+ * position sampled after {@link clearedAt} covers whatever they committed.
+ *
+ * @example
+ * ```ts
+ * fences.add(pid);                    // a write on backend `pid` timed out
+ * if (await fences.settle()) sampleAfter(fences.clearedAt);
+ * ```
+ */
+export class Fences {
+  /** pid → `performance.now()` when its statement failed. */
+  readonly #pending = new Map<number, number>();
+  #running: Promise<boolean> | undefined;
+  #clearedAt = 0;
+
+  constructor(
+    readonly primary: NodePool,
+    /** How long one fence may take on a server that does not answer (ms). */
+    readonly timeoutMs: number,
+  ) {}
+
+  /** A statement on primary backend `pid` failed with its outcome unknown. */
+  add(pid: number): void {
+    this.#pending.set(pid, performance.now());
+  }
+
+  get pending(): boolean {
+    return this.#pending.size > 0;
+  }
+
+  /** `performance.now()` once the last fenced backends were seen gone: samples sent after it cover them. */
+  get clearedAt(): number {
+    return this.#clearedAt;
+  }
+
+  /** Fences every pending backend (one fence at a time, shared); true once none is pending. */
+  settle(): Promise<boolean> {
+    if (!this.pending) return Promise.resolve(true);
+    this.#running ??= this.#fence().finally(() => (this.#running = undefined));
+    return this.#running;
+  }
+
+  async #fence(): Promise<boolean> {
+    const fenced = [...this.#pending];
+    const deadline = performance.now() + this.timeoutMs;
+    let client: pg.PoolClient;
+    try {
+      client = await this.primary.pool.connect();
+    } catch {
+      return false;
+    }
+    let failed: Error | undefined;
+    try {
+      for (;;) {
+        const ages = fenced.map(([, failedAt]) => Math.max(0, (performance.now() - failedAt) / 1000 - 0.25));
+        const config = { text: FENCE_SQL, values: [fenced.map(([pid]) => pid), ages], query_timeout: this.timeoutMs };
+        const { rows } = await client.query(config as pg.QueryConfig);
+        if (rows.length === 0) break;
+        if (performance.now() > deadline) return false;
+        await sleep(10);
+      }
+      for (const [pid, failedAt] of fenced) if (this.#pending.get(pid) === failedAt) this.#pending.delete(pid);
+      if (!this.pending) this.#clearedAt = performance.now();
+      return !this.pending;
+    } catch (err) {
+      failed = err instanceof Error ? err : new Error(String(err));
+      return false;
+    } finally {
+      client.release(failed);
+    }
+  }
+}
