@@ -120,8 +120,8 @@ describe('bounds on the primary', () => {
     // The held bytes reach the primary as the partition heals, well before anything the router
     // sends on a new connection: the insert committed after its error was returned.
     expect(await rowOnPrimary(2)).toBe(true);
-    expect(read.rows[0].n, 'the session reads the write that committed after its failure').toBe(1);
-    expect(nodeByPort(cluster, read.rows[0].port)).toBe('primary');
+    expect(read.rows[0]!.n, 'the session reads the write that committed after its failure').toBe(1);
+    expect(nodeByPort(cluster, read.rows[0]!.port)).toBe('primary');
     // Naive: the replica does not have it.
     expect(await cluster.replicas[0]!.query('select count(*)::int as n from notes where id = 2')).toEqual([{ n: 0 }]);
   });
@@ -149,7 +149,7 @@ describe('bounds on the primary', () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const read = await router.withSession('slow', () => router.query('select count(*)::int as n from notes where id = 3'));
     const committed = await rowOnPrimary(3);
-    expect(read.rows[0].n, `the session reads what the primary holds (committed: ${committed})`).toBe(committed ? 1 : 0);
+    expect(read.rows[0]!.n, `the session reads what the primary holds (committed: ${committed})`).toBe(committed ? 1 : 0);
     expect(committed, 'the router ended the backend of the timed-out insert').toBe(false);
   });
 
@@ -163,7 +163,7 @@ describe('bounds on the primary', () => {
     });
     proxy.setMode('pass');
     const read = await ryw(() => router.query('select count(*)::int as n, inet_server_port() as port from notes where id = 4'));
-    expect(read.rows[0].n, 'the acknowledged write is read back').toBe(1);
+    expect(read.rows[0]!.n, 'the acknowledged write is read back').toBe(1);
     expect(await cluster.replicas[0]!.query('select count(*)::int as n from notes where id = 4')).toEqual([{ n: 0 }]); // naive: stale
   });
 });
