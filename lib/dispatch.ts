@@ -4,7 +4,7 @@ import type { MonitorView } from './monitor-view.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { sendSignal, signalledPid, type BackendSignal } from './backends.js';
-import { backendOf, isConnectionError, isNotSent, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
+import { isConnectionError, isNotSent, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
 import type { RoutePlanner } from './planner.js';
 import type { Route, RoutedStatement } from './route.js';
 import type { Scope, Scopes } from './scopes.js';
@@ -158,14 +158,10 @@ export class Dispatch {
           return this.#attempt(text, classification, scope, ctx, query, runner, new Set([node.name]));
         }
         this.telemetry.end(own, err);
-        // A write whose answer was lost may commit later: end its backend before anyone trusts a
-        // primary position (bounded; if the primary does not answer, the planner fences first).
-        const pid =
-          node.role === 'primary' && classification.kind !== 'read' && !isNotSent(err) && isConnectionError(err) && backendOf(err);
-        if (!pid) throw err;
-        this.planner.nodes.fences.add(pid);
-        scope.session.fenced = true;
-        return this.planner.nodes.fences.settle().then(() => Promise.reject(err));
+        // A write whose answer was lost may commit later: its backend is ended before the error returns.
+        const fenced = node.role === 'primary' && classification.kind !== 'read' && this.planner.nodes.fences.after(err, scope.session);
+        if (fenced) return fenced;
+        throw err;
       },
     );
   }

@@ -1,5 +1,8 @@
 import type pg from 'pg';
+import { markTerminated, pidOf } from './backends.js';
 import type { NodePool } from './nodes.js';
+import { connectionOf, isConnectionError, isNotSent } from './pg-args.js';
+import type { Session } from './session.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -50,6 +53,21 @@ export class Fences {
   /** `performance.now()` once the last fenced backends were seen gone: samples sent after it cover them. */
   get clearedAt(): number {
     return this.#clearedAt;
+  }
+
+  /**
+   * After a statement that may have written failed on the primary: when its outcome is unknown
+   * (sent, then a timeout or a lost connection), fences its backend for `session` and returns a
+   * promise rejecting with `err` once that fence is done or gave up (bounded). Otherwise undefined.
+   */
+  after(err: unknown, session: Session): Promise<never> | undefined {
+    const connection = !isNotSent(err) && isConnectionError(err) ? connectionOf(err) : undefined;
+    const pid = connection && pidOf(connection);
+    if (!connection || !pid) return undefined;
+    markTerminated(connection); // its end is ours: no sign that the primary is down
+    this.add(pid);
+    session.fenced = true;
+    return this.settle().then(() => Promise.reject(err));
   }
 
   /** Fences every pending backend (one fence at a time, shared); true once none is pending. */

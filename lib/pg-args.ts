@@ -89,17 +89,16 @@ export function tagTimeout(err: unknown): void {
   if (isTimeout(err)) (err as { code?: unknown }).code = ErrorCodes.NODE_TIMEOUT;
 }
 
-const backends = new WeakMap<object, number>();
+const failedOn = new WeakMap<object, object>();
 
-/** Notes the backend pid of the connection a statement failed on (`client`: a pg client). */
+/** Notes the connection (a pg client) a statement failed on. */
 export function markBackend(err: unknown, client: object): void {
-  const pid = (client as { processID?: unknown }).processID;
-  if (typeof err === 'object' && err !== null && typeof pid === 'number') backends.set(err, pid);
+  if (typeof err === 'object' && err !== null) failedOn.set(err, client);
 }
 
-/** The backend pid a statement failed on, when its runner noted it. */
-export function backendOf(err: unknown): number | undefined {
-  return typeof err === 'object' && err !== null ? backends.get(err) : undefined;
+/** The connection a statement failed on, when its runner noted it. */
+export function connectionOf(err: unknown): object | undefined {
+  return typeof err === 'object' && err !== null ? failedOn.get(err) : undefined;
 }
 
 const notSent = new WeakSet<object>();
