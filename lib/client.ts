@@ -134,7 +134,7 @@ export class RoutedClient extends EventEmitter {
   #backendFor(pid: number): Backend | undefined {
     const bound = this.#binding;
     const current = bound && !bound.lost ? pidOf(bound.client) : undefined;
-    const target = bound && current ? bound : [...this.#revealed].find((b) => pidOf(b.client) === pid);
+    const target = bound && current ? bound : [...this.#revealed].find((b) => !b.lost && pidOf(b.client) === pid);
     return target && { node: target.node, pid: pidOf(target.client) ?? pid, terminating: () => markTerminated(target.client) };
   }
 
