@@ -41,8 +41,8 @@ export interface RedisEvent {
 
 export interface RedisChaos {
   readonly events: readonly RedisEvent[];
-  /** Empties Redis now (after any event under way), the same way a random moment would. */
-  fire(): Promise<void>;
+  /** Empties Redis now (after any event under way): as `what` says, else as a random moment would. */
+  fire(what?: RedisEvent['what']): Promise<void>;
   /** While paused, no new event starts (one already running completes first). */
   pause(): Promise<void>;
   resume(): void;
@@ -69,8 +69,8 @@ export function redisChaos(redis: RedisHandle, client: Redis, random: () => numb
         resolve();
       };
     });
-  const fire = () => {
-    const flush = random() < 2 / 3;
+  const fire = (what?: RedisEvent['what']) => {
+    const flush = what === undefined ? random() < 2 / 3 : what === 'flushall';
     current = current.then(async () => {
       const at = performance.now();
       if (flush) {
