@@ -25,7 +25,7 @@ beforeAll(async () => {
     ...appRoleNodes(cluster),
     maxWaitMs: 100, // a live check may wait for a replica still replaying the write
   });
-  superuser = routerFor(cluster);
+  superuser = routerFor(cluster, {}, 'superuser'); // the comparison: what a role that reads pg_stat_wal_receiver sees
   await settle(app, cluster);
   await settle(superuser, cluster);
 });
