@@ -43,7 +43,7 @@ export interface Instance {
 /** Starts one instance; resolves once it listens. */
 export async function startInstance(name: string, config: InstanceConfig, timeoutMs = 60_000): Promise<Instance> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', FIXTURE], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'], // stdin: the instance exits when it ends (see the fixture)
     env: { ...process.env, DRILL_INSTANCE: JSON.stringify(config) },
   });
   let err = '';

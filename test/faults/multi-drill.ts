@@ -77,6 +77,10 @@ export function useMultiProcessDrill(options: { sessions?: number } = {}): () =>
     };
   }, 180_000);
   afterAll(async () => {
+    for (const instance of started) {
+      const err = instance.stderr().trim();
+      if (err) console.log(`[drill] instance ${instance.name} wrote to stderr:\n${err.slice(-2000)}`);
+    }
     await Promise.all(started.map((i) => i.stop()));
     env?.redis.disconnect();
     for (const proxy of Object.values(env?.proxies ?? {})) {
