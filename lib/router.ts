@@ -33,8 +33,10 @@ export interface Topology {
   readonly nodes: readonly TopologyNode[];
   /**
    * The position store behind its circuit breaker: `state` (`closed` = healthy, `open` = calls
-   * fail at once, `half-open` = one trial call allowed), and how many calls timed out, failed or
-   * were not made.
+   * fail at once, `half-open` = one trial call allowed), how many calls timed out, failed or
+   * were not made, and `losses`: signs from the store that it may have lost acknowledged
+   * positions (`LsnStore.onLoss`: for `redisStore()`, its first use, a closed connection, a
+   * changed `run_id` or `master_replid`).
    */
   readonly store: Readonly<{
     state: 'closed' | 'open' | 'half-open';
@@ -43,6 +45,7 @@ export interface Topology {
     shortCircuits: number;
     opened: number;
     recovered: number;
+    losses: number;
   }>;
   /**
    * `positionReads`: reads of the primary's position (after writes, or to cover a move);

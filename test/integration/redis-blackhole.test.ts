@@ -117,7 +117,7 @@ describe('Redis blackholed (answers nothing, closes nothing)', () => {
 
     // Behind the partition, Redis restarts from the older snapshot: every client connection is
     // cut (the proxy closes it when Redis does), and each client reconnects into the partition.
-    const lossesBefore = all.map((r) => (r.topology().store as { losses?: number }).losses ?? 0);
+    const lossesBefore = all.map((r) => r.topology().store.losses);
     await cluster.redis!.kill();
     await cluster.redis!.start();
     await direct.ping();
@@ -125,7 +125,7 @@ describe('Redis blackholed (answers nothing, closes nothing)', () => {
     proxy.setMode('pass');
     await Promise.all(clients.map((c) => c.ping())); // reconnected, through the healed path
     await new Promise((resolve) => setTimeout(resolve, 400)); // past the breakers' cooldown
-    const lossesAfter = all.map((r) => (r.topology().store as { losses?: number }).losses ?? 0);
+    const lossesAfter = all.map((r) => r.topology().store.losses);
     expect.soft(lossesAfter[0]! - lossesBefore[0]!).toBeGreaterThan(0);
     expect.soft(lossesAfter[1]! - lossesBefore[1]!).toBeGreaterThan(0);
     expect.soft(lossesAfter[2]! - lossesBefore[2]!).toBeGreaterThan(0);
