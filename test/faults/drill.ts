@@ -68,16 +68,20 @@ export function useDrillCluster(
     if (asApp) await createAppRole(cluster, DRILL_GRANTS);
     const redis = new Redis(cluster.redis!.url);
     redis.on('error', () => {});
-    const router = routerFor(cluster, {
-      ...(asApp ? appRoleNodes(cluster) : {}),
-      store: redisStore(redis),
-      tokenSecret: SECRET,
-      maxWaitMs: 200,
-      storeTimeoutMs: 50,
-      storeBreaker: { failures: 3, cooldownMs: 300 },
-      logger: false,
-      ...options.router,
-    });
+    const router = routerFor(
+      cluster,
+      {
+        ...(asApp ? appRoleNodes(cluster) : {}),
+        store: redisStore(redis),
+        tokenSecret: SECRET,
+        maxWaitMs: 200,
+        storeTimeoutMs: 50,
+        storeBreaker: { failures: 3, cooldownMs: 300 },
+        logger: false,
+        ...options.router,
+      },
+      asApp ? 'app' : 'superuser',
+    );
     const server = await listen(workloadApp(router));
     close = server.close;
     const workload = {
