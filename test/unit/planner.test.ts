@@ -125,13 +125,28 @@ describe('route planner (database-free)', () => {
     expect(s.uncovered).toBe('primary');
   });
 
-  it('read-your-writes does not cover reads (no monotonic reads promised)', async () => {
+  it('read-your-writes does not cover reads on a replica (no monotonic reads promised)', async () => {
     const { engine, monitor } = fakeEngine();
     monitor.set('r1', { replayLsn: 300n });
     monitor.set('r2', { status: 'down' });
-    const s = session(100n, 'primary', performance.now());
+    // Uncovered 'primary' may stand for a write whose position read failed, which this level
+    // does cover (see the next test); a read on r2 is only a read.
+    const s = session(100n, ['r2'], performance.now());
     const route = engine.planner.planSync('read', makeScope(s, 'read-your-writes'));
     expect(route?.node.name).toBe('r1');
     expect(monitor.sampled).toEqual([]);
+  });
+
+  it('read-your-writes covers a write whose position read failed (stored as primary) before a replica read', async () => {
+    const { engine, monitor } = fakeEngine();
+    monitor.set('r1', { replayLsn: 300n });
+    monitor.set('r2', { status: 'down' });
+    monitor.live.set('primary', 400n); // where the write may have committed, at most
+    monitor.live.set('r1', 300n);
+    const scope = makeScope(session(100n, 'primary', performance.now()), 'read-your-writes');
+    expect(engine.planner.planSync('read', scope)).toBeUndefined(); // needs a primary position first
+    const route = await engine.planner.plan('read', scope);
+    expect(monitor.sampled).toEqual(['primary', 'r1']); // then r1 checked live against 400
+    expect(route.node.name).toBe('primary'); // r1 has replayed 300, below where the write may be
   });
 });
