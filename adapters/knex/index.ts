@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module';
+import type { Knex } from 'knex';
 import type { RoutedClient } from '../../lib/client.js';
 import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import type { Router } from '../../lib/router.js';
@@ -13,14 +15,39 @@ export interface KnexPool {
 
 /** The part of a Knex config this adapter fills in (`connectionPool` fits Knex's `PgPoolLike`). */
 export interface KnexReplicaConfig {
-  client: 'pg';
+  /** Knex's own PostgreSQL dialect, with its query cancellation sent through the router (below). */
+  client: typeof Knex.Client;
   connectionPool: KnexPool;
+}
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Knex's `pg` dialect whose `cancelQuery` (`.timeout(ms, { cancel: true })`) sends
+ * `pg_cancel_backend(pid)` through the router's pool, which takes it to the backend running the
+ * timed-out statement (replica or primary). Knex's own sends it on a new raw connection made
+ * from `connection`, which this adapter leaves out, so it would reach no server of the router.
+ */
+function routedDialect(router: Router): typeof Knex.Client {
+  // Knex's dialect class (a peer dependency, CommonJS): not among its public exports.
+  // (Knex's types declare `cancelQuery(): void`; it is called with the connection and awaited.)
+  const PgDialect = require('knex/lib/dialects/postgres/index.js') as new (config: Knex.Config) => {
+    cancelQuery(connection: unknown): unknown;
+  };
+  class RoutedPgDialect extends PgDialect {
+    override async cancelQuery(connection: { processID?: number | null }): Promise<void> {
+      await router.pool.query('SELECT pg_cancel_backend($1)', [connection.processID]);
+    }
+  }
+  return RoutedPgDialect as unknown as typeof Knex.Client;
 }
 
 /**
  * A Knex (≥ 3.3) config that runs every query on the router's pool (`connectionPool`). Knex
  * acquires a client per query or transaction: reads go to a ready replica, transactions to the
- * primary, `knex.transaction({ readOnly: true })` may run on a replica; `.stream()` works.
+ * primary, `knex.transaction({ readOnly: true })` may run on a replica; `.stream()` works, and
+ * so does `.timeout(ms, { cancel: true })`: the cancel goes through the router to the backend
+ * that runs the statement.
  *
  * Knex 3.3 releases the connection of a `.stream()` twice (on the stream's close and again when
  * the query settles). pg would throw on the second release — with a plain `pg.Pool` too — so the
@@ -73,5 +100,5 @@ export function knexConfig<T extends Record<string, unknown>>(router: Router, co
       return pool.waitingCount;
     },
   };
-  return { ...config, client: 'pg', connectionPool };
+  return { ...config, client: routedDialect(router), connectionPool };
 }
