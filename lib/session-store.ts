@@ -5,6 +5,7 @@ import { encodePosition, newVersion, unionNode, withVersion, type StoredPosition
 import type { PrimaryPositions } from './primary-position.js';
 import { toLocal, toShared } from './server-ids.js';
 import type { Session } from './session.js';
+import { LostWrites, type LostWrite } from './stores/lost-writes.js';
 import type { LsnStore } from './stores/store.js';
 
 type Warn = (kind: string, message: string, details?: Record<string, unknown>) => void;
@@ -13,10 +14,11 @@ type Warn = (kind: string, message: string, details?: Record<string, unknown>) =
  * Sessions and the position store: loads a session's stored position (once, lazily), turns its
  * pending writes into a floor, and stores its new position at the end of its scope with the
  * store's compare-and-merge. Fails safe: a store that cannot be read leaves the floor unknown
- * (reads go to the primary); after a failed store write, or a sign that the store may have lost
- * what it acknowledged ({@link SessionStore.storeMayHaveLost}), loaded floors are raised to the
- * primary position observed after it; corrupt and foreign values count as the current primary
- * position.
+ * (reads go to the primary); what a failed store write tried to store is kept in the process
+ * ({@link LostWrites}) and merged into later loads of that key, as a stored value is; after a sign
+ * that the store may have lost what it acknowledged ({@link SessionStore.storeMayHaveLost}), or
+ * more failed keys than the process keeps, loaded floors are raised to the primary position
+ * observed after it; corrupt and foreign values count as the current primary position.
  */
 export class SessionStore {
   /** Floors loaded from the store are raised to this: the primary's position after positions may have been lost. */
@@ -27,6 +29,10 @@ export class SessionStore {
   #recoverySampledAt = -Infinity;
   #recovering: { promise: Promise<void>; sentAt: number } | undefined;
   readonly #background = new Set<Promise<void>>();
+  /** Positions this process failed to store, per key; one pushed out is a loss of unknown keys. */
+  readonly #lost: LostWrites;
+  /** The lost positions a session merged at its load (its successful raise carries them). */
+  readonly #mergedLost = new WeakMap<Session, LostWrite>();
 
   constructor(
     readonly store: LsnStore,
@@ -36,12 +42,22 @@ export class SessionStore {
     readonly isReplica: (name: string) => boolean,
     readonly counters: Counters,
     readonly warn: Warn,
-  ) {}
+    /** How many keys' failed writes are kept before falling back to a global floor. */
+    lostCapacity?: number,
+  ) {
+    this.#lost = new LostWrites(lostCapacity, () => this.storeMayHaveLost());
+  }
+
+  /** Keys whose failed store writes are kept in the process (see {@link LostWrites}). */
+  get lostKeys(): number {
+    return this.#lost.size;
+  }
 
   /**
    * The store may have lost or rolled back positions it acknowledged (it said so: reconnected,
-   * restarted, failed over). Loads that complete from now on are raised to a primary position
-   * observed after this moment; nothing else changes, and it costs nothing until the next load.
+   * restarted, failed over), or this process dropped a failed write it could not keep. Loads that
+   * complete from now on are raised to a primary position observed after this moment; nothing
+   * else changes, and it costs nothing until the next load.
    */
   storeMayHaveLost(): void {
     this.#lostAt = performance.now();
@@ -88,6 +104,9 @@ export class SessionStore {
     try {
       this.counters.storeReads++;
       const stored = await this.store.get(session.key!);
+      // What this process failed to store for the key: known exactly, merged as a stored value.
+      // Taken before any wait, so one pushed out before it is covered by the floor below.
+      const lost = this.#lost.peek(session.key!);
       session.storeOutcome = stored === null ? 'corrupt' : stored === undefined ? 'miss' : 'hit';
       // Nothing stored does not mean nothing written (a store that forgot, silently; a new
       // identity for the same client): unless the session is brand new, it is owed what the
@@ -95,8 +114,8 @@ export class SessionStore {
       // after that covers it (free when one is known, else one shared sample before a replica
       // is used); sessions that never read a replica pay nothing.
       if (stored === undefined && !session.fresh) session.absorb({ lsn: 0n, node: 'primary' }, startedAt);
-      // Positions may have been lost (a failed write, a store that reconnected or restarted):
-      // not below the primary's position observed after the last such moment.
+      // Positions may have been lost (a store that reconnected or restarted, a failed write this
+      // process could not keep): not below the primary's position observed after the last such moment.
       if (this.#lostAt > this.#recoverySampledAt) await this.#sampleRecoveryFloor();
       session.raise(this.#recoveryFloor);
       if (stored === null) {
@@ -105,13 +124,11 @@ export class SessionStore {
         session.resync = true; // never "no floor": the current primary position
       } else if (stored !== undefined) {
         session.storedValue = stored;
-        if (!session.merge(this.#local(stored), this.monitor.primaryIdentity(), performance.now())) {
-          this.counters.foreignPositions++;
-          this.warn('foreign-position', 'position of another PostgreSQL system in the store; treated as the current primary position', {
-            systemId: stored.systemId,
-          });
-          session.resync = true;
-        }
+        this.#mergeFromStore(session, stored);
+      }
+      if (lost) {
+        this.#mergeFromStore(session, lost.position);
+        this.#mergedLost.set(session, lost);
       }
     } catch {
       this.counters.storeErrors++;
@@ -119,6 +136,17 @@ export class SessionStore {
       session.floorUnknown = true; // fail safe: reads that need a floor go to the primary
     }
     session.loaded = true;
+  }
+
+  /** Merges a position the store holds (or was to hold) into a loading session. */
+  #mergeFromStore(session: Session, position: StoredPosition): void {
+    if (!session.merge(this.#local(position), this.monitor.primaryIdentity(), performance.now())) {
+      this.counters.foreignPositions++;
+      this.warn('foreign-position', 'position of another PostgreSQL system in the store; treated as the current primary position', {
+        systemId: position.systemId,
+      });
+      session.resync = true;
+    }
   }
 
   /**
@@ -195,11 +223,18 @@ export class SessionStore {
     this.counters.storeWrites++;
     try {
       await this.store.raise(key, next, loaded);
-      if (key === session.key) session.storedValue = next; // what a second raise compares against
+      if (key === session.key) {
+        session.storedValue = next; // what a second raise compares against
+        const lost = this.#mergedLost.get(session);
+        if (lost) this.#lost.carried(key, lost); // stored now: `next` holds what was lost
+        this.#mergedLost.delete(session);
+      }
       if (coverLater) this.#track(this.#coverStored(session, key, next));
     } catch (err) {
+      // Timed out, refused, or not sent (circuit open): `next` may be missing from the store.
+      // Only this key lost it, and exactly it: its next load here merges it.
       this.counters.storeErrors++;
-      this.storeMayHaveLost(); // loads must not trust stored floors below the primary from now on
+      this.#lost.record(key, next);
       throw err;
     }
   }
