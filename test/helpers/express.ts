@@ -2,8 +2,8 @@ import express, { type Express } from 'express';
 import { afterAll, beforeAll } from 'vitest';
 import type { Router, RouterOptions } from 'pg-replica-router';
 import { consistency, type ConsistencyOptions } from 'pg-replica-router/express';
-import { startCluster, type Cluster, type ClusterOptions } from 'pg-replica-router/testing';
-import { routerFor, settle } from './cluster.js';
+import type { Cluster, ClusterOptions } from 'pg-replica-router/testing';
+import { routerFor, settle, startTestCluster } from './cluster.js';
 import { listen } from './http.js';
 
 /** What {@link useExpressApp} hands to the test file once everything is up. */
@@ -43,7 +43,7 @@ export function useExpressApp(options: ExpressAppOptions, ready: (env: ExpressAp
   let router: Router | undefined;
   let close: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    cluster = await startCluster({ replicas: 2, ...options.cluster });
+    cluster = await startTestCluster({ replicas: 2, ...options.cluster });
     router = routerFor(cluster, typeof options.router === 'function' ? options.router(cluster) : options.router);
     for (const statement of options.setup ?? []) await router.query(statement);
     await settle(router, cluster);

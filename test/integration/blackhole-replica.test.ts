@@ -124,7 +124,7 @@ describe('a replica blackholed', () => {
     expect(next.state === 'resolved' && next.value).toBe('primary');
   });
 
-  it('the replica pools get a connect and a read bound by default; what the user set is kept; the primary is left alone', async () => {
+  it('the replica pools get a connect and a read bound by default; what the user set is kept; the primary gets the same bounds', async () => {
     const optionsOf = (router: Router, name: string) =>
       (engineOf(router)!.nodes.all.find((n) => n.name === name)!.pool as unknown as { options: pg.PoolConfig }).options;
     const router = await routerWith();
@@ -133,9 +133,12 @@ describe('a replica blackholed', () => {
     expect(r1.Client, 'a client class that bounds each statement').not.toBe(pg.Client);
     expect(r1.query_timeout, 'not for the whole connection: cursors and streams stay unbounded').toBeUndefined();
     expect(DEFAULT_REPLICA_READ_MS).toBe(30_000);
-    // A write cut off by a client-side timeout may have committed: the primary's pool is as configured.
+    // The primary gets the same bounds: a write whose answer never came has its backend fenced
+    // before the error returns (test/integration/primary-bounds.test.ts).
     const primary = optionsOf(router, 'primary');
-    expect([primary.connectionTimeoutMillis, primary.query_timeout, primary.Client]).toEqual([undefined, undefined, undefined]);
+    expect(primary.connectionTimeoutMillis).toBe(2000);
+    expect(primary.Client, 'a client class that bounds each statement').not.toBe(pg.Client);
+    expect(primary.query_timeout).toBeUndefined();
     const own = optionsOf(await routerWith({ connectionTimeoutMillis: 0, query_timeout: 12_345 }), 'r1');
     expect([own.connectionTimeoutMillis, own.query_timeout, own.Client]).toEqual([0, 12_345, undefined]);
   });

@@ -14,8 +14,8 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisStore, type Router } from 'pg-replica-router';
 import { consistency, handOver } from 'pg-replica-router/express';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
-import { naivePool, routerFor, settle } from '../helpers/cluster.js';
+import type { Cluster } from 'pg-replica-router/testing';
+import { naivePool, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
 import { Browser, listen } from '../helpers/http.js';
 
 const SECRET = 'realworld-flow-test-secret-0123456789';
@@ -217,7 +217,7 @@ async function scenario(
 }
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2, redis: true, applyDelayMs: 300 });
+  cluster = await startTestCluster({ replicas: 2, redis: true, applyDelayMs: 300 });
   redis = new Redis(cluster.redis!.url);
   router = routerFor(cluster, { store: redisStore(redis), tokenSecret: SECRET });
   await router.query('create table users (id serial primary key, username text unique not null)');

@@ -6,8 +6,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeyFor, redisStore, type LsnStore, type Router } from 'pg-replica-router';
-import { startCluster, startFaultProxy, type Cluster, type FaultProxy } from 'pg-replica-router/testing';
-import { nodeByPort, routerFor, settle } from '../helpers/cluster.js';
+import { startFaultProxy, type Cluster, type FaultProxy } from 'pg-replica-router/testing';
+import { nodeByPort, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let proxy: FaultProxy;
@@ -58,7 +58,7 @@ const timed = async <T>(work: () => Promise<T>, took: number[]): Promise<T> => {
 };
 
 beforeAll(async () => {
-  cluster = await startCluster({ replicas: 2, redis: true });
+  cluster = await startTestCluster({ replicas: 2, redis: true });
   await cluster.primary.query('create table notes (id int primary key, body text)');
   await cluster.waitForReplicas();
   proxy = await startFaultProxy({ host: cluster.redis!.host, port: cluster.redis!.port });
