@@ -45,7 +45,13 @@ export class SessionStore {
     /** How many keys' failed writes are kept before falling back to a global floor. */
     lostCapacity?: number,
   ) {
-    this.#lost = new LostWrites(lostCapacity, () => this.storeMayHaveLost());
+    this.#lost = new LostWrites(lostCapacity, () => {
+      this.storeMayHaveLost();
+      this.warn(
+        'lost-writes-overflow',
+        'more failed store writes than kept in the process; floors loaded from now on are raised to the primary position',
+      );
+    });
   }
 
   /** Keys whose failed store writes are kept in the process (see {@link LostWrites}). */
