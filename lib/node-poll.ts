@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Sample } from './monitor-view.js';
-import type { NodeState } from './node-state.js';
+import type { Lsn } from './lsn.js';
+import { aheadOfPrimary, historyKey, type NodeState } from './node-state.js';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 
 // One round trip answers everything, on a primary or a replica alike, for any role (nothing here
@@ -71,4 +72,23 @@ export interface Watched {
   started: string | undefined;
   /** Replica: `performance.now()` when its last replayed commit was made (from its last poll). */
   replayedAt: number | undefined;
+  /** Replica: the replay position its last poll read, and `performance.now()` when that answer came. */
+  polled?: { replay: Lsn; answeredAt: number } | undefined;
+}
+
+/**
+ * After a primary poll (its insert position `insert`, asked for at `sentAt`): a replica whose
+ * last poll read a replay position past it is on another history; true when so marked.
+ */
+export function judgeAhead(replica: Watched, primary: Watched, insert: Lsn | undefined, sentAt: number): boolean {
+  if (replica.state.role !== 'replica' || insert === undefined || !aheadOfPrimary(replica.polled, insert, sentAt)) return false;
+  replica.state.divergedKey = historyKey(replica.started, replica.state.timeline, primary.started);
+  if (replica.state.status !== 'not-replica') replica.state.status = 'other-history';
+  return true;
+}
+
+/** Drops a replica's "ahead of the primary" verdict once a server restarted or its timeline changed. */
+export function renewVerdict(replica: Watched, primary: Watched | undefined): void {
+  const key = historyKey(replica.started, replica.state.timeline, primary?.started);
+  if (replica.state.divergedKey !== undefined && replica.state.divergedKey !== key) replica.state.divergedKey = undefined;
 }

@@ -20,6 +20,11 @@ export interface NodeState {
   /** The timeline this node is on (primary) or receives (replica). */
   timeline: number | undefined;
   /**
+   * Replica: set (to its {@link historyKey}) when it was seen ahead of the primary, so on another
+   * history; it stays out of rotation until that key changes (a restart, a new timeline).
+   */
+  divergedKey?: string | undefined;
+  /**
    * `performance.now()` when the request behind the cached LSN was sent: the cached position is
    * at least the node's position at that moment.
    */
@@ -102,8 +107,28 @@ export function answeredPoll(state: NodeState, upAfter: number): void {
 
 /** A replica follows the primary's WAL history when every part of the identity known on both sides agrees. */
 export function sameHistory(replica: NodeState, primary: NodeState | undefined): boolean {
+  if (replica.divergedKey !== undefined) return false;
   if (!primary) return true;
   if (replica.systemId !== undefined && primary.systemId !== undefined && replica.systemId !== primary.systemId) return false;
   if (replica.timeline !== undefined && primary.timeline !== undefined && replica.timeline !== primary.timeline) return false;
   return true;
+}
+
+/**
+ * A replica's replay position read before the primary's insert position was asked for, and
+ * past it, cannot be on the primary's history: on one history a replica replays only what the
+ * primary has flushed. (A replica following a newer primary while this one came back
+ * writable.) Positions are readable by any role, unlike the replica's timeline.
+ */
+export function aheadOfPrimary(
+  polled: { replay: Lsn; answeredAt: number } | undefined,
+  primaryInsert: Lsn,
+  primarySentAt: number,
+): boolean {
+  return polled !== undefined && polled.answeredAt < primarySentAt && polled.replay > primaryInsert;
+}
+
+/** What a verdict of "another history" holds for: both servers' start times and the replica's timeline. */
+export function historyKey(replicaStarted: string | undefined, timeline: number | undefined, primaryStarted: string | undefined): string {
+  return `${replicaStarted}|${timeline}|${primaryStarted}`;
 }

@@ -74,7 +74,12 @@ describe('ORM adapter options', () => {
     const { knexConfig } = await import('pg-replica-router/knex');
     const router = createRouter({ primary: { connectionString: 'postgres://127.0.0.1:1/x' }, logger: false });
     try {
-      expect(knexConfig(router)).toMatchObject({ client: 'pg' });
+      // Knex's own pg dialect, with its cancellation sent through the router.
+      const { client } = knexConfig(router);
+      expect((client as unknown as { prototype: { dialect: string; driverName: string } }).prototype).toMatchObject({
+        dialect: 'postgresql',
+        driverName: 'pg',
+      });
       expect(() => knexConfig(router, { connection: 'postgres://x' })).toThrow(invalid(/leave 'connection' out/));
       expect(() => knexConfig(router, { searchPath: ['app'] })).toThrow(invalid(/searchPath/));
     } finally {
