@@ -135,6 +135,26 @@ const MUTATIONS: Mutation[] = [
     to: 'return position;',
     removes: "reading a token's server ids as this process's names",
   },
+  { file: 'lib/session-store.ts', from: 'this.#lost.record(key, next);', to: '', removes: 'keeping a position the store could not take' },
+  {
+    file: 'lib/session-store.ts',
+    from: 'this.#mergeFromStore(session, lost.position);',
+    to: '',
+    removes: 'merging a kept position at the next load of its key',
+  },
+  { file: 'lib/stores/redis-loss.ts', from: "listener('first use');", to: '', removes: 'the first-use sign of a store that can lose data' },
+  {
+    file: 'lib/stores/redis-loss.ts',
+    from: "const LOSS_EVENTS = ['close', '-node', '+node'] as const;",
+    to: "const LOSS_EVENTS = ['-node', '+node'] as const;",
+    removes: 'a closed Redis connection as a sign of loss',
+  },
+  {
+    file: 'lib/stores/redis-loss.ts',
+    from: 'if (changed) this.emit(',
+    to: 'if (false) this.emit(',
+    removes: 'a changed run_id or master_replid as a sign of loss',
+  },
 ];
 
 const TESTS = [
@@ -144,6 +164,7 @@ const TESTS = [
   'test/unit/session.test.ts',
   'test/unit/dispatch.test.ts',
   'test/unit/dispatch-tx-strings.test.ts',
+  'test/unit/redis-loss.test.ts',
 ];
 let restore: (() => void) | undefined;
 process.on('SIGINT', () => {
