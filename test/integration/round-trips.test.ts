@@ -35,7 +35,10 @@ describe('round trips per request kind', () => {
     // forgot, so it is owed the primary's position (one sample), and records the node it read
     // from (one store write) ...
     const first = await extra(() => router.withSession('reader', () => router.query('select n from counters where id = 1')));
-    expect(first).toMatchObject({ positionReads: 1, liveChecks: 0, storeReads: 1, storeWrites: 1 });
+    expect(first).toMatchObject({ positionReads: 1, storeReads: 1, storeWrites: 1 });
+    // (A replica's cached position may trail that fresh sample by WAL the primary wrote since its
+    // last poll — a checkpoint, autovacuum — and then one live check settles it.)
+    expect(first.liveChecks).toBeLessThanOrEqual(1);
     // ... after that, the steady state:
     const cost = await extra(() =>
       router.withSession('reader', async () => {
