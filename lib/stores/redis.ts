@@ -113,7 +113,8 @@ const RAISE_SHA = createHash('sha1').update(RAISE_SCRIPT).digest('hex');
  *
  * Redis can lose what it acknowledged without an error (a restart from an older snapshot, a
  * failover after asynchronous replication). The store reports signs of it (`onLoss`): its first
- * use in this process, every closed connection or Cluster node change, and a changed `run_id` or
+ * use in this process, every closed connection, for a Cluster every node change and every
+ * connect or close of a node's connection, and a changed `run_id` or
  * `master_replid` (`identityCheckMs`); the router then raises loaded floors to a primary position
  * observed after the sign. See docs/reliability.md for what holds and what does not.
  *

@@ -1,7 +1,9 @@
 // Issue 14, case 2, on Redis Cluster: a store that lost data is detected within the read budget.
 // A real 3-master Redis Cluster on loopback (test/helpers/redis-cluster.ts); routers use
-// `redisStore(new Cluster(...))`, each with its own ioredis Cluster client (in this process: two
-// instances A and B, and a naive one whose store never reports a loss, the old behaviour).
+// `redisStore(new Cluster(...))`, each with its own ioredis Cluster client. The instances run in
+// this process: A and B (ioredis defaults), a naive one whose store never reports a loss (the old
+// behaviour), one with `clusterNodeRetryStrategy` (a lost node is reconnected in place: no
+// -node/+node), and one that has not connected to the restarted master before its restart.
 import { Cluster as RedisCluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisKeyFor, redisStore, type LsnStore, type Router } from 'pg-replica-router';
@@ -16,11 +18,17 @@ const routers: Router[] = [];
 let a: Router;
 let b: Router;
 let naive: Router;
+let retrying: Router;
+/** An instance that has not talked to the restarted master before the restart (its node client is lazy). */
+let idle: Router;
 const losses = new Map<Router, string[]>();
 
 /** A router whose store is on its own Cluster client; `naive`: the store never reports a loss. */
-function instance(options: { naive?: boolean } = {}): Router {
-  const client = new RedisCluster(masters.startupNodes);
+function instance(options: { naive?: boolean; nodeRetry?: boolean; startupNode?: number } = {}): Router {
+  // nodeRetry: the client reconnects a lost node itself (`clusterNodeRetryStrategy`): no -node/+node then.
+  // startupNode: the only start-up node (the others are connected at their first command).
+  const startup = options.startupNode === undefined ? masters.startupNodes : [masters.startupNodes[options.startupNode]!];
+  const client = new RedisCluster(startup, options.nodeRetry ? { clusterNodeRetryStrategy: () => 100 } : {});
   client.on('error', () => {}); // the router's guard reports failures
   clients.push(client);
   const positions = redisStore(client);
@@ -74,10 +82,14 @@ beforeAll(async () => {
   a = instance();
   b = instance();
   naive = instance({ naive: true });
+  retrying = instance({ nodeRetry: true });
+  idle = instance({ startupNode: 1 });
   await a.query('create table notes (id int primary key, body text)');
   await settleAll();
-  // Every instance has loaded once: a process's first load is raised to the primary anyway (first use).
-  for (const r of routers) await read(r, 'warm-up', 0);
+  // Every instance has loaded once (a process's first load is raised to the primary anyway: first
+  // use), from a master other than the one the snapshot case restarts.
+  const [warmUp] = await keysOn(masters.nodes[1]!, 'warm-up:', 1);
+  for (const r of routers) await read(r, warmUp!, 0);
 });
 
 afterAll(async () => {
@@ -122,12 +134,14 @@ describe('the Redis store on a real Redis Cluster (3 masters)', () => {
     }
   });
 
-  it("one master restarted from an older RDB snapshot: A and B read the session's last write, the naive store reads stale", async () => {
+  it("one master restarted from an older RDB snapshot: every instance reads the session's last write, the naive store reads stale", async () => {
     const target = masters.nodes[0]!;
-    const sessions = await keysOn(target, 'user:snap:', 3); // their Redis keys hash to the restarted master
-    const notes = [10, 11, 12];
+    const sessions = await keysOn(target, 'user:snap:', 5); // their Redis keys hash to the restarted master
+    const notes = [10, 11, 12, 13, 14];
     for (const [i, key] of sessions.entries()) await write(a, key, notes[i]!, 'first');
     await settleAll();
+    // Each instance but `idle` has a connection to the target master now.
+    for (const [i, r] of [naive, b, a, retrying].entries()) expect((await read(r, sessions[i]!, notes[i]!)).body).toBe('first');
     const snapshot = await Promise.all(sessions.map((k) => target.cli('get', redisKeyFor(k))));
     snapshot.forEach((v) => expect(v.trim()).not.toBe(''));
     await target.cli('save'); // the snapshot holds the positions of 'first'
@@ -147,9 +161,18 @@ describe('the Redis store on a real Redis Cluster (3 masters)', () => {
       expect(stale.node).toMatch(/^r[12]$/);
       const viaB = await read(b, sessions[1]!, notes[1]!);
       const viaA = await read(a, sessions[2]!, notes[2]!);
+      const viaRetrying = await read(retrying, sessions[3]!, notes[3]!);
+      const viaIdle = await read(idle, sessions[4]!, notes[4]!);
       expect.soft(viaB, 'read through B').toEqual({ body: 'second', node: 'primary' });
       expect.soft(viaA, 'read through A').toEqual({ body: 'second', node: 'primary' });
-      console.log('signs heard after the restart', { a: losses.get(a), b: losses.get(b) });
+      expect.soft(viaRetrying, 'read through an instance with clusterNodeRetryStrategy').toEqual({ body: 'second', node: 'primary' });
+      expect
+        .soft(viaIdle, 'read through an instance connecting to that master for the first time')
+        .toEqual({ body: 'second', node: 'primary' });
+      console.log(
+        'signs heard',
+        Object.fromEntries(Object.entries({ a, b, retrying, idle }).map(([n, r]) => [n, losses.get(r)!.join(', ')])),
+      );
       expect(losses.get(b)!.length).toBeGreaterThan(1);
     } finally {
       await Promise.all(pg.replicas.map((r) => r.resumeReplay()));

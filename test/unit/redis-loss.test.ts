@@ -125,6 +125,44 @@ describe('redis loss watch (server-free)', () => {
     unsubscribe();
   });
 
+  it("a Cluster's node clients: each connect and close is a sign, for nodes there at subscribe and those added later, until dropped", () => {
+    class FakeCluster extends FakeRedis {
+      readonly pool: EventEmitter[] = [new EventEmitter()];
+      nodes(): EventEmitter[] {
+        return this.pool;
+      }
+    }
+    const cluster = new FakeCluster(true);
+    const [early] = cluster.pool;
+    const heard: string[] = [];
+    const unsubscribe = lossWatch(cluster, 0)((reason) => heard.push(reason));
+    early!.emit('connect'); // connected lazily, at its first command
+    const later = new EventEmitter();
+    cluster.emit('+node', later);
+    cluster.emit('+node', later); // announced twice: one listener
+    later.emit('close'); // reconnects in place (clusterNodeRetryStrategy): no -node
+    later.emit('connect');
+    expect(heard).toEqual(['first use', 'redis node connect', 'redis +node', 'redis +node', 'redis node close', 'redis node connect']);
+    cluster.emit('-node', later); // dropped by the Cluster: its listeners go
+    expect(later.listenerCount('close') + later.listenerCount('connect')).toBe(0);
+    unsubscribe();
+    for (const event of ['connect', 'close']) expect(early!.listenerCount(event), event).toBe(0);
+    for (const event of ['+node', '-node', 'close']) expect(cluster.listenerCount(event), event).toBe(0);
+    early!.emit('close');
+    expect(heard).toHaveLength(7); // the '-node' above, nothing after unsubscribe
+  });
+
+  it('a plain client (not a Cluster) does not watch node clients', () => {
+    const client = new FakeRedis();
+    const node = new EventEmitter();
+    const heard: string[] = [];
+    const unsubscribe = lossWatch(client, 0)((reason) => heard.push(reason));
+    client.emit('+node', node);
+    node.emit('close');
+    expect(heard).toEqual(['first use', 'redis +node']);
+    unsubscribe();
+  });
+
   it('a client without on/off/info (a minimal stand-in) only hears "first use"', () => {
     const heard: string[] = [];
     const unsubscribe = lossWatch({}, 100)((reason) => heard.push(reason));
