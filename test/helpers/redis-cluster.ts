@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { findRedisServer } from 'pg-replica-router/testing';
-import { freePort, removeTree, signalGroup, spawnDaemon, waitFor, type Daemon } from '../../lib/testing/processes.js';
+import { freePort, removeTree, signalGroup, spawnDaemon, track, untrack, waitFor, type Daemon } from '../../lib/testing/processes.js';
 
 const run = promisify(execFile);
 const HOST = '127.0.0.1';
@@ -34,6 +34,11 @@ export class ClusterNode {
     args.push('--dir', this.dir, '--save', '', '--appendonly', 'no');
     this.#daemon = spawnDaemon(this.bin, args, { as: {}, cwd: this.dir, logFile: join(this.dir, 'redis.log') });
     await waitFor(`redis node ${this.port} to answer`, 15_000, async () => ((await this.cli('ping')).trim() === 'PONG' ? true : undefined));
+  }
+
+  /** SIGKILL at once, without waiting (exit hooks). */
+  killSync(): void {
+    if (this.#daemon?.isRunning()) signalGroup(this.#daemon.pid, 'SIGKILL');
   }
 
   /** SIGKILL: nothing is saved (save points are off); a restart brings back the last `SAVE`. */
@@ -108,9 +113,18 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     mkdirSync(dir);
     nodes.push(new ClusterNode(port, dir, bin));
   }
+  // Killed and removed if the test process dies without stopping it (the nodes are detached).
+  const reaper = {
+    reapSync: () => {
+      nodes.forEach((n) => n.killSync());
+      removeTree(root);
+    },
+  };
+  track(reaper);
   const stop = async () => {
     await Promise.all(nodes.map((n) => n.kill()));
     removeTree(root);
+    untrack(reaper);
   };
   try {
     await Promise.all(nodes.map((n) => n.start()));
