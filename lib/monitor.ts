@@ -4,7 +4,8 @@ import type { MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
 import { answeredPoll, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
-import { judgeAhead, monitorPoolConfig, POLL_SQL, renewVerdict, SYSTEM_ID_SQL, type PollRow, type Watched } from './node-poll.js';
+import { monitorPoolConfig } from './monitor-connection.js';
+import { judgeAhead, POLL_SQL, renewVerdict, SYSTEM_ID_SQL, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
 import { serverIdOf } from './server-ids.js';
@@ -16,8 +17,8 @@ export type { MonitorOptions, Sample } from './monitor-view.js';
 
 /**
  * Polls every node in the background (one small connection each, short timeouts) and keeps
- * the cached view the routing policy reads. Timers are unreferenced: the monitor never keeps
- * a process alive.
+ * the cached view the routing policy reads. Its connections (see `monitorPoolConfig`) and
+ * timers are unreferenced between polls: the monitor never keeps a process alive.
  */
 export class Monitor implements MonitorView {
   readonly #nodes = new Map<string, Watched>();

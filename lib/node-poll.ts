@@ -45,19 +45,6 @@ export interface PollRow {
   port: number | null;
 }
 
-/** The monitor's own connection to a node: one, kept open, with every wait bounded by `timeoutMs`. */
-export function monitorPoolConfig(config: pg.PoolConfig, timeoutMs: number): pg.PoolConfig {
-  return {
-    ...config,
-    max: 1,
-    idleTimeoutMillis: 0,
-    connectionTimeoutMillis: timeoutMs,
-    statement_timeout: timeoutMs,
-    query_timeout: timeoutMs * 2,
-    application_name: 'pg-replica-router monitor',
-  };
-}
-
 /** What the monitor keeps per node: its state, its connection, and the polls and samples in flight. */
 export interface Watched {
   state: NodeState;
