@@ -2,12 +2,14 @@
 // settings: the user's pool hooks and options run on the application's connections alone, and
 // the monitor never keeps an idle process alive (pg-pool's allowExitOnIdle semantics).
 import { spawn } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRouter, type Router } from 'pg-replica-router';
 import type { Cluster, NodeHandle } from 'pg-replica-router/testing';
 import { startTestCluster, urlAs } from '../helpers/cluster.js';
+import { monitorPoolConfig } from '../../lib/monitor-connection.js';
 
 const MONITOR = 'pg-replica-router monitor';
 let cluster: Cluster;
@@ -45,6 +47,66 @@ function backendsNamed(node: NodeHandle, name: string): Promise<Array<{ pid: num
     [name],
   );
 }
+
+describe('monitorPoolConfig (no server)', () => {
+  it('keeps where the server is and how to log in; drops pool options, hooks and session settings', () => {
+    const password = () => 'secret';
+    const stream = () => new PassThrough();
+    const hook = () => {};
+    const user = {
+      connectionString: 'postgres://app@db/app?application_name=x',
+      host: 'db',
+      port: 5433,
+      user: 'app',
+      password,
+      database: 'app',
+      ssl: { rejectUnauthorized: false },
+      options: '-c search_path=app',
+      keepAlive: true,
+      stream,
+      onConnect: hook,
+      verify: hook,
+      log: hook,
+      max: 50,
+      min: 5,
+      idleTimeoutMillis: 5,
+      maxUses: 7,
+      maxLifetimeSeconds: 9,
+      allowExitOnIdle: false,
+      Client: pg.Client,
+      types: pg.types,
+      application_name: 'my-app',
+      statement_timeout: 0,
+      query_timeout: 0,
+      lock_timeout: 10,
+      client_encoding: 'LATIN1',
+    } as pg.PoolConfig;
+    const config = monitorPoolConfig(user, 1000);
+    const { Client, ...rest } = config;
+    expect(rest).toEqual({
+      connectionString: user.connectionString,
+      host: 'db',
+      port: 5433,
+      user: 'app',
+      password,
+      database: 'app',
+      ssl: { rejectUnauthorized: false },
+      options: '-c search_path=app',
+      keepAlive: true,
+      stream,
+      max: 1,
+      idleTimeoutMillis: 0,
+      allowExitOnIdle: true,
+      connectionTimeoutMillis: 1000,
+      statement_timeout: 1000,
+      query_timeout: 2000,
+      application_name: MONITOR,
+    });
+    expect(Client).not.toBe(pg.Client);
+    // A socket object is not taken (it can serve one connection: the application's).
+    expect(monitorPoolConfig({ stream: new PassThrough() } as unknown as pg.PoolConfig, 1000)).not.toHaveProperty('stream');
+  });
+});
 
 describe("the user's pool options and hooks", () => {
   it('run on application connections only, never on the monitor’s', async () => {
