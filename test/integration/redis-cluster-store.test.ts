@@ -1,57 +1,58 @@
 // Issue 14, case 2, on Redis Cluster: a store that lost data is detected within the read budget.
-// A real 3-master Redis Cluster on loopback (test/helpers/redis-cluster.ts); routers use
-// `redisStore(new Cluster(...))`, each with its own ioredis Cluster client. The instances run in
-// this process: A and B (ioredis defaults), a naive one whose store never reports a loss (the old
-// behaviour), one with `clusterNodeRetryStrategy` (a lost node is reconnected in place: no
-// -node/+node), and one that has not connected to the restarted master before its restart.
+// A real 3-master Redis Cluster on loopback (test/helpers/redis-cluster.ts); every instance has a
+// router with `redisStore(new Cluster(...))` on its own ioredis Cluster client. A (the writer)
+// runs in this process; the readers run in separate OS processes
+// (test/fixtures/cluster-store-instance.ts): B (ioredis defaults), a naive one whose store never
+// reports a loss (the old behaviour), one with `clusterNodeRetryStrategy` (a lost node is
+// reconnected in place: no -node/+node), and one that has not connected to the restarted master
+// before its restart.
 import { Cluster as RedisCluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { redisKeyFor, redisStore, type LsnStore, type Router } from 'pg-replica-router';
+import { redisKeyFor, redisStore, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
-import { nodeByPort, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
+import { nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 import { startRedisCluster, type ClusterNode, type RedisCluster as Masters } from '../helpers/redis-cluster.js';
+import { ClusterStoreInstance, type ClusterInstanceOptions } from '../fixtures/cluster-store-instances.js';
 
 let pg: Cluster;
 let masters: Masters;
-const clients: RedisCluster[] = [];
-const routers: Router[] = [];
+let client: RedisCluster;
 let a: Router;
-let b: Router;
-let naive: Router;
-let retrying: Router;
-/** An instance that has not talked to the restarted master before the restart (its node client is lazy). */
-let idle: Router;
-const losses = new Map<Router, string[]>();
+const aLosses: string[] = [];
+let b: ClusterStoreInstance;
+let naive: ClusterStoreInstance;
+let retrying: ClusterStoreInstance;
+/** An instance that has not talked to the restarted master before the restart (its node clients are lazy). */
+let idle: ClusterStoreInstance;
+const instances: ClusterStoreInstance[] = [];
 
-/** A router whose store is on its own Cluster client; `naive`: the store never reports a loss. */
-function instance(options: { naive?: boolean; nodeRetry?: boolean; startupNode?: number } = {}): Router {
-  // nodeRetry: the client reconnects a lost node itself (`clusterNodeRetryStrategy`): no -node/+node then.
-  // startupNode: the only start-up node (the others are connected at their first command).
+/**
+ * An instance in its own process; `startupNode`: its only start-up node. With `noReadyCheck` too,
+ * it connects to another master only at the first command for a key there (the ready check's
+ * CLUSTER INFO would go to a random node).
+ */
+async function instance(options: ClusterInstanceOptions & { startupNode?: number } = {}): Promise<ClusterStoreInstance> {
+  const nodes = { primary: urlAs(pg.primary), replicas: pg.replicas.map((r) => ({ name: r.name, connectionString: urlAs(r) })) };
   const startup = options.startupNode === undefined ? masters.startupNodes : [masters.startupNodes[options.startupNode]!];
-  const client = new RedisCluster(startup, options.nodeRetry ? { clusterNodeRetryStrategy: () => 100 } : {});
-  client.on('error', () => {}); // the router's guard reports failures
-  clients.push(client);
-  const positions = redisStore(client);
-  const heard: string[] = [];
-  let store: LsnStore = positions;
-  if (options.naive) store = { get: (k) => positions.get(k), raise: (k, n, l) => positions.raise(k, n, l) };
-  else positions.onLoss?.((reason) => heard.push(reason));
-  // A generous store timeout: a load that timed out would go to the primary (fail safe) and hide staleness.
-  const router = routerFor(pg, { store, storeTimeoutMs: 2000, logger: false });
-  losses.set(router, heard);
-  routers.push(router);
-  return router;
+  const started = await ClusterStoreInstance.start(nodes, startup, options);
+  instances.push(started);
+  return started;
 }
 
+type Reader = Router | ClusterStoreInstance;
 const noteSql = 'select body, inet_server_port() as port from notes where id = $1';
 const write = (r: Router, key: string, note: number, body: string) =>
   r.withSession(key, () => r.query('insert into notes values ($1, $2) on conflict (id) do update set body = excluded.body', [note, body]));
-async function read(r: Router, key: string, note: number): Promise<{ body: string | null; node: string }> {
+async function read(r: Reader, key: string, note: number): Promise<{ body: string | null; node: string }> {
+  if (r instanceof ClusterStoreInstance) {
+    const got = await r.read(key, note);
+    return { body: got.body, node: nodeByPort(pg, got.port) };
+  }
   const { rows } = await r.withSession(key, () => r.query(noteSql, [note]));
   return { body: rows[0]?.body ?? null, node: nodeByPort(pg, rows[0]?.port) };
 }
-async function eventual(r: Router, note: number): Promise<string | null> {
-  const { rows } = await r.withConsistency('eventual', () => r.query(noteSql, [note]));
+async function eventual(note: number): Promise<string | null> {
+  const { rows } = await a.withConsistency('eventual', () => a.query(noteSql, [note]));
   return rows[0]?.body ?? null;
 }
 
@@ -72,29 +73,44 @@ async function keysOn(node: ClusterNode, prefix: string, count: number): Promise
   return keys;
 }
 
+/** What each instance's store has reported so far (`onLoss`). */
+async function heardNow(): Promise<Record<string, string[]>> {
+  const [inB, inRetrying, inIdle] = await Promise.all([b, retrying, idle].map(async (i) => (await i.stats()).losses));
+  return { a: [...aLosses], b: inB!, retrying: inRetrying!, idle: inIdle! };
+}
+
 async function settleAll(): Promise<void> {
   await pg.waitForReplicas();
-  for (const r of routers) await settle(r, pg);
+  await settle(a, pg);
+  await Promise.all(instances.map((i) => i.settle()));
 }
 
 beforeAll(async () => {
   [pg, masters] = await Promise.all([startTestCluster({ replicas: 2 }), startRedisCluster(3)]);
-  a = instance();
-  b = instance();
-  naive = instance({ naive: true });
-  retrying = instance({ nodeRetry: true });
-  idle = instance({ startupNode: 1 });
+  client = new RedisCluster(masters.startupNodes);
+  client.on('error', () => {}); // the router's guard reports failures
+  const positions = redisStore(client);
+  positions.onLoss?.((reason) => aLosses.push(reason));
+  // A generous store timeout: a load that timed out would go to the primary (fail safe) and hide staleness.
+  a = routerFor(pg, { store: positions, storeTimeoutMs: 2000, logger: false });
   await a.query('create table notes (id int primary key, body text)');
+  [b, naive, retrying, idle] = await Promise.all([
+    instance(),
+    instance({ naive: true }),
+    instance({ nodeRetry: true }),
+    instance({ startupNode: 1, noReadyCheck: true }),
+  ]);
   await settleAll();
   // Every instance has loaded once (a process's first load is raised to the primary anyway: first
   // use), from a master other than the one the snapshot case restarts.
   const [warmUp] = await keysOn(masters.nodes[1]!, 'warm-up:', 1);
-  for (const r of routers) await read(r, warmUp!, 0);
+  for (const r of [a, ...instances]) await read(r, warmUp!, 0);
 });
 
 afterAll(async () => {
-  await Promise.all(routers.map((r) => r.close()));
-  clients.forEach((c) => c.disconnect());
+  await Promise.all(instances.map((i) => i.close()));
+  await a?.close();
+  client?.disconnect();
   await pg?.stop();
   await masters?.stop();
 });
@@ -104,16 +120,16 @@ describe('the Redis store on a real Redis Cluster (3 masters)', () => {
     await write(a, 'user:steady', 1, 'steady');
     await settleAll();
     await read(b, 'user:steady', 1); // B's first load of this key
-    const before = { counters: b.topology().counters, commands: await storeCommands(), losses: b.topology().store.losses };
+    const before = { ...(await b.stats()), commands: await storeCommands() };
     const got = await read(b, 'user:steady', 1);
-    const after = { counters: b.topology().counters, commands: await storeCommands() };
+    const after = { ...(await b.stats()), commands: await storeCommands() };
     expect(got.body).toBe('steady');
     expect(got.node).toMatch(/^r[12]$/);
     expect(after.counters.storeReads - before.counters.storeReads).toBe(1);
     expect(after.counters.storeWrites - before.counters.storeWrites).toBe(0);
     expect(after.counters.positionReads - before.counters.positionReads).toBe(0);
     expect(after.commands - before.commands).toBe(1); // one GET on the master of the key's slot
-    expect(b.topology().store.losses).toBe(before.losses); // no sign in the steady state
+    expect(after.losses).toEqual(before.losses); // no sign in the steady state
   });
 
   it("FLUSHALL on every master, no disconnect: B reads the session's write (miss rule)", async () => {
@@ -122,13 +138,13 @@ describe('the Redis store on a real Redis Cluster (3 masters)', () => {
     await Promise.all(pg.replicas.map((r) => r.pauseReplay()));
     try {
       await write(a, 'user:flush', 2, 'kept');
-      const lossesBefore = b.topology().store.losses;
+      const lossesBefore = (await b.stats()).losses;
       for (const node of masters.nodes) await node.cli('flushall');
       expect(await storeCommands()).toBeGreaterThan(0);
       const got = await read(b, 'user:flush', 2);
       expect(got).toEqual({ body: 'kept', node: 'primary' });
-      expect(b.topology().store.losses).toBe(lossesBefore); // no sign: the miss rule did it
-      expect(await eventual(b, 2)).toBeNull(); // naive: the paused replicas lack it
+      expect((await b.stats()).losses).toEqual(lossesBefore); // no sign: the miss rule did it
+      expect(await eventual(2)).toBeNull(); // naive: the paused replicas lack it
     } finally {
       await Promise.all(pg.replicas.map((r) => r.resumeReplay()));
     }
@@ -151,6 +167,7 @@ describe('the Redis store on a real Redis Cluster (3 masters)', () => {
       const acknowledged = await Promise.all(sessions.map((k) => target.cli('get', redisKeyFor(k))));
       acknowledged.forEach((v, i) => expect(v).not.toBe(snapshot[i]));
 
+      const heardBefore = await heardNow();
       await target.kill(); // nothing saved at exit
       await target.start(); // loads dump.rdb and its nodes.conf (same node id, same slots)
       await masters.waitOk();
@@ -169,11 +186,12 @@ describe('the Redis store on a real Redis Cluster (3 masters)', () => {
       expect
         .soft(viaIdle, 'read through an instance connecting to that master for the first time')
         .toEqual({ body: 'second', node: 'primary' });
-      console.log(
-        'signs heard',
-        Object.fromEntries(Object.entries({ a, b, retrying, idle }).map(([n, r]) => [n, losses.get(r)!.join(', ')])),
-      );
-      expect(losses.get(b)!.length).toBeGreaterThan(1);
+      const heard = await heardNow();
+      const since = Object.fromEntries(Object.entries(heard).map(([n, l]) => [n, l.slice(heardBefore[n]!.length).join(', ')]));
+      console.log('signs heard since the kill', since);
+      for (const [name, signs] of Object.entries(since)) expect.soft(signs, `signs ${name} heard`).not.toBe('');
+      // The control, last: a store without signs still reads stale (the reads above did not go to the primary for another reason).
+      expect(await read(naive, sessions[0]!, notes[0]!)).toEqual(stale);
     } finally {
       await Promise.all(pg.replicas.map((r) => r.resumeReplay()));
     }
