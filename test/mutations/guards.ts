@@ -155,6 +155,18 @@ const MUTATIONS: Mutation[] = [
     to: 'if (false) this.emit(',
     removes: 'a changed run_id or master_replid as a sign of loss',
   },
+  {
+    file: 'lib/stores/redis-loss.ts',
+    from: "const NODE_EVENTS = ['connect', 'close'] as const;",
+    to: "const NODE_EVENTS = ['close'] as const;",
+    removes: "a Cluster node's first connection as a sign of loss",
+  },
+  {
+    file: 'lib/stores/redis-loss.ts',
+    from: 'const nodes = client.isCluster ? new NodeConnections(client, emit) : undefined;',
+    to: 'const nodes = false ? new NodeConnections(client, emit) : undefined;',
+    removes: "a Cluster's node connections as signs of loss",
+  },
 ];
 
 const TESTS = [
