@@ -1,4 +1,3 @@
-import { EventEmitter } from 'node:events';
 import type pg from 'pg';
 import { toCallback } from './callback.js';
 import { markTerminated, pidOf, wasTerminated, type Backend } from './backends.js';
@@ -7,6 +6,7 @@ import type { Dispatch, Runner, TransactionState } from './dispatch.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { closed, CLOSED, detach, diedWith, notAnswered, openBinding, type Binding } from './binding.js';
+import { ClientSurface, submitWithClientTypes, withClientTypes } from './client-surface.js';
 import { closableOf, closeOnLoss } from './connection-loss.js';
 import {
   failQuery,
@@ -38,7 +38,7 @@ import type { Telemetry } from './telemetry.js';
  * fail (as on a pg client) until it is released, which destroys that connection. The 'error'
  * event is emitted only when something listens: unlike a pg client, an unheard one does not
  * crash the process. A statement whose answer timed out leaves its connection unusable (later
- * statements fail with its code, `ERR_PGRR_NODE_TIMEOUT`) and release destroys it.
+ * statements fail with its code, `ERR_PGRR_NODE_TIMEOUT`) and release destroys it. More of pg.Client: {@link ClientSurface}.
  *
  * @example
  * ```ts
@@ -52,7 +52,7 @@ import type { Telemetry } from './telemetry.js';
  * }
  * ```
  */
-export class RoutedClient extends EventEmitter {
+export class RoutedClient extends ClientSurface {
   readonly #dispatch: Dispatch;
   readonly #telemetry: Telemetry;
   #binding: Binding | undefined;
@@ -69,6 +69,7 @@ export class RoutedClient extends EventEmitter {
     super();
     this.#dispatch = dispatch;
     this.#telemetry = telemetry;
+    this.attachSurface({ bound: () => this.#binding?.client, primary: dispatch.planner.nodes.primary });
   }
 
   /** How a checked-out client runs a routed statement: on the connection it is bound to (see the class). */
@@ -101,9 +102,7 @@ export class RoutedClient extends EventEmitter {
   };
 
   /** Cursors or streams still open on the bound connection. */
-  get #openCount(): number {
-    return this.#binding?.open ?? 0;
-  }
+  get #openCount(): number { return this.#binding?.open ?? 0; } // prettier-ignore
 
   /**
    * The pid of the backend running this client's statements now (null before the first one),
@@ -139,9 +138,7 @@ export class RoutedClient extends EventEmitter {
   }
 
   /** The node this client is bound to (`primary`, a replica name), or undefined before its first statement. */
-  get node(): string | undefined {
-    return this.#binding?.node.name;
-  }
+  get node(): string | undefined { return this.#binding?.node.name; } // prettier-ignore
 
   /** Same forms as `pg.Client#query`, including submittables and callbacks. */
   query<T extends Submittable>(submittable: T): T;
@@ -179,7 +176,8 @@ export class RoutedClient extends EventEmitter {
     const binding = await this.#bind(node, span);
     if (q.submittable) return this.#submit(q.submittable, binding, classification, scope);
     try {
-      const result = await this.#telemetry.within(binding.span, () => binding.client.query(q.arg as pg.QueryConfig, q.values));
+      const arg = withClientTypes(this, q.arg) as pg.QueryConfig; // the client's type overrides, if any
+      const result = await this.#telemetry.within(binding.span, () => binding.client.query(arg, q.values));
       if (classification.detail === 'backend-pid') this.#reveal(binding);
       return result;
     } catch (err) {
@@ -204,7 +202,7 @@ export class RoutedClient extends EventEmitter {
     };
     // pg-cursor emits 'end' once its portal is done (read to the end, closed, or failed);
     // pg-query-stream emits 'end' or 'close'.
-    const emitter = submittable as unknown as Partial<EventEmitter>;
+    const emitter = submittable as unknown as Partial<import('node:events').EventEmitter>;
     emitter.once?.('end', settle);
     emitter.once?.('close', settle);
     emitter.once?.('error', (err: unknown) => {
@@ -215,6 +213,7 @@ export class RoutedClient extends EventEmitter {
     });
     const closable = closableOf(submittable);
     if (closable) closeOnLoss(closable, binding.loss);
+    submitWithClientTypes(this, submittable);
     this.#telemetry.within(binding.span, () => binding.client.query(submittable as never));
     return submittable;
   }
