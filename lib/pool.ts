@@ -129,21 +129,36 @@ export class RoutedPool extends PoolBase {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string | pg.QueryConfig, values?: unknown[]): Promise<pg.QueryResult<R>>;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string | pg.QueryConfig,
-    callback: (err: Error | null, result: pg.QueryResult<R>) => void,
+    callback: (err: Error | undefined, result: pg.QueryResult<R>) => void,
   ): void;
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string | pg.QueryConfig,
     values: unknown[] | undefined,
-    callback: (err: Error | null, result: pg.QueryResult<R>) => void,
+    callback: (err: Error | undefined, result: pg.QueryResult<R>) => void,
   ): void;
   query(arg: unknown, values?: unknown, callback?: unknown): unknown {
-    const q = normalizeQuery(arg, values, callback);
+    // pg-pool's argument rules: a function first is a callback told that this is not supported;
+    // a query pg cannot take (null, a number) rejects or calls back — never a synchronous throw.
+    if (typeof arg === 'function') {
+      const told = arg as (err: Error) => void;
+      setImmediate(() => told(new Error('Passing a function as the first parameter to pool.query is not supported')));
+      return undefined;
+    }
+    let q: NormalizedQuery;
+    try {
+      q = normalizeQuery(arg, values, callback);
+    } catch (err) {
+      const cb = [values, callback].find((f): f is (err: Error) => void => typeof f === 'function');
+      const failed = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      return cb ? toCallback(failed, (e) => cb(e!)) : failed;
+    }
     if (this.#ending) return failQuery(q.submittable, q.callback, new Error(ENDED));
     if (q.submittable) return this.#submit(q.submittable);
     const result = this.#engine.dispatch.run(q.text, this.#engine.telemetry, q, POOL_RUNNER);
-    const cb = q.callback;
+    const cb = q.callback as ((err: Error | undefined, result?: pg.QueryResult) => void) | undefined;
     if (!cb) return result;
-    return toCallback(result, (err, value) => (err ? cb(err) : cb(null, value)));
+    // As pg-pool: the error, or `undefined` (not null) and the result.
+    return toCallback(result, (err, value) => (err ? cb(err) : cb(undefined, value)));
   }
 
   #submit<T extends Submittable>(submittable: T): T {

@@ -1,0 +1,76 @@
+// Issue 15: `router.pool.query` keeps pg-pool's argument and callback rules, side by side with a
+// plain pg.Pool on the same primary (found by node-postgres' own pg-pool suite run against it).
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Router } from 'pg-replica-router';
+import type { Cluster } from 'pg-replica-router/testing';
+import { urlAs, useRoutedCluster } from '../helpers/cluster.js';
+
+let cluster: Cluster;
+let router: Router;
+let plain: pg.Pool | undefined;
+
+useRoutedCluster({ cluster: { replicas: 1 } }, (c, r) => {
+  [cluster, router] = [c, r];
+});
+afterAll(() => plain?.end());
+
+/** The two pools under test: plain pg.Pool (the reference) and the routed one. */
+function pools(): [string, pg.Pool][] {
+  plain ??= new pg.Pool({ connectionString: urlAs(cluster.primary) });
+  return [
+    ['pg.Pool', plain],
+    ['router.pool', router.pool as unknown as pg.Pool],
+  ];
+}
+
+type LooseQuery = (...args: unknown[]) => unknown;
+
+/** Calls `query` with `args` and a trailing callback; resolves with what the callback got. */
+function viaCallback(pool: pg.Pool, ...args: unknown[]): Promise<{ err: unknown; result: unknown; returned: unknown }> {
+  return new Promise((resolve) => {
+    let returned: unknown;
+    returned = (pool.query as unknown as LooseQuery).call(pool, ...args, (err: unknown, result: unknown) =>
+      resolve({ err, result, returned }),
+    );
+  });
+}
+
+describe('router.pool.query: pg-pool argument and callback rules', () => {
+  it('a successful callback gets err undefined (not null) and the result; query returns undefined', async () => {
+    for (const [name, pool] of pools()) {
+      const { err, result, returned } = await viaCallback(pool, 'select 1 as one');
+      expect(err, name).toBeUndefined();
+      expect((result as pg.QueryResult).rows, name).toEqual([{ one: 1 }]);
+      expect(returned, name).toBeUndefined();
+    }
+  });
+
+  it('query(null) rejects with a TypeError instead of throwing; with a callback, the callback gets it', async () => {
+    for (const [name, pool] of pools()) {
+      const query = pool.query as unknown as LooseQuery;
+      let outcome: unknown;
+      expect(() => (outcome = query.call(pool, null)), name).not.toThrow();
+      await expect(outcome, name).rejects.toBeInstanceOf(TypeError);
+      const { err } = await viaCallback(pool, null);
+      expect(err, name).toBeInstanceOf(TypeError);
+    }
+  });
+
+  it('a function as the first argument is called back with an error, later; nothing is returned or thrown', async () => {
+    for (const [name, pool] of pools()) {
+      const query = pool.query as unknown as LooseQuery;
+      const got = await new Promise<{ err: unknown; sync: boolean; returned: unknown }>((resolve) => {
+        let sync = true;
+        let returned: unknown;
+        expect(() => {
+          returned = query.call(pool, (err: unknown) => resolve({ err, sync, returned }));
+        }, name).not.toThrow();
+        sync = false;
+      });
+      expect(got.sync, `${name}: called back asynchronously`).toBe(false);
+      expect(got.returned, name).toBeUndefined();
+      expect(String(got.err), name).toMatch(/Passing a function as the first parameter to pool.query is not supported/);
+    }
+  });
+});
