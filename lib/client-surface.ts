@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import pg from 'pg';
+import pg, { type TransactionStatus } from 'pg';
 import type { NodePool } from './nodes.js';
 
 /** Where a checked-out client's fields come from: its bound connection, else its primary's config. */
@@ -90,6 +90,7 @@ export function submitWithClientTypes(client: ClientSurface, submittable: object
  *   client is bound to now (a replica's after a read, the primary's after a write); before its
  *   first statement, those a connection to the primary would have (read from its pool's config,
  *   undefined when a custom pool factory exposes none). Read-only.
+ * - `getTransactionStatus()`: that of the connection bound now, `'I'` when none is.
  *
  * @example
  * ```ts
@@ -131,6 +132,17 @@ export class ClientSurface extends EventEmitter {
   /** The parser this checkout uses for type `oid`: its override, else the pool's `types`, else pg's. @example `client.getTypeParser(20)('7')` */
   getTypeParser: typeof pg.types.getTypeParser = ((oid: number, format?: unknown) =>
     (typesOf(this).getTypeParser as (...args: unknown[]) => unknown)(oid, format)) as typeof pg.types.getTypeParser;
+
+  /**
+   * pg's `getTransactionStatus()` of the connection bound now: `'T'` in a transaction, `'E'` in a
+   * failed one, `'I'` idle — also before the first statement and between statements when the
+   * client is not bound (a checked-out client is never unconnected, so never pg's `null`).
+   * @example `if (client.getTransactionStatus() === 'E') await client.query('rollback')`
+   */
+  getTransactionStatus(): TransactionStatus {
+    const bound = sources.get(this)?.bound() as { getTransactionStatus?: () => TransactionStatus } | undefined;
+    return bound?.getTransactionStatus?.() ?? 'I';
+  }
 
   /** The database of the connection bound now (before the first statement: the primary's config). @example `client.database` */
   get database(): string | undefined {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import Cursor from 'pg-cursor';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RoutedClient, Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
 import { nodeByPort, settle, urlAs, useRoutedCluster } from '../helpers/cluster.js';
@@ -128,6 +128,32 @@ describe('connection fields', () => {
       await client.query("insert into surface (note) values ('fields')");
       expect(client.port).toBe(cluster.primary.port);
       for (const field of FIELDS) expect([field, client[field]]).toEqual([field, plain[field as keyof pg.Client]]);
+    });
+  });
+});
+
+describe('getTransactionStatus', () => {
+  it("follows the bound connection's transaction like a pg.Client's: I, T, E, I", async () => {
+    await checkedOut(async (client) => {
+      const seen = [client.getTransactionStatus()];
+      await client.query('begin');
+      seen.push(client.getTransactionStatus());
+      await client.query('select 1/0').catch(() => undefined);
+      // pg may reject the statement before its ReadyForQuery ('E') arrives: wait for it, on both.
+      await vi.waitFor(() => expect(client.getTransactionStatus()).toBe('E'));
+      seen.push(client.getTransactionStatus());
+      await client.query('rollback');
+      seen.push(client.getTransactionStatus());
+      const naive = [plain.getTransactionStatus()];
+      await plain.query('begin');
+      naive.push(plain.getTransactionStatus());
+      await plain.query('select 1/0').catch(() => undefined);
+      await vi.waitFor(() => expect(plain.getTransactionStatus()).toBe('E'));
+      naive.push(plain.getTransactionStatus());
+      await plain.query('rollback');
+      naive.push(plain.getTransactionStatus());
+      expect(seen).toEqual(naive);
+      expect(seen).toEqual(['I', 'T', 'E', 'I']);
     });
   });
 });
