@@ -5,6 +5,7 @@ export type { RouterOptions, ReplicaConfig } from './options.js';
 export type { Consistency } from './consistency.js';
 export { RoutedPool } from './pool.js';
 export { RoutedClient } from './client.js';
+export type { ClientSurface } from './client-surface.js';
 export { memoryStore, type MemoryStoreOptions } from './stores/memory.js';
 export type { LsnStore } from './stores/store.js';
 export { redisStore, redisKeyFor, type RedisStoreOptions, type RedisClientLike } from './stores/redis.js';
