@@ -13,6 +13,8 @@ export interface RedisEventsLike {
   info?(section: string): Promise<string>;
   /** ioredis `Cluster`s say so; INFO there goes to any node, so they get no identity check. */
   readonly isCluster?: boolean;
+  /** The client's options; a `Cluster`'s `scaleReads` says where its reads go (see `redisStore`). */
+  readonly options?: object;
   /** A `Cluster`'s clients of its nodes (`cluster.nodes('all')`), whose closes are watched too. */
   nodes?(role: 'all'): unknown[];
 }

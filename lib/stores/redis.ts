@@ -133,6 +133,15 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
   if (!client || typeof client.get !== 'function' || typeof client.evalsha !== 'function' || typeof client.eval !== 'function') {
     throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, 'redisStore: pass an ioredis client (new Redis(url) or new Cluster(nodes))');
   }
+  const scaleReads = (client.options as { scaleReads?: unknown } | undefined)?.scaleReads ?? 'master';
+  if (client.isCluster && scaleReads !== 'master') {
+    // Redis replicas copy from their master asynchronously: a read there can return a position
+    // older than one acknowledged a moment ago, with no error and no sign of loss.
+    throw new ReplicaRouterError(
+      ErrorCodes.INVALID_OPTION,
+      `redisStore: a Cluster with scaleReads '${String(scaleReads)}' reads positions from Redis replicas, which lag behind what was acknowledged; use scaleReads 'master' (the default) for this client`,
+    );
+  }
   const prefix = options.prefix ?? 'pgrr:pos:';
   const ttlSeconds = options.ttlSeconds ?? 86_400;
   if (typeof prefix !== 'string') throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, 'redisStore: prefix must be a string');

@@ -66,6 +66,19 @@ describe('redisStore typing', () => {
     expect(() => redisStore(client, { ttlSeconds: 0 })).toThrow(invalid(/ttlSeconds/));
     client.disconnect();
   });
+
+  it("refuses a Cluster that reads from Redis replicas (scaleReads other than 'master')", async () => {
+    const { Cluster } = await import('ioredis');
+    const { redisStore } = await import('pg-replica-router');
+    for (const scaleReads of ['slave', 'all'] as const) {
+      const cluster = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true, scaleReads });
+      expect(() => redisStore(cluster)).toThrow(invalid(/scaleReads/));
+      cluster.disconnect();
+    }
+    const masters = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true });
+    expect(() => redisStore(masters)).not.toThrow();
+    masters.disconnect();
+  });
 });
 
 describe('ORM adapter options', () => {
