@@ -5,7 +5,7 @@ import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
 import { answeredPoll, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
 import { monitorPoolConfig } from './monitor-connection.js';
-import { judgeAhead, POLL_SQL, renewVerdict, SYSTEM_ID_SQL, type PollRow, type Watched } from './node-poll.js';
+import { judgeAhead, POLL_SQL, polledReplay, SYSTEM_ID_SQL, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
 import { serverIdOf } from './server-ids.js';
@@ -243,7 +243,8 @@ export class Monitor implements MonitorView {
     }
     state.timeline = timeline;
     state.serverId = serverIdOf(state.systemId, row.started, row.addr, row.port);
-    renewVerdict(watched, this.#primary);
+    // Measured under a verdict too: the next primary poll re-judges it (see judgeAhead).
+    if (state.role === 'replica') watched.polled = polledReplay(row);
     if (state.role === 'replica' && !sameHistory(state, this.#primaryState())) {
       state.status = 'other-history';
       return;
@@ -257,7 +258,6 @@ export class Monitor implements MonitorView {
     }
     const position = tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined);
     if (position !== undefined) this.#raisePosition(watched, position, sentAt);
-    if (state.role === 'replica') watched.polled = position === undefined ? undefined : { replay: position, answeredAt: performance.now() };
     if (state.role !== 'primary') return; // (#raisePosition bumped `version` for what follows)
     for (const other of this.#nodes.values()) if (!judgeAhead(other, watched, position, sentAt)) this.#updateLag(other);
   }

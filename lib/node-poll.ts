@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Sample } from './monitor-view.js';
-import type { Lsn } from './lsn.js';
+import { tryParseLsn, type Lsn } from './lsn.js';
 import { aheadOfPrimary, historyKey, type NodeState } from './node-state.js';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 
@@ -64,18 +64,27 @@ export interface Watched {
 }
 
 /**
- * After a primary poll (its insert position `insert`, asked for at `sentAt`): a replica whose
- * last poll read a replay position past it is on another history; true when so marked.
+ * After a primary poll (its insert position `insert`, asked for at `sentAt`), judges a replica by
+ * its last polled replay position, read before `sentAt`: past `insert`, it is on another history
+ * (true, and so marked). Not past it, a verdict given under other circumstances (a server
+ * restarted since, a new timeline) is dropped; one given under these stands (the primary may
+ * have written past the replica since, which does not make it follow the primary's history).
  */
 export function judgeAhead(replica: Watched, primary: Watched, insert: Lsn | undefined, sentAt: number): boolean {
-  if (replica.state.role !== 'replica' || insert === undefined || !aheadOfPrimary(replica.polled, insert, sentAt)) return false;
-  replica.state.divergedKey = historyKey(replica.started, replica.state.timeline, primary.started);
-  if (replica.state.status !== 'not-replica') replica.state.status = 'other-history';
-  return true;
+  const polled = replica.polled;
+  if (replica.state.role !== 'replica' || insert === undefined || polled === undefined || polled.answeredAt >= sentAt) return false;
+  const key = historyKey(replica.started, replica.state.timeline, primary.started);
+  if (aheadOfPrimary(polled, insert, sentAt)) {
+    replica.state.divergedKey = key;
+    if (replica.state.status !== 'not-replica') replica.state.status = 'other-history';
+    return true;
+  }
+  if (replica.state.divergedKey !== undefined && replica.state.divergedKey !== key) replica.state.divergedKey = undefined;
+  return false;
 }
 
-/** Drops a replica's "ahead of the primary" verdict once a server restarted or its timeline changed. */
-export function renewVerdict(replica: Watched, primary: Watched | undefined): void {
-  const key = historyKey(replica.started, replica.state.timeline, primary?.started);
-  if (replica.state.divergedKey !== undefined && replica.state.divergedKey !== key) replica.state.divergedKey = undefined;
+/** A replica's replay position as this poll read it, and when its answer came (for {@link judgeAhead}). */
+export function polledReplay(row: PollRow): Watched['polled'] {
+  const replay = tryParseLsn(row.replay ?? undefined);
+  return replay === undefined ? undefined : { replay, answeredAt: performance.now() };
 }
