@@ -67,7 +67,20 @@ export class Fences {
     markTerminated(connection); // its end is ours: no sign that the primary is down
     this.add(pid);
     session.fenced = true;
-    return this.settle().then(() => Promise.reject(err));
+    return this.#settleFor(pid).then(() => Promise.reject(err));
+  }
+
+  /**
+   * Fences until `pid` is no longer pending: a fence already running when it failed did not
+   * list it (found by review), so another follows. Gives up after `timeoutMs` (the primary does
+   * not answer: it stays pending).
+   */
+  async #settleFor(pid: number): Promise<void> {
+    const deadline = performance.now() + this.timeoutMs;
+    while (this.#pending.has(pid) && performance.now() < deadline) {
+      await this.settle();
+      if (this.#pending.has(pid)) await sleep(10);
+    }
   }
 
   /** Fences every pending backend (one fence at a time, shared); true once none is pending. */
