@@ -64,7 +64,7 @@ export class Engine {
       onOpen: (err) =>
         warn('store-open', 'position store unreachable; reads that need a session floor go to the primary', { error: String(err) }),
       onRecover: () =>
-        warn('store-recovered', 'position store reachable again; stored floors are raised to the primary position observed now'),
+        warn('store-recovered', 'position store reachable again; positions it could not take are merged when their sessions load next'),
       onError: (reason) => this.telemetry.storeError(reason),
     });
     this.telemetry = new Telemetry(options.telemetry, nodeConfigs, this.monitor, this.store);
