@@ -21,6 +21,7 @@ import {
 } from './pg-args.js';
 import type { Scope } from './scopes.js';
 import type { Telemetry } from './telemetry.js';
+import type { ClientRegistry } from './client-registry.js';
 
 /**
  * A checked-out client from {@link RoutedPool.connect}. It holds no connection until its first
@@ -55,22 +56,59 @@ import type { Telemetry } from './telemetry.js';
 export class RoutedClient extends ClientSurface {
   readonly #dispatch: Dispatch;
   readonly #telemetry: Telemetry;
+  readonly #registry: ClientRegistry<RoutedClient> | undefined;
   #binding: Binding | undefined;
-  readonly #transaction: TransactionState = { open: false, wrote: false };
-  #released = false;
+  /** The binding is the connection checked out by `connect()`: the first statement may still move. */
+  #provisional = false;
+  /** Inside a hook (`onConnect`, `verify`, a 'connect' listener): statements go straight to this connection. */
+  #hook: pg.PoolClient | undefined;
+  #transaction: TransactionState = { open: false, wrote: false };
+  #released: boolean;
   /** Statements run one at a time, in the order they were issued, as on a pg client. */
   #chain: Promise<unknown> = Promise.resolve();
   /** Connections whose pid this client revealed: held until release (see {@link processID}). */
   readonly #revealed = new Set<Binding>();
   readonly #holder = { current: (pid: number) => this.#backendFor(pid) };
 
-  /** @internal use `router.pool.connect()` */
-  constructor(dispatch: Dispatch, telemetry: Telemetry) {
+  /**
+   * @internal use `router.pool.connect()`. With a `registry` the object stands for a pooled
+   * connection and waits, released, for {@link RoutedClient.checkOut}.
+   */
+  constructor(dispatch: Dispatch, telemetry: Telemetry, registry?: ClientRegistry<RoutedClient>, idle = registry !== undefined) {
     super();
     this.#dispatch = dispatch;
     this.#telemetry = telemetry;
-    this.attachSurface({ bound: () => this.#binding?.client, primary: dispatch.planner.nodes.primary });
+    this.#registry = registry;
+    this.#released = idle;
+    this.attachSurface({ bound: () => this.#hook ?? this.#binding?.client, primary: dispatch.planner.nodes.primary });
   }
+
+  /**
+   * @internal A checkout: `client` (the object of `raw`, released) now holds `raw`, a connection
+   * of `node` just checked out; its first statement may still move it (see the class).
+   */
+  static checkOut(client: RoutedClient, node: NodePool, raw: pg.PoolClient): void {
+    client.removeListener('error', client.#idleError);
+    // pg-pool gives each checkout a release() of its own: one a caller put on the object goes.
+    if (Object.hasOwn(client, 'release')) delete (client as { release?: unknown }).release;
+    client.#released = false;
+    client.#transaction = { open: false, wrote: false };
+    client.#chain = Promise.resolve();
+    client.#binding = client.#attach(node, raw, undefined);
+    client.#provisional = true;
+  }
+
+  /** @internal While a hook runs with this object for `raw` (undefined: it ended), statements go straight to `raw`. */
+  static hook(client: RoutedClient, raw: pg.PoolClient | undefined): void {
+    client.#hook = raw;
+  }
+
+  /** Released, the object of an idle connection: an 'error' emitted on it is that connection's (pg-pool removes it). */
+  readonly #idleError = (err: unknown) => {
+    const home = this.#home;
+    if (home && this.#registry?.peek(home) === this) home.emit('error', err);
+  };
+  #home: pg.PoolClient | undefined;
 
   /** How a checked-out client runs a routed statement: on the connection it is bound to (see the class). */
   static readonly #runner: Runner<RoutedClient, NormalizedQuery, unknown> = {
@@ -80,12 +118,13 @@ export class RoutedClient extends ClientSurface {
     pinned: (client, kind) => {
       const bound = client.#binding?.node;
       if (!bound) return undefined;
-      if (client.#transaction.open || client.#openCount > 0 || bound.role === 'primary') return bound;
+      if (client.#transaction.open || client.#openCount > 0) return bound;
+      if (bound.role === 'primary' && !client.#provisional) return bound;
       if (kind === 'commit' || kind === 'rollback' || kind === 'transaction') return bound;
       return undefined;
     },
     preferred: (client) => client.#binding?.node.name,
-    needsSpan: (client, node) => client.#binding?.node !== node,
+    needsSpan: (client, node) => client.#provisional || client.#binding?.node !== node,
     valuesOf: (_client, q) => (q.submittable ? false : q.values),
     mayRetry: (client, q) => !q.submittable && !client.#transaction.open && client.#openCount === 0,
     execute: (client, node, span, q, classification, scope) => client.#execute(node, span, q, classification, scope),
@@ -116,6 +155,7 @@ export class RoutedClient extends ClientSurface {
    * ```
    */
   get processID(): number | null {
+    if (this.#hook) return pidOf(this.#hook) ?? null;
     const binding = this.#binding;
     const pid = binding && pidOf(binding.client);
     if (!binding || !pid) return null;
@@ -153,6 +193,7 @@ export class RoutedClient extends ClientSurface {
     callback: (err: Error | null, result: pg.QueryResult<R>) => void,
   ): void;
   query(arg: unknown, values?: unknown, callback?: unknown): unknown {
+    if (this.#hook) return (this.#hook.query as (...args: unknown[]) => unknown)(arg, values, callback); // a hook's statement: as on pg
     const q = normalizeQuery(arg, values, callback);
     if (this.#released) return failQuery(q.submittable, q.callback, new Error(CLOSED));
     const run = this.#chain.then(() => this.#dispatch.run(q.text, this, q, RoutedClient.#runner));
@@ -221,13 +262,19 @@ export class RoutedClient extends ClientSurface {
   /** The connection to `node`, opened (under the route span `span`) if the client is not bound there yet. */
   async #bind(node: NodePool, span: OtelSpan | undefined): Promise<Binding> {
     if (this.#released) throw closed();
+    const provisional = this.#provisional;
+    this.#provisional = false;
     if (this.#binding?.node === node) {
       if (this.#binding.stuck) throw notAnswered(this.#binding.stuck);
+      if (provisional) this.#binding.span = span; // the connection checked out for it: its span from now on
       return this.#binding;
     }
     this.#unbind();
     const held = [...this.#revealed].find((b) => b.node === node && !b.lost && !b.stuck);
-    if (held) return (this.#binding = Object.assign(held, { span })); // back on the connection whose pid it revealed
+    if (held) {
+      this.#registry?.adopt(held.client, this);
+      return (this.#binding = Object.assign(held, { span })); // back on the connection whose pid it revealed
+    }
     let client: pg.PoolClient;
     try {
       client = await this.#telemetry.within(span, () => node.pool.connect());
@@ -239,12 +286,16 @@ export class RoutedClient extends ClientSurface {
       client.release(); // released while we waited for the connection
       throw closed();
     }
+    this.#registry?.adopt(client, this);
+    return (this.#binding = this.#attach(node, client, span));
+  }
+
+  #attach(node: NodePool, client: pg.PoolClient, span: OtelSpan | undefined): Binding {
     const binding = openBinding(node, client, span, {
       lost: (err) => this.#lost(binding, err),
       // The statements, cursors and streams on the connection get the error: an unheard 'error' must not crash the process.
       emit: (event, args) => (event === 'error' && this.listenerCount('error') === 0) || this.emit(event, ...args),
     });
-    this.#binding = binding;
     return binding;
   }
 
@@ -261,13 +312,16 @@ export class RoutedClient extends ClientSurface {
     // Bound to a replica outside a transaction, the client holds nothing the next statement
     // needs (it would route afresh anyway); in a transaction, or on the primary where session
     // state lives, the broken connection stays bound, so that nothing runs outside what it held.
-    if (this.#binding === binding && binding.node.role === 'replica' && !this.#transaction.open) this.#unbind(err);
+    const holdsNothing = binding.node.role === 'replica' || this.#provisional; // no statement ran on a provisional one
+    if (this.#binding === binding && holdsNothing && !this.#transaction.open) this.#unbind(err);
   }
 
   #unbind(err?: Error | true, retried = false): void {
     const binding = this.#binding;
     if (!binding) return;
     this.#binding = undefined;
+    this.#provisional = false;
+    if (!this.#released) this.#registry?.leave(binding.client, this); // moving on: the connection left gets its own object
     this.#telemetry.end(binding.span, err instanceof Error ? err : undefined, retried);
     binding.span = undefined;
     // A connection whose pid was revealed stays with this client until release (unless broken).
@@ -292,7 +346,9 @@ export class RoutedClient extends ClientSurface {
     if (this.#released) throw new Error('Release called on client which has already been released to the pool.');
     this.#released = true;
     const arg = releaseArg(err);
+    this.#home = arg ? undefined : this.#binding?.client; // the connection it stands for from now on, if any
     this.#unbind(arg);
     for (const binding of [...this.#revealed]) this.#drop(binding, binding.stuck ?? (binding.lost || undefined));
+    if (this.#registry && this.#home) this.on('error', this.#idleError);
   }
 }

@@ -1,4 +1,7 @@
 import { Classifier } from './classifier.js';
+import { ClientRegistry } from './client-registry.js';
+import { RoutedClient } from './client.js';
+import { withRoutedHooks } from './hooks.js';
 import { newCounters, type Counters } from './counters.js';
 import { Dispatch } from './dispatch.js';
 import { rateLimited } from './log.js';
@@ -44,6 +47,10 @@ export class Engine {
   readonly dispatch: Dispatch;
   /** What framework adapters use. */
   readonly requests: RequestScopes;
+  /** The routed client object of each pooled connection (what `connect()`, events and hooks give). */
+  readonly clients: ClientRegistry<RoutedClient> = new ClientRegistry<RoutedClient>(
+    (): RoutedClient => new RoutedClient(this.dispatch, this.telemetry, this.clients),
+  );
   readonly #warn: ReturnType<typeof rateLimited>;
   /** Stops listening to the store's signs of loss. */
   readonly #unwatchStore: () => void;
@@ -57,7 +64,8 @@ export class Engine {
       { name: 'primary', role: 'primary', config: options.primary },
       ...options.replicas.map((r) => ({ name: r.name, role: 'replica' as const, config: r.config })),
     ];
-    this.nodes = new NodePools(nodeConfigs, parts.pools, replicaBounds(options.monitor.timeoutMs));
+    const hooked = nodeConfigs.map((node) => ({ ...node, config: withRoutedHooks(node.config, () => this.clients) }));
+    this.nodes = new NodePools(hooked, parts.pools, replicaBounds(options.monitor.timeoutMs));
     this.monitor = (parts.monitor ?? ((nodes, monitorOptions) => new Monitor(nodes, monitorOptions)))(nodeConfigs, options.monitor);
     const classifier = new Classifier({ writeFunctions: options.writeFunctions, cacheSize: options.classifierCacheSize });
     this.store = new GuardedStore(options.store, options.storeGuard, {

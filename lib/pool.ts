@@ -3,6 +3,8 @@ import pg from 'pg';
 import { toCallback } from './callback.js';
 import { wasTerminated } from './backends.js';
 import { RoutedClient } from './client.js';
+import { checkOut } from './checkout.js';
+import { inHook } from './hooks.js';
 import type { Runner } from './dispatch.js';
 import type { Engine } from './engine.js';
 import type { NodeConnectionPool } from './nodes.js';
@@ -69,7 +71,8 @@ export class RoutedPool extends PoolBase {
         });
       });
       for (const event of POOL_EVENTS) {
-        // Same arguments as pg.Pool's events; 'connect' lets you prepare every new connection.
+        // Same arguments as pg.Pool's events, with the routed client object of the connection;
+        // 'connect' lets you prepare every new connection (its listener's statements run on it).
         node.pool.on(event, (...args: unknown[]) => {
           if (event === 'error') {
             // An idle connection died: its node may have restarted (and reopened behind where
@@ -80,7 +83,12 @@ export class RoutedPool extends PoolBase {
             engine.idleConnectionError(node.name, args[0], heard);
             if (!heard) return;
           }
-          this.emit(event, ...args);
+          const at = event === 'release' || event === 'error' ? 1 : 0;
+          const raw = args[at] as pg.PoolClient | undefined;
+          if (!raw || typeof raw !== 'object') return void this.emit(event, ...args);
+          args[at] = engine.clients.of(raw);
+          if (event === 'connect') inHook(args[at] as RoutedClient, raw, () => this.emit(event, ...args));
+          else this.emit(event, ...args);
         });
       }
     }
@@ -164,7 +172,7 @@ export class RoutedPool extends PoolBase {
   #submit<T extends Submittable>(submittable: T): T {
     // pg.Pool cannot run submittables; here one runs on a routed client that goes back to its
     // pool when the submittable ends (its 'end', 'error' or 'close' event, or cursor.close()).
-    const client = new RoutedClient(this.#engine.dispatch, this.#engine.telemetry);
+    const client = new RoutedClient(this.#engine.dispatch, this.#engine.telemetry, this.#engine.clients, false);
     let released = false;
     const release = (err?: unknown) => {
       if (released) return;
@@ -184,18 +192,20 @@ export class RoutedPool extends PoolBase {
   }
 
   /**
-   * Checks out a client. It binds to a node lazily, on its first statement: a read goes to a
-   * ready replica, `BEGIN` or a write to the primary; it stays on its node for a transaction and
-   * moves to the primary when a write arrives outside one.
+   * Checks out a client, as pg.Pool does, on the node the session would read from now (a ready
+   * replica, else the primary): it waits at `max`, fails on `connectionTimeoutMillis`, on a server
+   * that is down or on an `onConnect`/`verify` error. The same connection gives the same client
+   * object. Its first statement may move it: a read to where the session may read by then,
+   * `BEGIN` or a write to the primary; it stays on its node for a transaction and moves to the
+   * primary when a write arrives outside one (see {@link RoutedClient}).
    */
   connect(): Promise<RoutedClient>;
   connect(callback: (err: Error | undefined, client: RoutedClient | undefined, done: (release?: unknown) => void) => void): void;
   connect(
     callback?: (err: Error | undefined, client: RoutedClient | undefined, done: (release?: unknown) => void) => void,
   ): Promise<RoutedClient> | void {
-    const checkout = this.#ending
-      ? Promise.reject(new Error(ENDED))
-      : Promise.resolve(new RoutedClient(this.#engine.dispatch, this.#engine.telemetry));
+    const engine = this.#engine;
+    const checkout = this.#ending ? Promise.reject(new Error(ENDED)) : checkOut(engine.dispatch, engine.clients, engine.scopes.current());
     if (!callback) return checkout;
     toCallback(checkout, (err, client) => callback(err, client, (release?: unknown) => client?.release(releaseArg(release))));
   }

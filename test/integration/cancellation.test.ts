@@ -2,7 +2,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import type { Cluster, NodeHandle } from 'pg-replica-router/testing';
-import { nodeByPort, useRoutedCluster } from '../helpers/cluster.js';
+import { nodeByPort, settle, useRoutedCluster } from '../helpers/cluster.js';
 
 // Issue 14, case 12: cancellation by pid through a routed checkout. Kysely ≥ 0.29 (the installed
 // 0.28 does not cancel) asks the checked-out client for `processID`, else runs
@@ -40,6 +40,12 @@ async function kyselyPid(client: { processID?: number | null; query: pg.ClientBa
   return Number(rows[0]!.pid);
 }
 
+/** The session's earlier writes are known and on r1: a checkout goes there. */
+async function readyOnReplica(): Promise<void> {
+  await router.query('select 1'); // reads the position of the session's last write
+  await settle(router, cluster);
+}
+
 /** Kysely's control query, on a connection of its own from the same pool. */
 async function kyselyControl(sql: string): Promise<pg.QueryResult> {
   const control = await router.pool.connect();
@@ -67,9 +73,11 @@ async function outcome(promise: Promise<unknown>, ms: number): Promise<unknown> 
 
 describe('cancelling a statement of a routed checkout by pid', () => {
   it("Kysely 'cancel query': the pid from pg_backend_pid() on a replica cancels the read running there (57014)", async () => {
+    await readyOnReplica();
     const client = await router.pool.connect();
     try {
-      expect(client.processID ?? null, 'no backend before the first statement (as pg before connect)').toBeNull();
+      expect(client.node, 'checked out where the session may read').toBe('r1');
+      expect(client.processID, 'the backend of the connection checked out, as on pg').toBeTypeOf('number');
       const pid = await kyselyPid(client);
       expect(client.node).toBe('r1');
       const read = client.query(SLOW_READ);
@@ -89,6 +97,7 @@ describe('cancelling a statement of a routed checkout by pid', () => {
   });
 
   it('the pid revealed on a replica still reaches the statement after the client moved to the primary for a write', async () => {
+    await readyOnReplica();
     const client = await router.pool.connect();
     try {
       const pid = await kyselyPid(client);

@@ -131,25 +131,33 @@ describe('scopes', () => {
 });
 
 describe('connections', () => {
-  it('a client released while waiting for a connection does not leak it', async () => {
+  it('a client released while it waits for a connection to move to does not leak it', async () => {
+    // Checked out on the replica, its write waits for the primary's only connection.
     const tiny = createRouter({
       primary: { connectionString: urlAs(cluster.primary), max: 1 },
-      replicas: [],
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
       monitor: { intervalMs: 100 },
     });
+    let cleanup: (() => void) | undefined;
     try {
+      await settle(tiny, cluster);
       const holder = await tiny.pool.connect();
-      await holder.query("insert into items (tag) values ('holder')"); // holds the only connection
+      cleanup = () => holder.release(true);
+      await holder.query('begin'); // holds the primary's only connection (no write: the session may read on r1)
       const waiter = await tiny.pool.connect();
-      const pending = waiter.query('select 1');
+      expect(waiter.node).toBe('r1');
+      const pending = waiter.query("insert into items (tag) values ('waiter')");
       await new Promise((resolve) => setTimeout(resolve, 50));
-      waiter.release(); // while it waits for the connection
-      holder.release();
+      waiter.release(); // while it waits for the primary's connection
+      holder.release(true); // its transaction goes with it
+      cleanup = undefined;
       await expect(pending).rejects.toThrow(/not queryable/);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(tiny.pool.totalCount).toBe(tiny.pool.idleCount); // nothing checked out
+      expect(await count('waiter')).toBe(0);
       expect((await tiny.query('select 2 as n')).rows).toEqual([{ n: 2 }]); // and the pool still works
     } finally {
+      cleanup?.();
       await tiny.close();
     }
   });

@@ -81,23 +81,23 @@ describe('type parsers', () => {
     }
   });
 
-  it('do not leak to another checkout of the same pooled connection', async () => {
-    const first = await checkedOut(async (client) => {
+  it('stay with the client object, as on a pg.Client: the next checkout of that connection has them', async () => {
+    let first: RoutedClient | undefined;
+    await checkedOut(async (client) => {
       client.setTypeParser(INT8, tagged);
-      const { rows } = await client.query("insert into surface (note) values ('leak') returning id");
+      const { rows } = await client.query("insert into surface (note) values ('kept') returning id");
       expect(rows[0]!.id).toMatch(/^int8:/);
-      return client.processID;
+      first = client;
     });
-    expect(first).toEqual(expect.any(Number));
-    // pg-pool hands out the connection released last: look for the same backend.
+    // pg-pool hands out the connection released last, and the same connection gives the same object.
     let seen = false;
     for (let i = 0; i < 5 && !seen; i++) {
       await checkedOut(async (client) => {
         const { rows } = await client.query("insert into surface (note) values ('other') returning id");
-        if (client.processID !== first) return;
+        if (client !== first) return expect(rows[0]!.id).toMatch(/^\d+$/); // another object: pg's own int8 parser
         seen = true;
-        expect(rows[0]!.id).toMatch(/^\d+$/); // pg's own int8 parser: a string of digits
-        expect(client.getTypeParser(INT8)).not.toBe(tagged);
+        expect(rows[0]!.id).toMatch(/^int8:/);
+        expect(client.getTypeParser(INT8)).toBe(tagged);
       });
     }
     expect(seen).toBe(true);
@@ -107,12 +107,22 @@ describe('type parsers', () => {
 describe('connection fields', () => {
   const FIELDS = ['database', 'user', 'host', 'port', 'ssl', 'binary', 'pipeline'] as const;
 
-  it("before the first statement are the primary's, as a pg.Client to it has them", async () => {
-    await checkedOut(async (client) => {
-      expect(client.node).toBeUndefined();
-      for (const field of FIELDS) expect([field, client[field]]).toEqual([field, plain[field as keyof pg.Client]]);
-      expect(client.port).toBe(cluster.primary.port);
-    });
+  it('before the first statement are those of the connection checked out, as on a pg.Client', async () => {
+    await router.withConsistency('primary', () =>
+      checkedOut(async (client) => {
+        expect(client.node).toBe('primary'); // where its reads go
+        for (const field of FIELDS) expect([field, client[field]]).toEqual([field, plain[field as keyof pg.Client]]);
+        expect(client.port).toBe(cluster.primary.port);
+      }),
+    );
+    await settle(router, cluster);
+    await router.withConsistency('eventual', () =>
+      checkedOut(async (client) => {
+        const replica = cluster.replicas.find((r) => r.name === client.node)!;
+        expect(replica, 'checked out on a replica: its reads may go to any').toBeDefined();
+        expect(client.port).toBe(replica.port);
+      }),
+    );
   });
 
   it('follow the node the client is bound to: a replica after a read, the primary after a write', async () => {

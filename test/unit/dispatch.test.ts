@@ -84,8 +84,9 @@ describe('dispatch (database-free)', () => {
     const { pool, pools, monitor, session, inSession, served } = setup();
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
+    const client = await inSession(() => pool.connect()); // checked out on a replica: the write moves it
+    expect(client.node).toMatch(/^r[12]$/);
     for (const p of pools.values()) p.connectGate = gate;
-    const client = await pool.connect();
     const write = inSession(() => client.query('update t set x = 1'));
     await new Promise((resolve) => setTimeout(resolve, 5));
     client.release();
