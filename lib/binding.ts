@@ -20,6 +20,8 @@ export interface Binding {
   loss: ConnectionLoss;
   /** The first sign that the connection died was handled (its node reported if need be). */
   lost: boolean;
+  /** That first sign, if it was an error. */
+  lostWith?: Error | undefined;
   /** A statement's answer did not come in time: it may still be running (or sitting in the network). */
   stuck: Error | undefined;
 }

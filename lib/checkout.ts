@@ -3,36 +3,46 @@ import type { ClientRegistry } from './client-registry.js';
 import { RoutedClient } from './client.js';
 import type { Dispatch } from './dispatch.js';
 import type { NodePool } from './nodes.js';
-import { isConnectionError } from './pg-args.js';
+import { isConnectionError, isPoolFull } from './pg-args.js';
 import type { RoutePlanner } from './planner.js';
 import type { Scope } from './scopes.js';
-
-const POOL_FULL = /timeout exceeded when trying to connect/;
 
 /**
  * `router.pool.connect()`: checks out a connection, as pg.Pool does (waiting at `max`, failing on
  * `connectionTimeoutMillis`, a server that is down or a hook's error), on the node the session
- * would read from now without any I/O — a ready replica, else the primary — and returns its
+ * would read from now — a ready replica, else the primary; see {@link readNode} — and returns its
  * routed client. The first statement may still move it: a write goes to the primary, a read to
- * where the session may read by then. A replica that cannot give a connection is reported and
- * the primary gives it instead.
+ * where the session may read by then. A replica that cannot give a connection because it is down
+ * is reported, and the primary gives it instead; a full pool fails the checkout, as with pg.
  */
-export async function checkOut(dispatch: Dispatch, clients: ClientRegistry<RoutedClient>, scope: Scope): Promise<RoutedClient> {
-  const { planner, monitor } = dispatch;
-  let node = await readNode(planner, scope);
-  let raw: pg.PoolClient;
-  try {
-    raw = await node.pool.connect();
-  } catch (err) {
-    if (node.role !== 'replica' || !isConnectionError(err)) throw err;
-    // Its pool being full for `connectionTimeoutMillis` says nothing about the server.
-    if (!POOL_FULL.test((err as Error).message)) monitor.reportConnectionFailure(node.name, err);
-    node = planner.nodes.primary;
-    raw = await node.pool.connect();
-  }
-  const client = clients.of(raw);
-  RoutedClient.checkOut(client, node, raw);
-  return client;
+export function checkOut(dispatch: Dispatch, clients: ClientRegistry<RoutedClient>, scope: Scope): Promise<RoutedClient> {
+  const { planner } = dispatch;
+  // Before the parser and the monitor's first polls nothing can be judged (a floor's history, a
+  // replica's state): the first checkouts wait for them, as the first statements do.
+  if (!dispatch.isStarted) return dispatch.started().then(() => checkOut(dispatch, clients, scope));
+  // Known without I/O (the usual case), the connection is asked for at once, as pg.Pool does
+  // (`waitingCount` counts the call before it returns).
+  const known = planner.planSync('read', scope)?.node;
+  const checkedOut = known ? connectOn(known, dispatch) : readNode(planner, scope).then((node) => connectOn(node, dispatch));
+  return checkedOut.then(({ node, raw }) => {
+    const client = clients.of(raw);
+    RoutedClient.checkOut(client, node, raw);
+    return client;
+  });
+}
+
+/** A connection of `node`, or of the primary when the replica `node` cannot give one. */
+function connectOn(node: NodePool, dispatch: Dispatch): Promise<{ node: NodePool; raw: pg.PoolClient }> {
+  return node.pool.connect().then(
+    (raw) => ({ node, raw }),
+    (err: unknown) => {
+      // A full pool fails the checkout, as pg.Pool's would: `max` bounds the node's connections.
+      if (node.role !== 'replica' || !isConnectionError(err) || isPoolFull(err)) throw err;
+      dispatch.monitor.reportConnectionFailure(node.name, err);
+      const primary = dispatch.planner.nodes.primary;
+      return primary.pool.connect().then((raw) => ({ node: primary, raw }));
+    },
+  );
 }
 
 /**

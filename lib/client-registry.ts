@@ -10,13 +10,13 @@ import type pg from 'pg';
 export class ClientRegistry<C extends object> {
   readonly #objects = new WeakMap<pg.PoolClient, C>();
 
-  constructor(readonly create: () => C) {}
+  constructor(readonly create: (raw: pg.PoolClient) => C) {}
 
   /** The object of `raw`, made on first sight. */
   of(raw: pg.PoolClient): C {
     let object = this.#objects.get(raw);
     if (!object) {
-      object = this.create();
+      object = this.create(raw);
       this.#objects.set(raw, object);
     }
     return object;

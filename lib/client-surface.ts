@@ -178,4 +178,18 @@ export class ClientSurface extends EventEmitter {
   get pipeline(): boolean | undefined {
     return this.#fields()?.pipeline;
   }
+
+  /** pg's `Connection` of the connection the client is on now (undefined when on none). @example `client.connection?.stream` */
+  get connection(): unknown {
+    return (sources.get(this)?.bound() as { connection?: unknown } | undefined)?.connection;
+  }
+
+  /** pg-pool reads these two internals of a client at release; the connection's own values. */
+  get _ending(): boolean | undefined {
+    return (sources.get(this)?.bound() as { _ending?: boolean } | undefined)?._ending;
+  }
+
+  get _queryable(): boolean | undefined {
+    return (sources.get(this)?.bound() as { _queryable?: boolean } | undefined)?._queryable;
+  }
 }

@@ -1,13 +1,13 @@
 import type pg from 'pg';
 import { toCallback } from './callback.js';
-import { markTerminated, pidOf, wasTerminated, type Backend } from './backends.js';
+import { pidOf, wasTerminated } from './backends.js';
 import type { Classification } from './classifier.js';
 import type { Dispatch, Runner, TransactionState } from './dispatch.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { closed, CLOSED, detach, diedWith, notAnswered, openBinding, type Binding } from './binding.js';
 import { ClientSurface, submitWithClientTypes, withClientTypes } from './client-surface.js';
-import { closableOf, closeOnLoss } from './connection-loss.js';
+import { submitOn } from './binding-submit.js';
 import {
   failQuery,
   isConnectionError,
@@ -22,24 +22,25 @@ import {
 import type { Scope } from './scopes.js';
 import type { Telemetry } from './telemetry.js';
 import type { ClientRegistry } from './client-registry.js';
+import { RevealedConnections } from './revealed.js';
 
 /**
- * A checked-out client from {@link RoutedPool.connect}. It holds no connection until its first
- * statement, then binds to the node that statement routes to:
- * - a read (or `BEGIN READ ONLY`) binds to a replica ready for the session, else the primary;
- * - `BEGIN`, a write, or anything not clearly a read binds to the primary;
- * - inside a transaction, and while a cursor or stream is open, every statement stays on the
- *   bound node;
- * - outside those, a write on a replica-bound client moves it to the primary, and once on the
+ * A checked-out client from {@link RoutedPool.connect}: the same object for the same pooled
+ * connection, holding the connection checked out on the node the session would read from. Its
+ * first statement may move it; then:
+ * - a read (or `BEGIN READ ONLY`) runs on a replica ready for the session, else the primary;
+ * - `BEGIN`, a write, or anything not clearly a read runs on the primary;
+ * - inside a transaction, and while a cursor or stream is open, every statement stays on its node;
+ * - outside those, a write on a replica moves it to the primary, and once a statement ran on the
  *   primary it stays there (session state such as `SET` lives on that connection).
+ * When it moves, the object goes with it; the connection it left gets an object of its own.
  *
- * A connection that dies fails what runs on it (statements, cursors, streams) and is reported to
- * the monitor when it is a connection failure. Bound to a replica outside a transaction, the
- * client routes its next statement afresh; in a transaction or on the primary, later statements
- * fail (as on a pg client) until it is released, which destroys that connection. The 'error'
- * event is emitted only when something listens: unlike a pg client, an unheard one does not
- * crash the process. A statement whose answer timed out leaves its connection unusable (later
- * statements fail with its code, `ERR_PGRR_NODE_TIMEOUT`) and release destroys it. More of pg.Client: {@link ClientSurface}.
+ * A connection that dies fails what runs on it and is reported to the monitor when it is a
+ * connection failure. On a replica outside a transaction the next statement routes afresh; in a
+ * transaction or on the primary later statements fail (as on pg) until release destroys that
+ * connection. 'error' is emitted only when heard: unlike pg, an unheard one does not crash the
+ * process. A statement whose answer timed out leaves its connection unusable (later statements
+ * fail with `ERR_PGRR_NODE_TIMEOUT`) and release destroys it. More of pg.Client: {@link ClientSurface}.
  *
  * @example
  * ```ts
@@ -67,20 +68,22 @@ export class RoutedClient extends ClientSurface {
   /** Statements run one at a time, in the order they were issued, as on a pg client. */
   #chain: Promise<unknown> = Promise.resolve();
   /** Connections whose pid this client revealed: held until release (see {@link processID}). */
-  readonly #revealed = new Set<Binding>();
-  readonly #holder = { current: (pid: number) => this.#backendFor(pid) };
+  readonly #revealed: RevealedConnections;
 
   /**
-   * @internal use `router.pool.connect()`. With a `registry` the object stands for a pooled
-   * connection and waits, released, for {@link RoutedClient.checkOut}.
+   * @internal use `router.pool.connect()`. With a `home` the object stands for that pooled
+   * connection (in `registry`) and waits, released, for {@link RoutedClient.checkOut}.
    */
-  constructor(dispatch: Dispatch, telemetry: Telemetry, registry?: ClientRegistry<RoutedClient>, idle = registry !== undefined) {
+  constructor(dispatch: Dispatch, telemetry: Telemetry, registry?: ClientRegistry<RoutedClient>, home?: pg.PoolClient) {
     super();
     this.#dispatch = dispatch;
     this.#telemetry = telemetry;
     this.#registry = registry;
-    this.#released = idle;
-    this.attachSurface({ bound: () => this.#hook ?? this.#binding?.client, primary: dispatch.planner.nodes.primary });
+    this.#home = home;
+    this.#released = home !== undefined;
+    if (home) this.on('error', this.#idleError);
+    this.#revealed = new RevealedConnections(dispatch.planner.nodes.backends, () => this.#binding);
+    this.attachSurface({ bound: () => this.#connection(), primary: dispatch.planner.nodes.primary });
   }
 
   /**
@@ -92,6 +95,8 @@ export class RoutedClient extends ClientSurface {
     // pg-pool gives each checkout a release() of its own: one a caller put on the object goes.
     if (Object.hasOwn(client, 'release')) delete (client as { release?: unknown }).release;
     client.#released = false;
+    client.#ended = false;
+    client.#home = raw;
     client.#transaction = { open: false, wrote: false };
     client.#chain = Promise.resolve();
     client.#binding = client.#attach(node, raw, undefined);
@@ -105,17 +110,40 @@ export class RoutedClient extends ClientSurface {
 
   /** Released, the object of an idle connection: an 'error' emitted on it is that connection's (pg-pool removes it). */
   readonly #idleError = (err: unknown) => {
-    const home = this.#home;
-    if (home && this.#registry?.peek(home) === this) home.emit('error', err);
+    if (this.#released) this.#connection()?.emit('error', err);
   };
+  /** The pooled connection this object stands for (see `ClientRegistry`), if any. */
   #home: pg.PoolClient | undefined;
+  /** `end()` was called: nothing runs any more, as on pg. */
+  #ended = false;
+
+  /** The connection statements and fields refer to now: a hook's, the bound one, else the one it stands for. */
+  #connection(): pg.PoolClient | undefined {
+    const home = this.#home;
+    return this.#hook ?? this.#binding?.client ?? (home && this.#registry?.peek(home) === this ? home : undefined);
+  }
+
+  /**
+   * Ends the connection this client is on (pg.Client#end; not meant for pooled clients): later
+   * statements fail, and `release()` removes it from its pool.
+   */
+  end(): Promise<void>;
+  end(callback: (err?: Error) => void): void;
+  end(callback?: (err?: Error) => void): Promise<void> | void {
+    this.#ended = true;
+    const raw = this.#connection();
+    const ended = raw ? raw.end() : Promise.resolve();
+    if (!callback) return ended;
+    toCallback(ended, (err) => callback(err));
+  }
 
   /** How a checked-out client runs a routed statement: on the connection it is bound to (see the class). */
   static readonly #runner: Runner<RoutedClient, NormalizedQuery, unknown> = {
     transaction: (client) => client.#transaction,
-    refusal: (client) => (client.#released ? new Error(CLOSED) : undefined),
+    refusal: (client) => (client.#released || client.#ended ? new Error(CLOSED) : undefined),
     holds: (client, span) => client.#binding?.span === span,
     pinned: (client, kind) => {
+      client.#leaveDead();
       const bound = client.#binding?.node;
       if (!bound) return undefined;
       if (client.#transaction.open || client.#openCount > 0) return bound;
@@ -144,7 +172,7 @@ export class RoutedClient extends ClientSurface {
   get #openCount(): number { return this.#binding?.open ?? 0; } // prettier-ignore
 
   /**
-   * The pid of the backend running this client's statements now (null before the first one),
+   * The pid of the backend running this client's statements now (at first, the connection checked out),
    * which changes when the client moves. A connection whose pid was revealed (here or by `select
    * pg_backend_pid()`) stays with the client until release, and `pg_cancel_backend(pid)` or
    * `pg_terminate_backend(pid)` through the router reach the backend the client runs on now.
@@ -164,20 +192,10 @@ export class RoutedClient extends ClientSurface {
   }
 
   #reveal(binding: Binding): void {
-    const pid = pidOf(binding.client);
-    if (!this.#revealed.has(binding) && pid && !this.#released) this.#dispatch.planner.nodes.backends.reveal(pid, this.#holder);
-    if (pid && !this.#released) this.#revealed.add(binding);
+    if (!this.#released) this.#revealed.reveal(binding);
   }
 
-  /** Where a signal to `pid` (one this client revealed) goes: its current backend, else that connection's. */
-  #backendFor(pid: number): Backend | undefined {
-    const bound = this.#binding;
-    const current = bound && !bound.lost ? pidOf(bound.client) : undefined;
-    const target = bound && current ? bound : [...this.#revealed].find((b) => !b.lost && pidOf(b.client) === pid);
-    return target && { node: target.node, pid: pidOf(target.client) ?? pid, terminating: () => markTerminated(target.client) };
-  }
-
-  /** The node this client is bound to (`primary`, a replica name), or undefined before its first statement. */
+  /** The node this client is bound to (`primary`, a replica name); undefined when released or between nodes. */
   get node(): string | undefined { return this.#binding?.node.name; } // prettier-ignore
 
   /** Same forms as `pg.Client#query`, including submittables and callbacks. */
@@ -231,32 +249,13 @@ export class RoutedClient extends ClientSurface {
   /** Runs a cursor or stream; its end (or close) settles reads, writes and pinning. */
   #submit(submittable: Submittable, binding: Binding, classification: Classification, scope: Scope): Submittable {
     const node = binding.node;
-    binding.open++;
-    let settled = false;
-    const settle = () => {
-      if (settled) return;
-      settled = true;
-      binding.open--;
+    submitWithClientTypes(this, submittable);
+    return submitOn(binding, submittable, this.#telemetry, {
       // A read's snapshot is taken once it starts (noted then, by the dispatch, and again now); a
       // write commits when it ends (outside a transaction).
-      RoutedClient.#runner.settled?.(this, node, this.#dispatch.note(classification, node, scope, this.#transaction, true));
-    };
-    // pg-cursor emits 'end' once its portal is done (read to the end, closed, or failed);
-    // pg-query-stream emits 'end' or 'close'.
-    const emitter = submittable as unknown as Partial<import('node:events').EventEmitter>;
-    emitter.once?.('end', settle);
-    emitter.once?.('close', settle);
-    emitter.once?.('error', (err: unknown) => {
-      // The first sign of a dead connection may reach the submittable only (its client may be
-      // released at once, before the connection's own 'error').
-      if (diedWith(err)) this.#lost(binding, err);
-      settle();
+      settle: () => RoutedClient.#runner.settled?.(this, node, this.#dispatch.note(classification, node, scope, this.#transaction, true)),
+      lost: (err) => this.#lost(binding, err),
     });
-    const closable = closableOf(submittable);
-    if (closable) closeOnLoss(closable, binding.loss);
-    submitWithClientTypes(this, submittable);
-    this.#telemetry.within(binding.span, () => binding.client.query(submittable as never));
-    return submittable;
   }
 
   /** The connection to `node`, opened (under the route span `span`) if the client is not bound there yet. */
@@ -270,9 +269,10 @@ export class RoutedClient extends ClientSurface {
       return this.#binding;
     }
     this.#unbind();
-    const held = [...this.#revealed].find((b) => b.node === node && !b.lost && !b.stuck);
+    const held = this.#revealed.usable(node);
     if (held) {
       this.#registry?.adopt(held.client, this);
+      this.#home = held.client;
       return (this.#binding = Object.assign(held, { span })); // back on the connection whose pid it revealed
     }
     let client: pg.PoolClient;
@@ -287,6 +287,7 @@ export class RoutedClient extends ClientSurface {
       throw closed();
     }
     this.#registry?.adopt(client, this);
+    this.#home = client;
     return (this.#binding = this.#attach(node, client, span));
   }
 
@@ -309,11 +310,19 @@ export class RoutedClient extends ClientSurface {
     binding.loss.lose(err ?? new Error('Connection ended'));
     if (err && isConnectionError(err) && !wasTerminated(binding.client))
       this.#dispatch.monitor.reportConnectionFailure(binding.node.name, err);
-    // Bound to a replica outside a transaction, the client holds nothing the next statement
-    // needs (it would route afresh anyway); in a transaction, or on the primary where session
-    // state lives, the broken connection stays bound, so that nothing runs outside what it held.
-    const holdsNothing = binding.node.role === 'replica' || this.#provisional; // no statement ran on a provisional one
-    if (this.#binding === binding && holdsNothing && !this.#transaction.open) this.#unbind(err);
+    binding.lostWith = err;
+  }
+
+  /**
+   * Before a statement: a dead connection on a replica outside a transaction holds nothing the
+   * statement needs, nor does one no statement ran on yet: it goes, and the statement routes
+   * afresh. In a transaction, or on the primary where session state lives, it stays bound, so
+   * that nothing runs outside what it held. (Until then it stays checked out, as on pg.)
+   */
+  #leaveDead(): void {
+    const binding = this.#binding;
+    if (!binding?.lost || this.#transaction.open || !(binding.node.role === 'replica' || this.#provisional)) return;
+    this.#unbind(binding.lostWith ?? true);
   }
 
   #unbind(err?: Error | true, retried = false): void {
@@ -331,8 +340,7 @@ export class RoutedClient extends ClientSurface {
 
   /** Gives a connection back to its pool (`err`: destroys it), forgetting a pid it revealed. */
   #drop(binding: Binding, err: Error | true | undefined): void {
-    const pid = pidOf(binding.client);
-    if (this.#revealed.delete(binding) && pid) this.#dispatch.planner.nodes.backends.forget(pid, this.#holder);
+    this.#revealed.forget(binding);
     detach(binding);
     binding.client.release(err);
     if (err) binding.loss.lose(err instanceof Error ? err : new Error('Connection destroyed')); // destroyed: nothing answers a close now
@@ -346,9 +354,9 @@ export class RoutedClient extends ClientSurface {
     if (this.#released) throw new Error('Release called on client which has already been released to the pool.');
     this.#released = true;
     const arg = releaseArg(err);
-    this.#home = arg ? undefined : this.#binding?.client; // the connection it stands for from now on, if any
+    if (arg || !this.#binding) this.#home = undefined; // destroyed, or it stood for none at release
     this.#unbind(arg);
-    for (const binding of [...this.#revealed]) this.#drop(binding, binding.stuck ?? (binding.lost || undefined));
-    if (this.#registry && this.#home) this.on('error', this.#idleError);
+    for (const binding of this.#revealed.all()) this.#drop(binding, binding.stuck ?? (binding.lost || undefined));
+    if (this.#home) this.on('error', this.#idleError);
   }
 }

@@ -4,7 +4,7 @@ import type { MonitorView } from './monitor-view.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { sendSignal, signalledPid, type BackendSignal } from './backends.js';
-import { isConnectionError, isNotSent, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
+import { isConnectionError, isNotSent, isPoolFull, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
 import type { RoutePlanner } from './planner.js';
 import type { Route, RoutedStatement } from './route.js';
 import type { Scope, Scopes } from './scopes.js';
@@ -73,6 +73,11 @@ export class Dispatch {
     readonly telemetry: Telemetry,
     readonly scopes: Scopes,
   ) {}
+
+  /** Whether the parser is loaded and every node was polled once (before that, nothing is judged). */
+  get isStarted(): boolean {
+    return this.#isStarted;
+  }
 
   /** Resolves once the parser is loaded and every node was polled once (awaited by the first statements only). */
   started(): Promise<void> {
@@ -154,7 +159,7 @@ export class Dispatch {
         }
         if (retryable && (isConnectionError(err) || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
           this.telemetry.end(own, err, true);
-          if (isConnectionError(err)) this.monitor.reportConnectionFailure(node.name, err);
+          if (isConnectionError(err) && !isPoolFull(err)) this.monitor.reportConnectionFailure(node.name, err);
           return this.#attempt(text, classification, scope, ctx, query, runner, new Set([node.name]));
         }
         this.telemetry.end(own, err);

@@ -49,7 +49,7 @@ export class Engine {
   readonly requests: RequestScopes;
   /** The routed client object of each pooled connection (what `connect()`, events and hooks give). */
   readonly clients: ClientRegistry<RoutedClient> = new ClientRegistry<RoutedClient>(
-    (): RoutedClient => new RoutedClient(this.dispatch, this.telemetry, this.clients),
+    (raw): RoutedClient => new RoutedClient(this.dispatch, this.telemetry, this.clients, raw),
   );
   readonly #warn: ReturnType<typeof rateLimited>;
   /** Stops listening to the store's signs of loss. */

@@ -75,6 +75,14 @@ export function isConnectionError(err: unknown): boolean {
   );
 }
 
+/**
+ * pg-pool gave up waiting for a free connection (`connectionTimeoutMillis` with every connection
+ * checked out): the pool was full, which says nothing about the server.
+ */
+export function isPoolFull(err: unknown): boolean {
+  return err instanceof Error && /timeout exceeded when trying to connect/.test(err.message);
+}
+
 const TIMEOUT = /Query read timeout|timeout exceeded when trying to connect|Connection terminated due to connection timeout/i;
 
 /** A node did not answer in time: pg's `query_timeout`, or a connect past `connectionTimeoutMillis`. */

@@ -87,6 +87,9 @@ export class RoutedPool extends PoolBase {
           const raw = args[at] as pg.PoolClient | undefined;
           if (!raw || typeof raw !== 'object') return void this.emit(event, ...args);
           args[at] = engine.clients.of(raw);
+          // pg-pool puts the client on an idle connection's error too.
+          if (event === 'error' && (args[0] as { client?: unknown } | undefined)?.client === raw)
+            (args[0] as { client?: unknown }).client = args[at];
           if (event === 'connect') inHook(args[at] as RoutedClient, raw, () => this.emit(event, ...args));
           else this.emit(event, ...args);
         });
@@ -102,6 +105,20 @@ export class RoutedPool extends PoolBase {
   get idleCount(): number {
     return this.#engine.nodes.sum('idleCount');
   }
+
+  /**
+   * pg-pool's internal list of connections (some code reads it): the routed client object of
+   * every connection open across all nodes.
+   */
+  get _clients(): RoutedClient[] {
+    const engine = this.#engine;
+    return engine.nodes.all.flatMap((node) =>
+      ((node.pool as { _clients?: pg.PoolClient[] })._clients ?? []).map((raw) => engine.clients.of(raw)),
+    );
+  }
+
+  /** pg-pool's constructor assigns it; the list is the nodes'. */
+  set _clients(_value: RoutedClient[]) {}
 
   get waitingCount(): number {
     return this.#engine.nodes.sum('waitingCount');
@@ -172,7 +189,7 @@ export class RoutedPool extends PoolBase {
   #submit<T extends Submittable>(submittable: T): T {
     // pg.Pool cannot run submittables; here one runs on a routed client that goes back to its
     // pool when the submittable ends (its 'end', 'error' or 'close' event, or cursor.close()).
-    const client = new RoutedClient(this.#engine.dispatch, this.#engine.telemetry, this.#engine.clients, false);
+    const client = new RoutedClient(this.#engine.dispatch, this.#engine.telemetry, this.#engine.clients);
     let released = false;
     const release = (err?: unknown) => {
       if (released) return;

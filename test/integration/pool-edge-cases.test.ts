@@ -162,6 +162,32 @@ describe('connections', () => {
     }
   });
 
+  it("a replica's full pool is no server failure: the statement runs on the primary and the replica stays in rotation", async () => {
+    const tiny = createRouter({
+      primary: { connectionString: urlAs(cluster.primary) },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!), max: 1, connectionTimeoutMillis: 200 }],
+      monitor: { intervalMs: 100 },
+    });
+    try {
+      await settle(tiny, cluster);
+      const holder = await tiny.withConsistency('eventual', () => tiny.pool.connect());
+      try {
+        expect(holder.node).toBe('r1'); // the replica's only connection
+        const { rows } = await tiny.withConsistency('eventual', () => tiny.pool.query(PORT));
+        expect(nodeByPort(cluster, rows[0]!.port)).toBe('primary');
+        expect(tiny.topology().nodes.find((n) => n.name === 'r1')!.status).toBe('up');
+        // and a checkout fails as pg.Pool's does when the pool stays full
+        await expect(tiny.withConsistency('eventual', () => tiny.pool.connect())).rejects.toThrow(
+          /timeout exceeded when trying to connect/,
+        );
+      } finally {
+        holder.release();
+      }
+    } finally {
+      await tiny.close();
+    }
+  });
+
   it('release(anything truthy) destroys the connection, as pg-pool does', async () => {
     const client = await router.pool.connect();
     await client.query("insert into items (tag) values ('destroy')");
