@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import pg, { type TransactionStatus } from 'pg';
+import { toCallback } from './callback.js';
 import type { NodePool } from './nodes.js';
 
 /** Where a checked-out client's fields come from: its bound connection, else its primary's config. */
@@ -8,6 +9,8 @@ export interface SurfaceSource {
   bound(): pg.PoolClient | undefined;
   /** The primary: the node whose config the fields show before the first statement. */
   readonly primary: NodePool;
+  /** `end()` was called: nothing may run any more. */
+  ending(): void;
 }
 
 /** The connection fields of a pg client that ORMs and plain pg code read. */
@@ -177,6 +180,21 @@ export class ClientSurface extends EventEmitter {
   /** Whether the connection bound now runs in pg's pipeline mode (pg's `pipeline` option). @example `client.pipeline` */
   get pipeline(): boolean | undefined {
     return this.#fields()?.pipeline;
+  }
+
+  /**
+   * Ends the connection this client is on (pg.Client#end; not meant for pooled clients): later
+   * statements fail, and `release()` removes it from its pool. @example `await client.end()`
+   */
+  end(): Promise<void>;
+  end(callback: (err?: Error) => void): void;
+  end(callback?: (err?: Error) => void): Promise<void> | void {
+    const source = sources.get(this);
+    source?.ending();
+    const raw = source?.bound();
+    const ended = raw ? raw.end() : Promise.resolve();
+    if (!callback) return ended;
+    toCallback(ended, (err) => callback(err));
   }
 
   /** pg's `Connection` of the connection the client is on now (undefined when on none). @example `client.connection?.stream` */

@@ -83,7 +83,8 @@ export class RoutedClient extends ClientSurface {
     this.#released = home !== undefined;
     if (home) this.on('error', this.#idleError);
     this.#revealed = new RevealedConnections(dispatch.planner.nodes.backends, () => this.#binding);
-    this.attachSurface({ bound: () => this.#connection(), primary: dispatch.planner.nodes.primary });
+    const ending = () => void (this.#ended = true);
+    this.attachSurface({ bound: () => this.#connection(), ending, primary: dispatch.planner.nodes.primary });
   }
 
   /**
@@ -121,20 +122,6 @@ export class RoutedClient extends ClientSurface {
   #connection(): pg.PoolClient | undefined {
     const home = this.#home;
     return this.#hook ?? this.#binding?.client ?? (home && this.#registry?.peek(home) === this ? home : undefined);
-  }
-
-  /**
-   * Ends the connection this client is on (pg.Client#end; not meant for pooled clients): later
-   * statements fail, and `release()` removes it from its pool.
-   */
-  end(): Promise<void>;
-  end(callback: (err?: Error) => void): void;
-  end(callback?: (err?: Error) => void): Promise<void> | void {
-    this.#ended = true;
-    const raw = this.#connection();
-    const ended = raw ? raw.end() : Promise.resolve();
-    if (!callback) return ended;
-    toCallback(ended, (err) => callback(err));
   }
 
   /** How a checked-out client runs a routed statement: on the connection it is bound to (see the class). */

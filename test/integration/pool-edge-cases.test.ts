@@ -188,6 +188,36 @@ describe('connections', () => {
     }
   });
 
+  it("a dead or ended connection stays checked out until release, as on pg; _clients and an idle error's err.client give the object", async () => {
+    const tiny = createRouter({
+      primary: { connectionString: urlAs(cluster.primary), max: 1 },
+      replicas: [],
+      monitor: { intervalMs: 100 },
+    });
+    try {
+      const client = await tiny.pool.connect();
+      expect(tiny.pool._clients).toEqual([client]);
+      const died = new Promise((resolve) => client.once('error', resolve));
+      (client.connection as { end(): void }).end(); // severs its socket
+      expect(await died).toBeInstanceOf(Error);
+      expect([tiny.pool.totalCount, tiny.pool.idleCount]).toEqual([1, 0]); // still checked out
+      client.release();
+      expect(tiny.pool.totalCount).toBe(0); // removed at release: it cannot be queried
+      const second = await tiny.pool.connect();
+      void second.end();
+      await expect(second.query('select 1')).rejects.toThrow(/not queryable/);
+      second.release();
+      expect(tiny.pool.totalCount).toBe(0); // an ended client is removed at release
+      const third = await tiny.pool.connect();
+      third.release();
+      const idleError = new Promise<Error & { client?: unknown }>((resolve) => tiny.pool.once('error', resolve));
+      third.emit('error', new Error('on purpose'));
+      expect((await idleError).client).toBe(third);
+    } finally {
+      await tiny.close();
+    }
+  });
+
   it('release(anything truthy) destroys the connection, as pg-pool does', async () => {
     const client = await router.pool.connect();
     await client.query("insert into items (tag) values ('destroy')");
