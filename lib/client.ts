@@ -138,7 +138,9 @@ export class RoutedClient extends ClientSurface {
       if (kind === 'commit' || kind === 'rollback' || kind === 'transaction') return bound;
       return undefined;
     },
-    preferred: (client) => client.#binding?.node.name,
+    // Its replica, to stay there; never the primary (a provisional one), which would override the
+    // session's sticky replica (monotonic reads) in the planner.
+    preferred: (client) => (client.#binding?.node.role === 'replica' ? client.#binding.node.name : undefined),
     needsSpan: (client, node) => client.#provisional || client.#binding?.node !== node,
     valuesOf: (_client, q) => (q.submittable ? false : q.values),
     mayRetry: (client, q) => !q.submittable && !client.#transaction.open && client.#openCount === 0,

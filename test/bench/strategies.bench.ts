@@ -9,7 +9,7 @@ import { createRouter, type Router } from '../../lib/index.js';
 import { startCluster, type Cluster } from '../../lib/testing/index.js';
 import { asAppRole, createAppRole } from '../helpers/app-role.js';
 import { listen } from '../helpers/http.js';
-import { directTarget, httpTarget, seedStatements, startWorkload, workloadApp, type Level } from '../workload/driver.js';
+import { directTarget, httpTarget, seedStatements, startWorkload, workloadApp, type Level, type Via } from '../workload/driver.js';
 import { check, percentile, type Op } from '../workload/history.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 50);
@@ -17,6 +17,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
 const DELAYS = (process.env.BENCH_DELAYS ?? '0,50,500').split(',').map(Number);
 /** Pause between a session's operations, in ms (a user's think time). */
 const THINK_MS = Number(process.env.BENCH_THINK_MS ?? 0);
+/** `pool` (router.query) or `checkout` (a client checked out per operation, as ORMs do). */
+const VIA: Via = process.env.BENCH_VIA === 'checkout' ? 'checkout' : 'pool';
 const SECRET = 'strategies benchmark token secret';
 /**
  * Who the routers connect as: `app` (default), a least-privilege application role with table
@@ -68,7 +70,7 @@ async function runCell(cluster: Cluster, strategy: Strategy, role: Role): Promis
     tokenSecret: SECRET,
     logger: false,
   });
-  const server = await listen(workloadApp(router));
+  const server = await listen(workloadApp(router, VIA));
   const url = server.url;
   await router.query('select 1');
   await new Promise((resolve) => setTimeout(resolve, 500));
@@ -76,7 +78,7 @@ async function runCell(cluster: Cluster, strategy: Strategy, role: Role): Promis
   const half = Math.floor(SESSIONS / 2);
   const load = startWorkload({
     targets: [
-      { target: directTarget(router), sessions: SESSIONS - half },
+      { target: directTarget(router, VIA), sessions: SESSIONS - half },
       { target: httpTarget(url), sessions: half },
     ],
     nodeName: (port) => names.get(port) ?? '?',
@@ -175,7 +177,7 @@ function table(results: Cell[]): string {
   return `${head}\n${rows.join('\n')}\n`;
 }
 
-const suffix = THINK_MS > 0 ? `-think${THINK_MS}` : '';
+const suffix = (THINK_MS > 0 ? `-think${THINK_MS}` : '') + (VIA === 'checkout' ? '-checkout' : '');
 const base = new URL(`../../docs/strategies${suffix}`, import.meta.url).pathname;
 
 if (process.env.BENCH_CHART_ONLY === '1') {

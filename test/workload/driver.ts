@@ -4,15 +4,12 @@
 // kept with its error code.
 import type { Consistency, Router } from '../../lib/index.js';
 import type { Failure, Op } from './history.js';
-import { codeOf, OperationError } from './http-target.js';
+import { codeOf, OperationError, runVia, SELECT, UPDATE, type Via } from './http-target.js';
 
-export { codeOf, httpTarget, OperationError, workloadApp } from './http-target.js';
+export { codeOf, httpTarget, OperationError, workloadApp, type Via } from './http-target.js';
 
 /** A named consistency level (the strategies use `primary` and `eventual`). */
 export type Level = Extract<Consistency, string>;
-
-const UPDATE = 'update counters set v = v + 1 where id = $1 returning v, inet_server_port() as port';
-const SELECT = 'select v, inet_server_port() as port from counters where id = $1';
 
 /** What one operation returned: the counter's version, the port of the node that served it. */
 export interface Outcome {
@@ -31,24 +28,24 @@ export interface Target {
   read(session: string, row: string, options: { level?: Level | undefined; token?: string | undefined }): Promise<Outcome>;
 }
 
-/** Sessions in-process: each operation is one `router.withSession(key, …)`. */
-export function directTarget(router: Router): Target {
+/** Sessions in-process: each operation is one `router.withSession(key, …)`, run the way `via` says. */
+export function directTarget(router: Router, via: Via = 'pool'): Target {
   const levelled = <T>(level: Level | undefined, fn: () => Promise<T>) => (level ? router.withConsistency(level, fn) : fn());
   return {
     transport: 'direct',
     write: (session, row, { level, wantToken }) =>
       router.withSession(session, () =>
         levelled(level, async () => {
-          const { rows } = await router.query<{ v: number; port: number }>(UPDATE, [row]);
-          return { version: rows[0]!.v, port: rows[0]!.port, token: wantToken ? await router.currentToken() : undefined };
+          const result = await runVia(router, via, UPDATE, [row]);
+          return { version: result.v, port: result.port, token: wantToken ? await router.currentToken() : undefined };
         }),
       ),
     read: (session, row, { level, token }) =>
       router.withSession(session, () => {
         const read = () =>
           levelled(level, async () => {
-            const { rows } = await router.query<{ v: number; port: number }>(SELECT, [row]);
-            return { version: rows[0]!.v, port: rows[0]!.port };
+            const result = await runVia(router, via, SELECT, [row]);
+            return { version: result.v, port: result.port };
           });
         return token === undefined ? read() : router.withToken(token, read);
       }),

@@ -6,8 +6,25 @@ import { consistency } from '../../adapters/express/index.js';
 import { Browser } from '../helpers/http.js';
 import type { Level, Outcome, Target } from './driver.js';
 
-const UPDATE = 'update counters set v = v + 1 where id = $1 returning v, inet_server_port() as port';
-const SELECT = 'select v, inet_server_port() as port from counters where id = $1';
+export const UPDATE = 'update counters set v = v + 1 where id = $1 returning v, inet_server_port() as port';
+export const SELECT = 'select v, inet_server_port() as port from counters where id = $1';
+
+/**
+ * How an operation reaches the router: `pool`, `router.query` (a pooled connection per statement);
+ * `checkout`, a client checked out and released around it, as Kysely, Knex and TypeORM do.
+ */
+export type Via = 'pool' | 'checkout';
+
+/** Runs one statement of the workload the way `via` says. */
+export async function runVia(router: Router, via: Via, text: string, values: unknown[]): Promise<{ v: number; port: number }> {
+  if (via === 'pool') return (await router.query<{ v: number; port: number }>(text, values)).rows[0]!;
+  const client = await router.pool.connect();
+  try {
+    return (await client.query<{ v: number; port: number }>(text, values)).rows[0]!;
+  } finally {
+    client.release();
+  }
+}
 
 /** An error with a stable code, for failures seen over HTTP. */
 export class OperationError extends Error {
@@ -33,7 +50,7 @@ export function codeOf(err: unknown): string {
  * identity, tokens in `X-Consistency-Token`), an increment and a read route, and errors as JSON
  * with their code. `X-Bench-Level` runs a request at another level (for the strategies).
  */
-export function workloadApp(router: Router): Express {
+export function workloadApp(router: Router, via: Via = 'pool'): Express {
   const app = express();
   app.use(consistency(router));
   const levelled = <T>(req: Request, fn: () => Promise<T>) => {
@@ -41,12 +58,12 @@ export function workloadApp(router: Router): Express {
     return level ? router.withConsistency(level, fn) : fn();
   };
   app.post('/counters/:id/incr', async (req, res) => {
-    const { rows } = await levelled(req, () => router.query<{ v: number; port: number }>(UPDATE, [req.params.id]));
-    res.json({ version: rows[0]!.v, port: rows[0]!.port });
+    const row = await levelled(req, () => runVia(router, via, UPDATE, [req.params.id]));
+    res.json({ version: row.v, port: row.port });
   });
   app.get('/counters/:id', async (req, res) => {
-    const { rows } = await levelled(req, () => router.query<{ v: number; port: number }>(SELECT, [req.params.id]));
-    res.json({ version: rows[0]!.v, port: rows[0]!.port });
+    const row = await levelled(req, () => runVia(router, via, SELECT, [req.params.id]));
+    res.json({ version: row.v, port: row.port });
   });
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     res.status(500).json({ code: codeOf(err), message: err instanceof Error ? err.message : String(err) });
