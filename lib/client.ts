@@ -260,8 +260,7 @@ export class RoutedClient extends ClientSurface {
     this.#unbind();
     const held = this.#revealed.usable(node);
     if (held) {
-      this.#registry?.adopt(held.client, this);
-      this.#home = held.client;
+      this.#standFor(held.client);
       return (this.#binding = Object.assign(held, { span })); // back on the connection whose pid it revealed
     }
     let client: pg.PoolClient;
@@ -275,9 +274,14 @@ export class RoutedClient extends ClientSurface {
       client.release(); // released while we waited for the connection
       throw closed();
     }
-    this.#registry?.adopt(client, this);
-    this.#home = client;
+    this.#standFor(client);
     return (this.#binding = this.#attach(node, client, span));
+  }
+
+  /** This object stands for `raw` now (see `ClientRegistry`). */
+  #standFor(raw: pg.PoolClient): void {
+    this.#registry?.adopt(raw, this);
+    this.#home = raw;
   }
 
   #attach(node: NodePool, client: pg.PoolClient, span: OtelSpan | undefined): Binding {

@@ -83,6 +83,7 @@ export class RoutedPool extends PoolBase {
             engine.idleConnectionError(node.name, args[0], heard);
             if (!heard) return;
           }
+          if (this.listenerCount(event) === 0) return; // per statement: no lookup when nobody listens
           const at = event === 'release' || event === 'error' ? 1 : 0;
           const raw = args[at] as pg.PoolClient | undefined;
           if (!raw || typeof raw !== 'object') return void this.emit(event, ...args);
