@@ -17,12 +17,12 @@ import type { Scope } from './scopes.js';
  */
 export function checkOut(dispatch: Dispatch, clients: ClientRegistry<RoutedClient>, scope: Scope): Promise<RoutedClient> {
   const { planner } = dispatch;
-  // Before the parser and the monitor's first polls nothing can be judged (a floor's history, a
-  // replica's state): the first checkouts wait for them, as the first statements do.
-  if (!dispatch.isStarted) return dispatch.started().then(() => checkOut(dispatch, clients, scope));
   // Known without I/O (the usual case), the connection is asked for at once, as pg.Pool does
-  // (`waitingCount` counts the call before it returns).
-  const known = planner.planSync('read', scope)?.node;
+  // (`waitingCount` counts the call before it returns). Before the router has started (the parser
+  // and the primary's first poll) nothing can be judged and no replica is in rotation: the primary,
+  // without waiting, so that a checkout fails or waits as pg's would (the first statement waits
+  // for the start, and may move the client to a replica by then).
+  const known = dispatch.isStarted ? planner.planSync('read', scope)?.node : planner.nodes.primary;
   const checkedOut = known ? connectOn(known, dispatch) : readNode(planner, scope).then((node) => connectOn(node, dispatch));
   return checkedOut.then(({ node, raw }) => {
     const client = clients.of(raw);

@@ -63,7 +63,7 @@ export interface Runner<C, Q, R> {
  */
 export class Dispatch {
   #started: Promise<void> | undefined;
-  /** True once the parser is loaded and every node was polled once. */
+  /** True once the parser is loaded and the primary was polled once. */
   #isStarted = false;
 
   constructor(
@@ -72,16 +72,22 @@ export class Dispatch {
     readonly monitor: MonitorView,
     readonly telemetry: Telemetry,
     readonly scopes: Scopes,
-  ) {}
+  ) {
+    void this.started(); // neither rejects: a failed load or poll is a result
+  }
 
-  /** Whether the parser is loaded and every node was polled once (before that, nothing is judged). */
+  /** Whether the parser is loaded and the primary was polled once (before that, nothing is judged). */
   get isStarted(): boolean {
     return this.#isStarted;
   }
 
-  /** Resolves once the parser is loaded and every node was polled once (awaited by the first statements only). */
+  /**
+   * Resolves once the parser is loaded and the primary was polled once (awaited by the first
+   * statements only): a floor's history is judged against the primary's. Replicas join rotation
+   * as their first polls answer; until then reads go to the primary.
+   */
   started(): Promise<void> {
-    this.#started ??= Promise.all([this.classifier.ready, this.monitor.ready]).then(() => {
+    this.#started ??= Promise.all([this.classifier.ready, this.monitor.primaryReady]).then(() => {
       this.#isStarted = true;
     });
     return this.#started;

@@ -31,6 +31,8 @@ export interface MonitorView {
   readonly version: number;
   /** Resolves when every node has been polled once. */
   readonly ready: Promise<void>;
+  /** Resolves when the primary has been polled once (what the first statements wait for). */
+  readonly primaryReady: Promise<void>;
   state(name: string): NodeState | undefined;
   states(): NodeState[];
   /** A live sample of a node's position, sent at or after `notBefore` (shared with one in flight). */

@@ -32,6 +32,11 @@ export class Monitor implements MonitorView {
   version = 0;
   /** Resolves when every node has been polled once (successfully or not). */
   readonly ready: Promise<void>;
+  /**
+   * Resolves when the primary has been polled once (successfully or not): what routing needs to
+   * judge a floor's history. A replica not polled yet is simply not in rotation.
+   */
+  readonly primaryReady: Promise<void>;
 
   constructor(nodes: readonly NodeConfig[], options: MonitorOptions) {
     this.#options = options;
@@ -60,11 +65,11 @@ export class Monitor implements MonitorView {
     // The primary first: replicas are judged against its WAL history.
     const all = [...this.#nodes.values()];
     const primaries = all.filter((w) => w.state.role === 'primary');
-    this.ready = Promise.all(primaries.map((w) => this.#poll(w)))
-      .then(() => Promise.all(all.filter((w) => w.state.role !== 'primary').map((w) => this.#poll(w))))
-      .then(() => {
-        for (const watched of all) this.#schedule(watched);
-      });
+    // Each node's regular polls start after its own first one (a replica that does not answer
+    // holds up nobody else's).
+    const first = (w: Watched): Promise<void> => this.#poll(w).then(() => this.#schedule(w));
+    this.primaryReady = Promise.all(primaries.map(first)).then(() => {});
+    this.ready = this.primaryReady.then(() => Promise.all(all.filter((w) => w.state.role !== 'primary').map(first))).then(() => {});
   }
 
   state(name: string): NodeState | undefined {

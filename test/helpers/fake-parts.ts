@@ -43,6 +43,7 @@ function nodeState(name: string, role: 'primary' | 'replica'): NodeState {
 export class FakeMonitor implements MonitorView {
   version = 0;
   readonly ready = Promise.resolve();
+  readonly primaryReady = Promise.resolve();
   readonly #states = new Map<string, NodeState>();
   /** What a live sample of each node answers (undefined: the node cannot answer). */
   readonly live = new Map<string, Lsn | undefined>();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createRouter, parseLsn, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
+import { engineOf } from '../../lib/internal.js';
 import { urlAs, useRoutedCluster } from '../helpers/cluster.js';
 import { tokenPosition } from '../helpers/tokens.js';
 
@@ -34,6 +35,7 @@ describe('failover safety', () => {
     });
     try {
       await after.query('select 1');
+      await engineOf(after)!.monitor.ready; // r1's first poll (statements wait for the primary's only)
       const r1State = after.topology().nodes.find((n) => n.name === 'r1');
       expect(r1State?.status).toBe('other-history'); // out of rotation: another WAL history
 

@@ -81,9 +81,10 @@ describe('dispatch (database-free)', () => {
   });
 
   it('a client released while its connection is being opened: the statement fails as closed, nothing noted, the node stays up', async () => {
-    const { pool, pools, monitor, session, inSession, served } = setup();
+    const { pool, pools, monitor, session, inSession, served, engine } = setup();
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
+    await engine.dispatch.started(); // before the start, a checkout goes to the primary
     const client = await inSession(() => pool.connect()); // checked out on a replica: the write moves it
     expect(client.node).toMatch(/^r[12]$/);
     for (const p of pools.values()) p.connectGate = gate;
