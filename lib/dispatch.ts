@@ -139,7 +139,7 @@ export class Dispatch {
     const retry = exclude !== undefined;
     const span = route && runner.needsSpan(ctx, node) ? this.#openSpan(route, classification.kind, scope, retry) : undefined;
     // Outside a transaction, a statement a replica fails may run elsewhere: once more on another
-    // node after a connection error or recovery conflict; and a read the replica refused as a
+    // node after a lost connection or recovery conflict; and a read the replica refused as a
     // write on the primary (even after such a retry: the primary is where it belongs).
     const mayRetry = node.role === 'replica' && runner.mayRetry(ctx, query);
     const retryable = !retry && mayRetry;
@@ -163,9 +163,12 @@ export class Dispatch {
           const write = text === undefined ? REFUSED : this.classifier.refusedByReplica(text);
           return this.#attempt(text, write, scope, ctx, query, runner, new Set([node.name]));
         }
-        if (retryable && (isConnectionError(err) || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
+        // A full pool (past connectionTimeoutMillis) is the application's own bound, not a
+        // server failure: the statement fails as on pg.Pool, rather than loading the primary.
+        const lost = isConnectionError(err) && !isPoolFull(err);
+        if (retryable && (lost || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
           this.telemetry.end(own, err, true);
-          if (isConnectionError(err) && !isPoolFull(err)) this.monitor.reportConnectionFailure(node.name, err);
+          if (lost) this.monitor.reportConnectionFailure(node.name, err);
           return this.#attempt(text, classification, scope, ctx, query, runner, new Set([node.name]));
         }
         this.telemetry.end(own, err);
