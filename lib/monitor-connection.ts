@@ -78,6 +78,16 @@ interface SessionParameters {
  * again once parsed.
  */
 class MonitorClient extends pg.Client {
+  /**
+   * pg's own `connect` and `query`, as they were when the router was loaded: code that patches
+   * `pg.Client.prototype` later (a test double failing connections, an agent) changes the
+   * application's connections, not the monitor's.
+   */
+  static readonly #pg = { connect: pg.Client.prototype.connect, query: pg.Client.prototype.query };
+  static {
+    Object.assign(MonitorClient.prototype, MonitorClient.#pg);
+  }
+
   constructor(config: pg.ClientConfig) {
     super(config);
     const own = this as unknown as { connectionParameters: SessionParameters; replication?: unknown };

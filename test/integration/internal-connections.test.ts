@@ -189,6 +189,33 @@ describe("the user's pool options and hooks", () => {
       ['r1', 'up'],
     ]);
   });
+
+  it('pg.Client.prototype.connect patched after the router was loaded (a test double, an agent) changes application connections only', async () => {
+    const original = pg.Client.prototype.connect;
+    const patched = new Error('patched connect refused');
+    let calls = 0;
+    pg.Client.prototype.connect = function (this: pg.Client, callback?: (err: Error) => void) {
+      calls++;
+      if (callback) return void setImmediate(() => callback(patched));
+      return Promise.reject(patched);
+    } as typeof original;
+    try {
+      const router = createRouter({
+        primary: { connectionString: urlAs(cluster.primary) },
+        replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+        monitor: { intervalMs: 100 },
+        logger: false,
+      });
+      routers.push(router);
+      await until('the monitor to see every node', () => allUp(router)); // its polls never met the patch
+      await expect(router.pool.connect()).rejects.toBe(patched); // the application's connections do
+      await expect(router.query('select 1')).rejects.toBe(patched);
+      expect(calls).toBeGreaterThanOrEqual(2);
+      expect(router.topology().nodes.every((n) => n.status === 'up')).toBe(true);
+    } finally {
+      pg.Client.prototype.connect = original;
+    }
+  });
 });
 
 /** Runs the fixture; resolves with its exit (or `exited: false` once killed after `limitMs`). */
