@@ -18,16 +18,7 @@ export function withRoutedHooks(config: pg.PoolConfig, clients: () => ClientRegi
   if (onConnect) {
     hooked.onConnect = ((raw: pg.PoolClient) => {
       const client = clients().of(raw);
-      RoutedClient.hook(client, raw);
-      let result: unknown;
-      try {
-        result = onConnect(client);
-      } catch (err) {
-        RoutedClient.hook(client, undefined);
-        throw err;
-      }
-      if (!(result instanceof Promise)) return RoutedClient.hook(client, undefined);
-      return result.finally(() => RoutedClient.hook(client, undefined));
+      return inHook(client, raw, () => onConnect(client));
     }) as pg.PoolConfig['onConnect'];
   }
   if (verify) {
@@ -43,12 +34,21 @@ export function withRoutedHooks(config: pg.PoolConfig, clients: () => ClientRegi
   return hooked;
 }
 
-/** Runs `fn` (a listener given the routed client object of `raw`) with its statements going straight to `raw`. */
-export function inHook(client: RoutedClient, raw: pg.PoolClient, fn: () => void): void {
+/**
+ * Runs `fn` (a hook or listener given the routed client object of `raw`) with its statements going
+ * straight to `raw` until it returns or throws, or, when it returns a promise, until that settles
+ * (that promise is returned; anything else gives undefined).
+ */
+export function inHook(client: RoutedClient, raw: pg.PoolClient, fn: () => unknown): Promise<unknown> | undefined {
   RoutedClient.hook(client, raw);
+  let result: unknown;
   try {
-    fn();
-  } finally {
+    result = fn();
+  } catch (err) {
     RoutedClient.hook(client, undefined);
+    throw err;
   }
+  if (result instanceof Promise) return result.finally(() => RoutedClient.hook(client, undefined));
+  RoutedClient.hook(client, undefined);
+  return undefined;
 }
