@@ -11,3 +11,17 @@ export function toCallback<T>(promise: Promise<T>, done: (err: Error | undefined
   );
   return undefined;
 }
+
+/**
+ * pg's `Promise` option: the promise class pg.Pool and pg.Client build what they return with
+ * (`new Promise(…)`, e.g. Bluebird's). `promise` as one of those; itself when the option is unset.
+ *
+ * @example
+ * ```ts
+ * return promised(options.Promise, engine.close());
+ * ```
+ */
+export function promised<T>(Class: PromiseConstructorLike | undefined, promise: Promise<T>): Promise<T> {
+  if (Class === undefined || Class === Promise) return promise;
+  return new Class<T>((resolve, reject) => promise.then(resolve, reject)) as Promise<T>;
+}

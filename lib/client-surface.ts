@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import pg, { type TransactionStatus } from 'pg';
-import { toCallback } from './callback.js';
+import { promised, toCallback } from './callback.js';
 import type { NodePool } from './nodes.js';
 
 /** Where a checked-out client's fields come from: its bound connection, else its primary's config. */
@@ -30,6 +30,11 @@ const configured = new WeakMap<NodePool, Fields | undefined>();
 function configOf(node: NodePool): pg.PoolConfig | undefined {
   const options = (node.pool as { options?: unknown }).options; // pg.Pool keeps its config there; a custom pool may not
   return typeof options === 'object' && options !== null ? (options as pg.PoolConfig) : undefined;
+}
+
+/** pg's `Promise` option of `node`'s pool: the class a pg.Client made by it returns promises of. */
+export function promiseOf(node: NodePool): PromiseConstructorLike | undefined {
+  return configOf(node)?.Promise;
 }
 
 function fieldsOf(source: SurfaceSource): Fields | undefined {
@@ -193,7 +198,7 @@ export class ClientSurface extends EventEmitter {
     source?.ending();
     const raw = source?.bound();
     const ended = raw ? raw.end() : Promise.resolve();
-    if (!callback) return ended;
+    if (!callback) return promised(source && promiseOf(source.primary), ended);
     toCallback(ended, (err) => callback(err));
   }
 

@@ -1,12 +1,12 @@
 import type pg from 'pg';
-import { toCallback } from './callback.js';
+import { promised, toCallback } from './callback.js';
 import { wasTerminated } from './backends.js';
 import type { Classification } from './classifier.js';
 import type { Dispatch, Runner, TransactionState } from './dispatch.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { CLOSED, type Binding } from './binding.js';
-import { ClientSurface, submitWithClientTypes, withClientTypes } from './client-surface.js';
+import { ClientSurface, promiseOf, submitWithClientTypes, withClientTypes } from './client-surface.js';
 import { submitOn } from './binding-submit.js';
 import { ClientConnection } from './client-connection.js';
 import { failQuery, isTimeout, markBackend, normalizeQuery, releaseArg, type NormalizedQuery, type Submittable } from './pg-args.js';
@@ -52,6 +52,8 @@ export class RoutedClient extends ClientSurface {
   #transaction: TransactionState = { open: false, wrote: false };
   /** Statements run one at a time, in the order they were issued, as on a pg client. */
   #chain: Promise<unknown> = Promise.resolve();
+  /** pg's `Promise` option (the pool's): what `query()` returns. */
+  readonly #Promise: PromiseConstructorLike | undefined;
   /** `end()` was called: nothing runs any more, as on pg. */
   #ended = false;
 
@@ -65,6 +67,7 @@ export class RoutedClient extends ClientSurface {
     this.#telemetry = telemetry;
     const { monitor, planner } = dispatch;
     this.#conn = new ClientConnection(this, { telemetry, monitor, backends: planner.nodes.backends, registry }, home);
+    this.#Promise = promiseOf(planner.nodes.primary);
     const ending = () => void (this.#ended = true);
     this.attachSurface({ bound: () => this.#conn.current(), ending, primary: planner.nodes.primary });
   }
@@ -157,7 +160,7 @@ export class RoutedClient extends ClientSurface {
     const hook = this.#conn.hook;
     if (hook) return (hook.query as (...args: unknown[]) => unknown)(arg, values, callback); // a hook's statement: as on pg
     const q = normalizeQuery(arg, values, callback);
-    if (this.#conn.released) return failQuery(q.submittable, q.callback, new Error(CLOSED));
+    if (this.#conn.released) return failQuery(q.submittable, q.callback, new Error(CLOSED), this.#Promise);
     const run = this.#chain.then(() => this.#dispatch.run(q.text, this, q, RoutedClient.#runner));
     this.#chain = run.catch(() => {});
     if (q.submittable) {
@@ -165,7 +168,7 @@ export class RoutedClient extends ClientSurface {
       return q.submittable;
     }
     const cb = q.callback;
-    if (!cb) return run;
+    if (!cb) return promised(this.#Promise, run);
     return toCallback(run, (err, result) => (err ? cb(err) : cb(null, result as pg.QueryResult)));
   }
 

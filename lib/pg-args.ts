@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { ErrorCodes } from './errors.js';
+import { promised } from './callback.js';
 
 /** Something pg can run: SQL text, a QueryConfig, or a submittable (pg-cursor, pg-query-stream). */
 export type QueryArg = string | pg.QueryConfig | Submittable;
@@ -149,11 +150,16 @@ export function releaseArg(arg: unknown): Error | true | undefined {
 }
 
 /** pg's way of failing a query that cannot run: the submittable's error, the callback, or a rejection. */
-export function failQuery(submittable: Submittable | undefined, callback: ((err: Error) => void) | undefined, err: Error): unknown {
+export function failQuery(
+  submittable: Submittable | undefined,
+  callback: ((err: Error) => void) | undefined,
+  err: Error,
+  Class?: PromiseConstructorLike,
+): unknown {
   if (submittable) {
     process.nextTick(() => (submittable as unknown as { handleError?: (e: Error) => void }).handleError?.(err));
     return submittable;
   }
   if (callback) return void process.nextTick(() => callback(err));
-  return Promise.reject(err);
+  return promised(Class, Promise.reject(err));
 }

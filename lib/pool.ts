@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import { toCallback } from './callback.js';
+import { promised, toCallback } from './callback.js';
 import { wasTerminated } from './backends.js';
 import { RoutedClient } from './client.js';
 import { checkOut } from './checkout.js';
@@ -49,6 +49,8 @@ const PoolBase = pg.Pool as unknown as new (config: pg.PoolConfig) => EventEmitt
  */
 export class RoutedPool extends PoolBase {
   readonly #engine: Engine;
+  /** pg's `Promise` option (the primary's): what query(), connect() and end() return. */
+  readonly #Promise: PromiseConstructorLike | undefined;
   #ending = false;
   #ended = false;
 
@@ -60,6 +62,7 @@ export class RoutedPool extends PoolBase {
     super(engine.options.primary);
     delete (this as unknown as Record<string, unknown>).Client; // not exposed: a side connection made with it would reach the primary
     this.#engine = engine;
+    this.#Promise = engine.options.primary.Promise;
     for (const node of engine.nodes.all) {
       // Every connection keeps one 'error' listener for life: pg can emit a second 'error' (a
       // FATAL, then the lost socket) after pg-pool's own once-listener of a query has gone, or
@@ -176,13 +179,13 @@ export class RoutedPool extends PoolBase {
     } catch (err) {
       const cb = [values, callback].find((f): f is (err: Error) => void => typeof f === 'function');
       const failed = Promise.reject(err instanceof Error ? err : new Error(String(err)));
-      return cb ? toCallback(failed, (e) => cb(e!)) : failed;
+      return cb ? toCallback(failed, (e) => cb(e!)) : promised(this.#Promise, failed);
     }
-    if (this.#ending) return failQuery(q.submittable, q.callback, new Error(ENDED));
+    if (this.#ending) return failQuery(q.submittable, q.callback, new Error(ENDED), this.#Promise);
     if (q.submittable) return this.#submit(q.submittable);
     const result = this.#engine.dispatch.run(q.text, this.#engine.telemetry, q, POOL_RUNNER);
     const cb = q.callback as ((err: Error | undefined, result?: pg.QueryResult) => void) | undefined;
-    if (!cb) return result;
+    if (!cb) return promised(this.#Promise, result);
     // As pg-pool: the error, or `undefined` (not null) and the result.
     return toCallback(result, (err, value) => (err ? cb(err) : cb(undefined, value)));
   }
@@ -224,7 +227,7 @@ export class RoutedPool extends PoolBase {
   ): Promise<RoutedClient> | void {
     const engine = this.#engine;
     const checkout = this.#ending ? Promise.reject(new Error(ENDED)) : checkOut(engine.dispatch, engine.clients, engine.scopes.current());
-    if (!callback) return checkout;
+    if (!callback) return promised(this.#Promise, checkout);
     toCallback(checkout, (err, client) => callback(err, client, (release?: unknown) => client?.release(releaseArg(release))));
   }
 
@@ -235,14 +238,14 @@ export class RoutedPool extends PoolBase {
     if (this.#ending) {
       const err = new Error('Called end on pool more than once');
       if (callback) return void callback(err); // synchronously, as pg-pool does
-      return Promise.reject(err);
+      return promised(this.#Promise, Promise.reject(err));
     }
     this.#ending = true;
     const done = this.#engine.close().then(() => {
       this.#ended = true;
       this.emit('end');
     });
-    if (!callback) return done;
+    if (!callback) return promised(this.#Promise, done);
     toCallback(done, (err) => callback(err));
   }
 }

@@ -2,7 +2,7 @@
 // plain pg.Pool on the same primary (found by node-postgres' own pg-pool suite run against it).
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Router } from 'pg-replica-router';
+import { createRouter, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
 import { urlAs, useRoutedCluster } from '../helpers/cluster.js';
 
@@ -71,6 +71,42 @@ describe('router.pool.query: pg-pool argument and callback rules', () => {
       expect(got.sync, `${name}: called back asynchronously`).toBe(false);
       expect(got.returned, name).toBeUndefined();
       expect(String(got.err), name).toMatch(/Passing a function as the first parameter to pool.query is not supported/);
+    }
+  });
+});
+
+/** A promise class of the user's (as Bluebird would be), to see which one comes back. */
+class OwnPromise<T> extends Promise<T> {}
+
+describe("pg's Promise option", () => {
+  it('pool.query, pool.connect, client.query and pool.end return promises of that class, as with pg.Pool', async () => {
+    const config = { connectionString: urlAs(cluster.primary), Promise: OwnPromise };
+    const own = createRouter({
+      primary: config,
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+    });
+    const candidates: [string, pg.Pool][] = [
+      ['pg.Pool', new pg.Pool(config)],
+      ['router.pool', own.pool as unknown as pg.Pool],
+    ];
+    for (const [name, pool] of candidates) {
+      const query = pool.query('select 1 as one');
+      expect(query, `${name}: query`).toBeInstanceOf(OwnPromise);
+      expect((await query).rows, name).toEqual([{ one: 1 }]);
+      const checkout = pool.connect();
+      expect(checkout, `${name}: connect`).toBeInstanceOf(OwnPromise);
+      const client = await checkout;
+      const onClient = client.query('select 2 as two');
+      expect(onClient, `${name}: client.query`).toBeInstanceOf(OwnPromise);
+      expect((await onClient).rows, name).toEqual([{ two: 2 }]);
+      client.release();
+      const failed = pool.query('select * from no_such_table');
+      expect(failed, `${name}: a failing query`).toBeInstanceOf(OwnPromise);
+      await expect(failed, name).rejects.toMatchObject({ code: '42P01' });
+      const ended = pool.end();
+      expect(ended, `${name}: end`).toBeInstanceOf(OwnPromise);
+      await ended;
     }
   });
 });
