@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import { createRouter, type Router } from 'pg-replica-router';
+import { createRouter, type RoutedClient, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
 import { freePort } from '../../lib/testing/processes.js';
 import { settle, urlAs, useRoutedCluster } from '../helpers/cluster.js';
@@ -22,7 +22,7 @@ useRoutedCluster(
   },
 );
 
-type Client = Awaited<ReturnType<Router['pool']['connect']>>;
+type Client = RoutedClient;
 
 /** A router over the primary alone, with `extra` pg.Pool options on its node pool. */
 function primaryOnly(extra: pg.PoolConfig = {}): Router {
@@ -173,6 +173,46 @@ describe('hooks', () => {
     using(primaryOnly({ verify: (_client, done) => done(new Error('verify refused')) }), async (router) => {
       await expect(router.pool.connect()).rejects.toThrow('verify refused');
       expect(router.pool.totalCount).toBe(0);
+    }));
+});
+
+describe('hooks see the object too', () => {
+  it('verify gets the object connect() returns, and its statements run on the new connection', async () => {
+    let seen: unknown;
+    const router = primaryOnly({
+      verify: (client, done) => {
+        seen = client;
+        client.query("set application_name = 'verified'", (err: Error | undefined) => done(err));
+      },
+    });
+    await using(router, async () => {
+      const client = await router.pool.connect();
+      try {
+        expect(seen).toBe(client);
+        expect((await client.query('show application_name')).rows[0]?.application_name).toBe('verified');
+      } finally {
+        client.release();
+      }
+    });
+  });
+
+  it("statements in a synchronous 'connect' listener run on the new connection, before the checkout's own", () =>
+    using(primaryOnly(), async (router) => {
+      const seen: unknown[] = [];
+      router.pool.on('connect', (client: Client) => {
+        seen.push(client);
+        void client.query("set application_name = 'listened'");
+      });
+      const client = await router.pool.connect();
+      try {
+        expect(seen).toEqual([client]);
+        expect((await client.query('show application_name')).rows[0]?.application_name).toBe('listened');
+      } finally {
+        client.release();
+      }
+      const { rows } = await router.pool.query('show application_name'); // the same connection, prepared once
+      expect(rows[0]?.application_name).toBe('listened');
+      expect(seen).toHaveLength(1);
     }));
 });
 
