@@ -109,6 +109,7 @@ export class RoutedClient extends ClientSurface {
     preferred: (client) => (client.#conn.binding?.node.role === 'replica' ? client.#conn.binding.node.name : undefined),
     needsSpan: (client, node) => client.#conn.provisional || client.#conn.binding?.node !== node,
     valuesOf: (_client, q) => (q.submittable ? false : q.values),
+    beforeStart: false,
     mayRetry: (client, q) => !q.submittable && !client.#transaction.open && client.#openCount === 0,
     execute: (client, node, span, q, classification, scope) => client.#execute(node, span, q, classification, scope),
     abandon: (client, err) => {

@@ -39,6 +39,12 @@ export interface Runner<C, Q, R> {
   holds(ctx: C, span: OtelSpan): boolean;
   /** A plain statement's parameter values (`false` for a submittable: the router sends no signal for one). */
   valuesOf?(ctx: C, query: Q): readonly unknown[] | undefined | false;
+  /**
+   * Whether a statement may run before the router has started (on the primary, see
+   * {@link Dispatch.run}): only where each statement stands alone (the pool), since a client's
+   * transaction is followed by classifying its statements.
+   */
+  readonly beforeStart: boolean;
   /** Whether a failure on a replica may be retried elsewhere (asked before the statement runs). */
   mayRetry(ctx: C, query: Q): boolean;
   /**
@@ -95,12 +101,43 @@ export class Dispatch {
 
   /** Routes and runs one statement; no extra promise layer when no I/O is needed to decide. */
   run<C, Q, R>(text: string | undefined, ctx: C, query: Q, runner: Runner<C, Q, R>): Promise<R> {
-    if (!this.#isStarted) return this.started().then(() => this.run(text, ctx, query, runner));
     const classification = text === undefined ? NO_TEXT : this.classifier.classifySync(text);
+    if (!this.#isStarted) {
+      if (runner.beforeStart && !classification.signal) return this.#runBeforeStart(text, classification, ctx, query, runner);
+      return this.started().then(() => this.run(text, ctx, query, runner));
+    }
     const values = classification.signal && runner.valuesOf ? runner.valuesOf(ctx, query) : false;
     const signalled = classification.signal && this.#signal(classification.signal, values, runner.refusal(ctx));
     if (signalled) return signalled as Promise<R>;
     return this.#attempt(text, classification, this.scopes.current(), ctx, query, runner, undefined);
+  }
+
+  /**
+   * Before the start (the parser loading, the primary's first poll), a statement of the pool goes
+   * to the primary at once, so that it asks for its connection when called, as pg.Pool's does: no
+   * replica is in rotation yet, and the primary is fresh enough for any floor. Until the parser
+   * has loaded it counts as a write. Its outcome is given only once the router has started, so
+   * that nothing after it (a position read, a token, a stored floor) is judged before the
+   * primary's WAL history is known.
+   */
+  #runBeforeStart<C, Q, R>(
+    text: string | undefined,
+    classification: Classification,
+    ctx: C,
+    query: Q,
+    runner: Runner<C, Q, R>,
+  ): Promise<R> {
+    const scope = this.scopes.current();
+    const primary = this.planner.nodes.primary;
+    const route: Route = { node: primary, decision: { target: 'primary', reason: 'starting' }, floor: scope.session.floor, waitedMs: 0 };
+    const ran = this.#execute(text, primary, route, classification, scope, ctx, query, runner, undefined);
+    return ran.then(
+      (result) => this.started().then(() => result),
+      (err: unknown) =>
+        this.started().then(() => {
+          throw err;
+        }),
+    );
   }
 
   #attempt<C, Q, R>(

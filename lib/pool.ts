@@ -259,6 +259,7 @@ const POOL_RUNNER: Runner<Telemetry, NormalizedQuery, pg.QueryResult> = {
   needsSpan: () => true,
   holds: () => false,
   valuesOf: (_ctx, q) => (q.submittable ? false : q.values),
+  beforeStart: true,
   mayRetry: () => true,
   abandon: () => true,
   execute(telemetry, node, span, q, classification) {

@@ -53,7 +53,15 @@ export interface RouteInput {
 
 /** Why a read went where it did. Listed with their meaning in docs/consistency-model.md. */
 export type PrimaryReason =
-  'forced' | 'level-primary' | 'not-a-read' | 'no-replica' | 'too-stale' | 'replica-behind' | 'floor-unknown' | 'wrote-in-scope';
+  | 'forced'
+  | 'level-primary'
+  | 'not-a-read'
+  | 'no-replica'
+  | 'too-stale'
+  | 'replica-behind'
+  | 'floor-unknown'
+  | 'wrote-in-scope'
+  | 'starting';
 export type ReplicaReason = 'eventual' | 'no-floor' | 'caught-up' | 'caught-up-live';
 export type Reason = PrimaryReason | ReplicaReason;
 

@@ -1,19 +1,28 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRouter, type Router } from 'pg-replica-router';
+import { createRouter, parseLsn, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
 import { engineOf } from '../../lib/internal.js';
 import { nodeByPort, urlAs, useRoutedCluster } from '../helpers/cluster.js';
+import { tokenPosition } from '../helpers/tokens.js';
 
-// A new router's start: its first statements wait for the SQL parser and the primary's first poll
-// (a floor's WAL history is judged against the primary's), not for the replicas' first polls; a
-// checkout waits for nothing, as pg.Pool's does. A replica not polled yet is out of rotation.
+// A new router's start: the SQL parser loading and the primary's first poll (a floor's WAL history
+// is judged against the primary's), not the replicas' first polls. Until then a statement of the
+// pool runs on the primary at once and its outcome waits for the start; a checked-out client's
+// statements wait for it; a checkout waits for nothing, as pg.Pool's does. A replica not polled
+// yet is out of rotation.
 
 let cluster: Cluster;
 
-useRoutedCluster({ cluster: { replicas: 1 } }, (c) => {
-  cluster = c;
-});
+useRoutedCluster(
+  {
+    cluster: { replicas: 1 },
+    setup: ['create table start_notes (id int primary key, note text)', "insert into start_notes values (1, 'first')"],
+  },
+  (c) => {
+    cluster = c;
+  },
+);
 
 /** A TCP server that accepts connections and never answers (a hung server, or a blackhole). */
 async function silentServer(): Promise<{ port: number; close: () => Promise<void> }> {
@@ -102,5 +111,46 @@ describe("a router's start", () => {
     }
     expect(router.pool.totalCount).toBe(2); // the primary's connection went back to its pool
     expect(router.pool.idleCount).toBe(2);
+  });
+});
+
+describe('a statement of the pool before the start', () => {
+  it('asks for its connection when called, on the primary, as pg.Pool does; its outcome comes once the router has started', async () => {
+    const router = createRouter({
+      primary: { connectionString: urlAs(cluster.primary) },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+    });
+    cleanups.push(() => router.close());
+    const dispatch = engineOf(router)!.dispatch;
+    expect(dispatch.isStarted).toBe(false);
+
+    const query = router.pool.query('select inet_server_port() as port');
+    expect(router.pool.totalCount).toBe(1); // the connection was asked for at once
+    const startedWhenDone = query.then(() => dispatch.isStarted);
+    const { rows } = await query;
+    expect(nodeByPort(cluster, rows[0]!.port)).toBe('primary');
+    expect(await startedWhenDone).toBe(true);
+  });
+
+  it("a session's write before the start gets a position of the primary's WAL history (a token on timeline 1, past the write)", async () => {
+    const router = createRouter({
+      primary: { connectionString: urlAs(cluster.primary) },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+      tokenSecret: 'a start-test secret of at least 32 characters',
+    });
+    cleanups.push(() => router.close());
+    const before = (await cluster.primary.query('select pg_current_wal_insert_lsn()::text as lsn'))[0]!.lsn as string;
+    const token = await router.withSession('start-writer', async () => {
+      await router.query("update start_notes set note = 'written before the start' where id = 1");
+      return router.currentToken();
+    });
+    const position = tokenPosition(token);
+    expect(position.timeline).toBe(1);
+    expect(position.lsn).toBeGreaterThan(parseLsn(before));
+    // and a read of that session, anywhere, sees the write
+    const { rows } = await router.withToken(token, () => router.query('select note from start_notes where id = 1'));
+    expect(rows[0]!.note).toBe('written before the start');
   });
 });

@@ -73,8 +73,10 @@ describe('stringEffect: a multi-statement string over a transaction', () => {
 });
 
 /** A pool over fake nodes with both replicas caught up, and a keyed session to run in. */
-function setup() {
+/** A fake engine's routed pool, once the router has started (the parser loaded). */
+async function setup() {
   const fake = fakeEngine();
+  await fake.engine.dispatch.started();
   fake.monitor.set('r1', { replayLsn: 1000n });
   fake.monitor.set('r2', { replayLsn: 1000n });
   const pool = new RoutedPool(fake.engine);
@@ -89,7 +91,7 @@ const INSERT = 'insert into t values (1)';
 
 describe('Dispatch.note: multi-statement strings on a checked-out client', () => {
   it("BEGIN, then 'insert; commit': the write is noted with the string, and the transaction is over", async () => {
-    const { pool, session, inSession } = setup();
+    const { pool, session, inSession } = await setup();
     await inSession(async () => {
       const client = await pool.connect();
       await client.query('begin');
@@ -103,7 +105,7 @@ describe('Dispatch.note: multi-statement strings on a checked-out client', () =>
   });
 
   it("'begin; insert' is noted at the later COMMIT, not before", async () => {
-    const { pool, session, inSession } = setup();
+    const { pool, session, inSession } = await setup();
     await inSession(async () => {
       const client = await pool.connect();
       await client.query(`begin; ${INSERT}`);
@@ -117,7 +119,7 @@ describe('Dispatch.note: multi-statement strings on a checked-out client', () =>
   });
 
   it("BEGIN, then 'insert; rollback', then an insert: only the last is a write, noted at once", async () => {
-    const { pool, session, inSession } = setup();
+    const { pool, session, inSession } = await setup();
     await inSession(async () => {
       const client = await pool.connect();
       await client.query('begin');
@@ -130,7 +132,7 @@ describe('Dispatch.note: multi-statement strings on a checked-out client', () =>
   });
 
   it('a string that failed part-way: a later write counts at once and again at COMMIT', async () => {
-    const { pool, primary, session, inSession } = setup();
+    const { pool, primary, session, inSession } = await setup();
     await inSession(async () => {
       const client = await pool.connect();
       primary.fail = Object.assign(new Error('duplicate key value violates unique constraint'), { code: '23505' });
@@ -150,7 +152,7 @@ describe('Dispatch.note: multi-statement strings on a checked-out client', () =>
   });
 
   it('a string on the primary with reads only is a read there, not a write', async () => {
-    const { pool, session, inSession } = setup();
+    const { pool, session, inSession } = await setup();
     await inSession(() => pool.query('select 1; select 2'));
     expect(session.writePending).toBe(false);
     expect(session.uncovered).toBe('primary');
@@ -159,7 +161,7 @@ describe('Dispatch.note: multi-statement strings on a checked-out client', () =>
 
 describe('Dispatch.note: multi-statement strings through pool.query', () => {
   it("'begin; insert; commit' is noted; 'begin; insert; rollback' is not; 'begin; insert' left open is (nobody can commit it through the router)", async () => {
-    const { pool, session, inSession } = setup();
+    const { pool, session, inSession } = await setup();
     await inSession(() => pool.query(`begin; ${INSERT}; rollback`));
     expect(session.writePending).toBe(false);
     await inSession(() => pool.query(`begin; ${INSERT}; commit`));
@@ -174,7 +176,7 @@ const refusal = () => Object.assign(new Error('cannot execute INSERT in a read-o
 
 describe('a read a replica refuses as a write (25006)', () => {
   it('runs once more on the primary, counts as a write, and goes to the primary first next time', async () => {
-    const { pool, pools, monitor, session, inSession, served } = setup();
+    const { pool, pools, monitor, session, inSession, served } = await setup();
     monitor.set('r2', { status: 'down' });
     pools.get('r1')!.fail = refusal();
     const result = await inSession(() => pool.query('select log_it(1)'));
@@ -187,7 +189,7 @@ describe('a read a replica refuses as a write (25006)', () => {
   });
 
   it('a checked-out client outside a transaction moves to the primary for it', async () => {
-    const { pool, pools, monitor, session, inSession } = setup();
+    const { pool, pools, monitor, session, inSession } = await setup();
     monitor.set('r2', { status: 'down' });
     await inSession(async () => {
       const client = await pool.connect();
@@ -203,7 +205,7 @@ describe('a read a replica refuses as a write (25006)', () => {
   });
 
   it('inside a transaction the error goes to the caller, and the client stays on the replica', async () => {
-    const { pool, pools, monitor, session, inSession, served } = setup();
+    const { pool, pools, monitor, session, inSession, served } = await setup();
     monitor.set('r2', { status: 'down' });
     await inSession(async () => {
       const client = await pool.connect();
@@ -220,7 +222,7 @@ describe('a read a replica refuses as a write (25006)', () => {
   });
 
   it('a refusal on the primary is not retried', async () => {
-    const { pool, primary, session, inSession, served } = setup();
+    const { pool, primary, session, inSession, served } = await setup();
     primary.fail = refusal();
     await expect(inSession(() => pool.query('update t set x = 1'))).rejects.toMatchObject({ code: '25006' });
     expect(served('primary')).toBe(1);

@@ -7,8 +7,10 @@ import { Session } from '../../lib/session.js';
 import { fakeEngine } from '../helpers/fake-parts.js';
 
 /** A pool over fake nodes with both replicas caught up, and a keyed session to run in. */
-function setup() {
+/** A fake engine's routed pool, once the router has started (the parser loaded). */
+async function setup() {
   const fake = fakeEngine();
+  await fake.engine.dispatch.started();
   fake.monitor.set('r1', { replayLsn: 1000n });
   fake.monitor.set('r2', { replayLsn: 1000n });
   const pool = new RoutedPool(fake.engine);
@@ -21,7 +23,7 @@ function setup() {
 
 describe('dispatch (database-free)', () => {
   it('pool.query: reads on a replica, writes on the primary (noted); a bare COMMIT or BEGIN is no write', async () => {
-    const { pool, session, inSession, served } = setup();
+    const { pool, session, inSession, served } = await setup();
     const read = await inSession(() => pool.query('select 1'));
     expect(read.rows[0]!.node).toMatch(/^r[12]$/);
     expect(session.uncovered).toEqual([read.rows[0]!.node]);
@@ -34,7 +36,7 @@ describe('dispatch (database-free)', () => {
   });
 
   it('a checked-out client: a transaction that wrote is one write at COMMIT; a read-only one on a replica writes nothing and lets go of it', async () => {
-    const { pool, session, inSession } = setup();
+    const { pool, session, inSession } = await setup();
     await inSession(async () => {
       const client = await pool.connect();
       await client.query('begin');
@@ -58,13 +60,13 @@ describe('dispatch (database-free)', () => {
   });
 
   it('BEGIN READ ONLY through pool.query goes to the primary (the pool would leave a replica connection in a transaction)', async () => {
-    const { pool, inSession } = setup();
+    const { pool, inSession } = await setup();
     const result = await inSession(() => pool.query('begin read only'));
     expect(result.rows[0]!.node).toBe('primary');
   });
 
   it('a read failing on a replica with a connection error runs once more elsewhere, and the replica is reported down', async () => {
-    const { pool, pools, monitor, inSession } = setup();
+    const { pool, pools, monitor, inSession } = await setup();
     monitor.set('r2', { status: 'down' });
     pools.get('r1')!.fail = Object.assign(new Error('Connection terminated unexpectedly'), {});
     const result = await inSession(() => pool.query('select 1'));
@@ -73,7 +75,7 @@ describe('dispatch (database-free)', () => {
   });
 
   it('a read failing with an error that is not a connection error is not retried', async () => {
-    const { pool, pools, monitor, inSession } = setup();
+    const { pool, pools, monitor, inSession } = await setup();
     monitor.set('r2', { status: 'down' });
     pools.get('r1')!.fail = Object.assign(new Error('relation "t" does not exist'), { code: '42P01' });
     await expect(inSession(() => pool.query('select 1'))).rejects.toMatchObject({ code: '42P01' });
@@ -81,10 +83,9 @@ describe('dispatch (database-free)', () => {
   });
 
   it('a client released while its connection is being opened: the statement fails as closed, nothing noted, the node stays up', async () => {
-    const { pool, pools, monitor, session, inSession, served, engine } = setup();
+    const { pool, pools, monitor, session, inSession, served } = await setup();
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    await engine.dispatch.started(); // before the start, a checkout goes to the primary
     const client = await inSession(() => pool.connect()); // checked out on a replica: the write moves it
     expect(client.node).toMatch(/^r[12]$/);
     for (const p of pools.values()) p.connectGate = gate;
@@ -102,7 +103,7 @@ describe('dispatch (database-free)', () => {
   });
 
   it('a write refused at connect was never sent: it is not noted as a write', async () => {
-    const { pool, primary, session, inSession } = setup();
+    const { pool, primary, session, inSession } = await setup();
     primary.down = true;
     await expect(inSession(() => pool.query('update t set x = 1'))).rejects.toMatchObject({ code: 'ECONNREFUSED' });
     expect(session.writePending).toBe(false);
@@ -113,7 +114,7 @@ describe('dispatch (database-free)', () => {
   });
 
   it('a write that failed after it was sent may have committed: it is noted', async () => {
-    const { pool, primary, session, inSession } = setup();
+    const { pool, primary, session, inSession } = await setup();
     primary.fail = Object.assign(new Error('Connection terminated unexpectedly'), {});
     await expect(inSession(() => pool.query('update t set x = 1'))).rejects.toThrow('Connection terminated');
     expect(session.writePending).toBe(true);
