@@ -79,12 +79,24 @@ type Json = unknown;
  * Classifies SQL text with PostgreSQL's own parser (libpg-query), caching results by text.
  * Conservative: whatever is not clearly a single side-effect-free read goes to the primary.
  */
+/**
+ * libpg-query's WebAssembly module starts loading when this file is imported, not when a router is
+ * created: a router made later classifies from its first statement. Never rejects: if the parser
+ * cannot load, every statement goes to the primary.
+ */
+let parserLoaded = false;
+const parserLoading: Promise<void> = loadModule().then(
+  () => {
+    parserLoaded = true;
+  },
+  () => {},
+);
+
 export class Classifier {
   readonly #cache: LRUCache<string, Classification>;
   readonly #exact = new Set<string>();
   readonly #prefixes: string[] = [];
-  #loaded = false;
-  readonly ready: Promise<void>;
+  readonly ready: Promise<void> = parserLoading;
 
   constructor(options: { writeFunctions?: readonly string[]; cacheSize?: number } = {}) {
     this.#cache = new LRUCache({ max: options.cacheSize ?? 5000 });
@@ -93,13 +105,6 @@ export class Classifier {
       if (lower.endsWith('*')) this.#prefixes.push(lower.slice(0, -1));
       else this.#exact.add(lower);
     }
-    // Never rejects: if the parser cannot load, every statement goes to the primary.
-    this.ready = loadModule().then(
-      () => {
-        this.#loaded = true;
-      },
-      () => {},
-    );
   }
 
   /**
@@ -108,7 +113,7 @@ export class Classifier {
    */
   classifySync(sql: string): Classification {
     if (typeof sql !== 'string') return write('not-text');
-    if (!this.#loaded) return write('parser-unavailable');
+    if (!parserLoaded) return write('parser-unavailable');
     const cached = this.#cache.get(sql);
     if (cached) return cached;
     const result = this.#classify(sql);
@@ -123,7 +128,7 @@ export class Classifier {
    * straight to the primary.
    */
   refusedByReplica(sql: string): Classification {
-    if (this.#loaded && sql.length <= 16_384) this.#cache.set(sql, REFUSED);
+    if (parserLoaded && sql.length <= 16_384) this.#cache.set(sql, REFUSED);
     return REFUSED;
   }
 
