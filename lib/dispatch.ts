@@ -1,5 +1,4 @@
-import { Classifier, type Classification, type StatementKind, type StringStep } from './classifier.js';
-import { isMonotonic } from './consistency.js';
+import { Classifier, type Classification, type StatementKind } from './classifier.js';
 import type { MonitorView } from './monitor-view.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
@@ -9,7 +8,8 @@ import type { RoutePlanner } from './planner.js';
 import type { Route, RoutedStatement } from './route.js';
 import type { Scope, Scopes } from './scopes.js';
 import type { Telemetry } from './telemetry.js';
-import { NO_TRANSACTION, stringEffect, type TransactionState } from './transaction-effect.js';
+import { noteOutcome } from './statement-notes.js';
+import type { TransactionState } from './transaction-effect.js';
 
 const NO_TEXT: Classification = Object.freeze({ kind: 'write', detail: 'no-text' });
 const REFUSED: Classification = Object.freeze({ kind: 'write', detail: 'refused-by-replica' });
@@ -93,9 +93,14 @@ export class Dispatch {
    * as their first polls answer; until then reads go to the primary.
    */
   started(): Promise<void> {
-    this.#started ??= Promise.all([this.classifier.ready, this.monitor.primaryReady]).then(() => {
-      this.#isStarted = true;
-    });
+    // A primary that did not answer its first poll (down at start): the replicas' first polls
+    // too, so that reads have them (judged as well as they can be without the primary).
+    const primary = this.planner.nodes.primary.name;
+    this.#started ??= Promise.all([this.classifier.ready, this.monitor.primaryReady])
+      .then(() => (this.monitor.state(primary)?.status === 'up' ? undefined : this.monitor.ready))
+      .then(() => {
+        this.#isStarted = true;
+      });
     return this.#started;
   }
 
@@ -127,16 +132,19 @@ export class Dispatch {
     query: Q,
     runner: Runner<C, Q, R>,
   ): Promise<R> {
+    // The scope's session is not touched before the start (a request's is resolved lazily, with
+    // its token, which can only be judged against the primary's WAL history).
     const scope = this.scopes.current();
     const primary = this.planner.nodes.primary;
-    const route: Route = { node: primary, decision: { target: 'primary', reason: 'starting' }, floor: scope.session.floor, waitedMs: 0 };
-    const ran = this.#execute(text, primary, route, classification, scope, ctx, query, runner, undefined);
-    return ran.then(
-      (result) => this.started().then(() => result),
-      (err: unknown) =>
-        this.started().then(() => {
-          throw err;
-        }),
+    const route: Route = { node: primary, decision: { target: 'primary', reason: 'starting' }, floor: 0n, waitedMs: 0 };
+    return this.#execute(text, primary, route, classification, scope, ctx, query, runner, undefined, this.started()).catch(
+      (err: unknown) => {
+        // The primary could not give a connection (down at start): once started, the statement is
+        // routed as any other (a read may have a replica by then). Nothing was sent.
+        const unsent = isNotSent(err) || (classification.kind === 'read' && isConnectionError(err) && !isPoolFull(err));
+        if (unsent) return this.run(text, ctx, query, runner);
+        throw err;
+      },
     );
   }
 
@@ -172,6 +180,7 @@ export class Dispatch {
     query: Q,
     runner: Runner<C, Q, R>,
     exclude: Set<string> | undefined,
+    after?: Promise<void>,
   ): Promise<R> {
     const retry = exclude !== undefined;
     const span = route && runner.needsSpan(ctx, node) ? this.#openSpan(route, classification.kind, scope, retry) : undefined;
@@ -181,7 +190,15 @@ export class Dispatch {
     const mayRetry = node.role === 'replica' && runner.mayRetry(ctx, query);
     const retryable = !retry && mayRetry;
     const refusable = mayRetry && classification.kind === 'read';
-    return runner.execute(ctx, node, span, query, classification, scope).then(
+    const ran = runner.execute(ctx, node, span, query, classification, scope);
+    // `after`: the outcome is noted, and given, only once it resolves (see #runBeforeStart).
+    const outcome = after
+      ? ran.then(
+          (r) => after.then(() => r),
+          (e: unknown) => after.then(() => Promise.reject(e)),
+        )
+      : ran;
+    return outcome.then(
       (result) => {
         node.served++;
         this.#settle(classification, node, scope, ctx, runner, true, undefined);
@@ -252,17 +269,7 @@ export class Dispatch {
     runner.settled?.(ctx, node, ended);
   }
 
-  /**
-   * Records what a statement did to its session and its connection's transaction, and returns
-   * whether it ended the transaction:
-   * - a read that succeeded: where the session read (monotonic reads);
-   * - outside a transaction, a write on the primary, even a failed one unless it was never sent
-   *   (a lost connection after COMMIT may still have committed);
-   * - inside one, a COMMIT (even a failed one) after any statement of the transaction ran on the
-   *   primary other than a read (the COMMIT itself counts); a transaction on a replica writes
-   *   nothing;
-   * - a multi-statement string: what its steps did (see {@link stringEffect}).
-   */
+  /** Records what a statement did to its session and its connection's transaction (see {@link noteOutcome}). */
   note(
     classification: Classification,
     node: NodePool,
@@ -271,67 +278,7 @@ export class Dispatch {
     ok: boolean,
     err?: unknown,
   ): boolean {
-    if (classification.steps) return this.#noteString(classification.steps, node, scope, transaction, ok, err);
-    const kind = classification.kind;
-    if (kind === 'begin' || kind === 'begin-read-only') {
-      if (ok && transaction) {
-        // When unsure, the connection may be in a block that wrote already (BEGIN only warns there).
-        if (!transaction.unsure) transaction.wrote = false;
-        transaction.open = true;
-        transaction.unsure = false;
-      }
-      return false;
-    }
-    if (kind === 'read' && ok) this.#noteRead(scope, node);
-    if (!transaction?.open || transaction.unsure) {
-      if (node.role === 'primary' && kind === 'write' && (ok || !isNotSent(err))) scope.session.noteWrite();
-      if (!transaction?.open) return false;
-    }
-    if (node.role === 'primary' && kind !== 'read') transaction.wrote = true;
-    if (kind !== 'commit' && kind !== 'rollback') return false;
-    if (kind === 'commit' && transaction.wrote) scope.session.noteWrite();
-    transaction.wrote = false;
-    // AND CHAIN opens the next transaction at once, on the same connection (it fails outside one).
-    if (classification.detail.endsWith('-and-chain') && ok) {
-      transaction.unsure = false;
-      return false;
-    }
-    transaction.open = false;
-    transaction.unsure = false;
-    return true;
-  }
-
-  /**
-   * A multi-statement string ran (or failed part-way): note the writes it may have committed,
-   * its reads, and where it left the connection's transaction. Through the pool (no transaction
-   * kept), a write it left uncommitted in an open block counts too: nobody can commit it later
-   * through the router.
-   */
-  #noteString(
-    steps: readonly StringStep[],
-    node: NodePool,
-    scope: Scope,
-    transaction: TransactionState | undefined,
-    ok: boolean,
-    err: unknown,
-  ): boolean {
-    if (!ok && isNotSent(err)) return false;
-    if (ok && steps.includes('read')) this.#noteRead(scope, node);
-    const after = stringEffect(steps, transaction ?? NO_TRANSACTION, node.role === 'primary', ok);
-    if (after.committed || (!transaction && after.open && after.wrote)) scope.session.noteWrite();
-    if (!transaction) return false;
-    const ended = transaction.open && !after.open;
-    transaction.open = after.open;
-    transaction.wrote = after.wrote;
-    transaction.unsure = after.unsure;
-    return ended;
-  }
-
-  /** A read ran on `node`: remember it, so later reads of the session never go back in time. */
-  #noteRead(scope: Scope, node: NodePool): void {
-    const level = this.planner.levelOf(scope);
-    if (!(isMonotonic(level) || level === 'primary' || scope.forcePrimary)) return;
-    scope.session.noteRead(node.name, performance.now());
+    return noteOutcome(this.planner.levelOf(scope), classification, node, scope, transaction, ok, err);
   }
 }
 

@@ -2,7 +2,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRouter, parseLsn, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
-import { engineOf } from '../../lib/internal.js';
+import { engineOf, requestScopesOf } from '../../lib/internal.js';
+import { encodeToken } from '../../lib/token.js';
 import { nodeByPort, urlAs, useRoutedCluster } from '../helpers/cluster.js';
 import { tokenPosition } from '../helpers/tokens.js';
 
@@ -152,5 +153,44 @@ describe('a statement of the pool before the start', () => {
     // and a read of that session, anywhere, sees the write
     const { rows } = await router.withToken(token, () => router.query('select note from start_notes where id = 1'));
     expect(rows[0]!.note).toBe('written before the start');
+  });
+
+  it('with the primary down at start, a read issued before the start is served by a replica once polled', async () => {
+    const closed = new URL(urlAs(cluster.primary));
+    closed.port = '1';
+    const router = createRouter({
+      primary: { connectionString: closed.toString() },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+      logger: false,
+    });
+    cleanups.push(() => router.close());
+    const { rows } = await router.query('select inet_server_port() as port');
+    expect(nodeByPort(cluster, rows[0]!.port)).toBe('r1');
+  });
+
+  it("a request's token is judged only after the start: one of another PostgreSQL system is rejected as foreign, as after it", async () => {
+    const secret = 'a start-test secret of at least 32 characters';
+    const router = createRouter({
+      primary: { connectionString: urlAs(cluster.primary) },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+      tokenSecret: secret,
+    });
+    cleanups.push(() => router.close());
+    const foreign = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(secret));
+    const request = requestScopesOf(router)!.open({
+      identity: () => ({ key: undefined, fresh: true }),
+      token: foreign,
+      consistency: undefined,
+      spanAttributes: {},
+      issueToken: true,
+    });
+    expect(engineOf(router)!.dispatch.isStarted).toBe(false);
+    await request.run(() => router.pool.query('select 1'));
+    const { token } = await request.finish();
+    expect(router.topology().counters.tokensRejected.foreign).toBe(1);
+    expect(router.topology().counters.tokensAccepted).toBe(0);
+    expect(tokenPosition(token!).lsn).not.toBe(0xffff_0000_0000n);
   });
 });
