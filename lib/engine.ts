@@ -127,6 +127,8 @@ export class Engine {
    */
   async withToken<T>(token: unknown, fn: () => Promise<T> | T): Promise<T> {
     const outer = this.scopes.current();
+    // A token is judged against the primary's WAL history: known once the router has started.
+    if (!this.dispatch.isStarted) await this.dispatch.started();
     let session = outer.session;
     if (session.key === undefined) {
       // A continuation of the current (in-memory) session, plus the token.

@@ -193,4 +193,21 @@ describe('a statement of the pool before the start', () => {
     expect(router.topology().counters.tokensAccepted).toBe(0);
     expect(tokenPosition(token!).lsn).not.toBe(0xffff_0000_0000n);
   });
+
+  it('router.withToken before the start judges its token after it: one of another PostgreSQL system is rejected as foreign', async () => {
+    const secret = 'a start-test secret of at least 32 characters';
+    const router = createRouter({
+      primary: { connectionString: urlAs(cluster.primary) },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+      tokenSecret: secret,
+    });
+    cleanups.push(() => router.close());
+    const foreign = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(secret));
+    expect(engineOf(router)!.dispatch.isStarted).toBe(false);
+    const floor = await router.withToken(foreign, () => engineOf(router)!.scopes.current().session.floor);
+    expect(floor).toBe(0n);
+    expect(router.topology().counters.tokensRejected.foreign).toBe(1);
+    expect(router.topology().counters.tokensAccepted).toBe(0);
+  });
 });
