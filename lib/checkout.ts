@@ -13,7 +13,8 @@ import type { Scope } from './scopes.js';
  * would read from now — a ready replica, else the primary; see {@link readNode} — and returns its
  * routed client. The first statement may still move it: a write goes to the primary, a read to
  * where the session may read by then. A replica that cannot give a connection because it is down
- * is reported, and the primary gives it instead; a full pool fails the checkout, as with pg.
+ * is reported, and the primary gives it instead; a full pool fails the checkout, as with pg, past
+ * the user's `connectionTimeoutMillis` (past the router's own bound, the primary gives it).
  */
 export function checkOut(dispatch: Dispatch, clients: ClientRegistry<RoutedClient>, scope: Scope): Promise<RoutedClient> {
   const { planner } = dispatch;
@@ -36,9 +37,12 @@ function connectOn(node: NodePool, dispatch: Dispatch): Promise<{ node: NodePool
   return node.pool.connect().then(
     (raw) => ({ node, raw }),
     (err: unknown) => {
-      // A full pool fails the checkout, as pg.Pool's would: `max` bounds the node's connections.
-      if (node.role !== 'replica' || !isConnectionError(err) || isPoolFull(err)) throw err;
-      dispatch.monitor.reportConnectionFailure(node.name, err);
+      // A full pool past the user's connectionTimeoutMillis fails the checkout, as pg.Pool's
+      // would; past the router's own bound (pg would have waited on), the primary gives it.
+      if (node.role !== 'replica' || !isConnectionError(err)) throw err;
+      const full = isPoolFull(err);
+      if (full && !node.ownWaitBound) throw err;
+      if (!full) dispatch.monitor.reportConnectionFailure(node.name, err);
       const primary = dispatch.planner.nodes.primary;
       return primary.pool.connect().then((raw) => ({ node: primary, raw }));
     },

@@ -217,10 +217,13 @@ export class Dispatch {
           const write = text === undefined ? REFUSED : this.classifier.refusedByReplica(text);
           return this.#attempt(text, write, scope, ctx, query, runner, new Set([node.name]));
         }
-        // A full pool (past connectionTimeoutMillis) is the application's own bound, not a
-        // server failure: the statement fails as on pg.Pool, rather than loading the primary.
-        const lost = isConnectionError(err) && !isPoolFull(err);
-        if (retryable && (lost || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
+        // A full pool is no server failure: past the user's connectionTimeoutMillis the statement
+        // fails as on pg.Pool; past the router's own bound (pg would have waited on) it may run
+        // elsewhere, the node staying in rotation.
+        const full = isPoolFull(err);
+        const lost = isConnectionError(err) && !full;
+        const spill = full && node.ownWaitBound === true;
+        if (retryable && (lost || spill || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
           this.telemetry.end(own, err, true);
           if (lost) this.monitor.reportConnectionFailure(node.name, err);
           return this.#attempt(text, classification, scope, ctx, query, runner, new Set([node.name]));

@@ -108,6 +108,12 @@ export interface NodePool {
   readonly pool: NodeConnectionPool;
   /** Statements this router sent to the node (routing decisions, not monitor polls). */
   served: number;
+  /**
+   * A full pool's wait ends at the router's own bound (the config set no
+   * `connectionTimeoutMillis`; pg would have waited on): a statement or checkout that waited that
+   * long on a replica may go to the primary instead. Past the user's own bound, it fails as on pg.
+   */
+  readonly ownWaitBound?: boolean;
 }
 
 /** A node's configuration: its name, role and pg settings. */
@@ -136,6 +142,7 @@ export class NodePools {
       role,
       pool: factory(boundedConfig(config, role, bounds), { name, role }),
       served: 0,
+      ownWaitBound: bounds !== undefined && config.connectionTimeoutMillis === undefined,
     }));
     this.primary = made.find((n) => n.role === 'primary')!;
     this.replicas = new Map(made.filter((n) => n.role === 'replica').map((n) => [n.name, n]));

@@ -190,6 +190,31 @@ describe('connections', () => {
     }
   });
 
+  it("a replica's pool full past the router's own wait bound (no connectionTimeoutMillis set; pg would wait on): pool.query and connect() get the primary, and the replica stays in rotation", async () => {
+    const tiny = createRouter({
+      primary: { connectionString: urlAs(cluster.primary) },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!), max: 1 }],
+      monitor: { intervalMs: 100, timeoutMs: 100 }, // the router's connect bound: 2 x 100 ms
+    });
+    try {
+      await settle(tiny, cluster);
+      const holder = await tiny.withConsistency('eventual', () => tiny.pool.connect());
+      try {
+        expect(holder.node).toBe('r1'); // the replica's only connection
+        const { rows } = await tiny.withConsistency('eventual', () => tiny.pool.query(PORT));
+        expect(nodeByPort(cluster, rows[0]!.port)).toBe('primary');
+        const second = await tiny.withConsistency('eventual', () => tiny.pool.connect());
+        expect(second.node).toBe('primary');
+        second.release();
+        expect(tiny.topology().nodes.find((n) => n.name === 'r1')!.status).toBe('up');
+      } finally {
+        holder.release();
+      }
+    } finally {
+      await tiny.close();
+    }
+  });
+
   it("a dead or ended connection stays checked out until release, as on pg; _clients and an idle error's err.client give the object", async () => {
     const tiny = createRouter({
       primary: { connectionString: urlAs(cluster.primary), max: 1 },
