@@ -3,9 +3,9 @@ import { tryParseLsn, type Lsn } from './lsn.js';
 import type { MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
-import { answeredPoll, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
+import { answeredPoll, clusterHistory, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
 import { monitorPoolConfig } from './monitor-connection.js';
-import { judgeAhead, POLL_SQL, polledReplay, SYSTEM_ID_SQL, type PollRow, type Watched } from './node-poll.js';
+import { judgeAhead, POLL_SQL, polledReplay, SYSTEM_ID_SQL, watched, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
 import { serverIdOf } from './server-ids.js';
@@ -49,17 +49,7 @@ export class Monitor implements MonitorView {
       });
       // A second 'error' of one connection (a FATAL, then the lost socket) must not go unheard.
       pool.on('connect', (client) => client.on('error', () => {}));
-      this.#nodes.set(node.name, {
-        pool,
-        timer: undefined,
-        inflight: undefined,
-        live: undefined,
-        next: undefined,
-        systemIdAsked: false,
-        started: undefined,
-        replayedAt: undefined,
-        state: newNodeState(node.name, node.role),
-      });
+      this.#nodes.set(node.name, watched(pool, newNodeState(node.name, node.role)));
     }
     this.#primary = [...this.#nodes.values()].find((w) => w.state.role === 'primary');
     // The primary first: replicas are judged against its WAL history.
@@ -153,10 +143,11 @@ export class Monitor implements MonitorView {
     return this.states().find((state) => state.serverId === id)?.name;
   }
 
-  /** The primary's WAL history, when known. */
+  /** The primary's WAL history, as far as known (see {@link clusterHistory}). */
   primaryIdentity(): { systemId: string | undefined; timeline: number | undefined } {
     const primary = this.#primaryState();
-    return { systemId: primary?.systemId, timeline: primary?.timeline };
+    if (primary?.systemId !== undefined) return { systemId: primary.systemId, timeline: primary.timeline };
+    return clusterHistory(this.states());
   }
 
   /** A query on this node failed with a connection error: take it out of rotation now. */

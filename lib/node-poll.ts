@@ -63,6 +63,21 @@ export interface Watched {
   polled?: { replay: Lsn; answeredAt: number } | undefined;
 }
 
+/** A node the monitor starts watching: nothing asked yet. */
+export function watched(pool: pg.Pool, state: NodeState): Watched {
+  return {
+    state,
+    pool,
+    timer: undefined,
+    inflight: undefined,
+    live: undefined,
+    next: undefined,
+    systemIdAsked: false,
+    started: undefined,
+    replayedAt: undefined,
+  };
+}
+
 /**
  * After a primary poll (its insert position `insert`, asked for at `sentAt`), judges a replica by
  * its last polled replay position, read before `sentAt`: past `insert`, it is on another history

@@ -132,3 +132,14 @@ export function aheadOfPrimary(
 export function historyKey(replicaStarted: string | undefined, timeline: number | undefined, primaryStarted: string | undefined): string {
   return `${replicaStarted}|${timeline}|${primaryStarted}`;
 }
+
+/**
+ * The cluster's WAL history while the primary has not answered (down since the router started):
+ * the system identifier the replicas agree on — every server of one cluster has it — and no
+ * timeline. A position of another system is then still told apart (a foreign token is refused,
+ * not taken as a floor); one without a known timeline is not compared by timeline.
+ */
+export function clusterHistory(states: readonly NodeState[]): { systemId: string | undefined; timeline: undefined } {
+  const ids = new Set(states.filter((s) => s.role === 'replica' && s.systemId !== undefined).map((s) => s.systemId));
+  return { systemId: ids.size === 1 ? [...ids][0] : undefined, timeline: undefined };
+}

@@ -210,4 +210,26 @@ describe('a statement of the pool before the start', () => {
     expect(router.topology().counters.tokensRejected.foreign).toBe(1);
     expect(router.topology().counters.tokensAccepted).toBe(0);
   });
+
+  it('with the primary down since the start, a token of another PostgreSQL system is still refused (the replicas give the system identifier)', async () => {
+    const secret = 'a start-test secret of at least 32 characters';
+    const closed = new URL(urlAs(cluster.primary));
+    closed.port = '1';
+    const router = createRouter({
+      primary: { connectionString: closed.toString() },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+      tokenSecret: secret,
+      logger: false,
+    });
+    cleanups.push(() => router.close());
+    const foreign = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(secret));
+    const { rows, floor } = await router.withToken(foreign, async () => ({
+      rows: (await router.query('select inet_server_port() as port')).rows,
+      floor: engineOf(router)!.scopes.current().session.floor,
+    }));
+    expect(nodeByPort(cluster, rows[0]!.port)).toBe('r1');
+    expect(floor).toBe(0n);
+    expect(router.topology().counters.tokensRejected.foreign).toBe(1);
+  });
 });

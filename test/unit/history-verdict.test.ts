@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { judgeAhead, type Watched } from '../../lib/node-poll.js';
-import { newNodeState, sameHistory } from '../../lib/node-state.js';
+import { clusterHistory, newNodeState, sameHistory } from '../../lib/node-state.js';
 
 function watched(role: 'primary' | 'replica', started: string): Watched {
   return {
@@ -71,5 +71,19 @@ describe('judgeAhead: a replica seen past the primary is on another history', ()
     r1.polled = { replay: 510n, answeredAt: 20 };
     expect(judgeAhead(r1, primary, 900n, 21)).toBe(false);
     expect(sameHistory(r1.state, primary.state)).toBe(false);
+  });
+});
+
+describe('clusterHistory: the WAL history while the primary has not answered', () => {
+  const replica = (name: string, systemId: string | undefined) => ({ ...newNodeState(name, 'replica'), systemId, timeline: 1 });
+  it('is the system identifier the replicas agree on, with no timeline', () => {
+    expect(clusterHistory([newNodeState('primary', 'primary'), replica('r1', '7'), replica('r2', '7'), replica('r3', undefined)])).toEqual({
+      systemId: '7',
+      timeline: undefined,
+    });
+  });
+  it('is unknown when replicas disagree or none answered', () => {
+    expect(clusterHistory([replica('r1', '7'), replica('r2', '8')]).systemId).toBeUndefined();
+    expect(clusterHistory([newNodeState('primary', 'primary'), replica('r1', undefined)]).systemId).toBeUndefined();
   });
 });
