@@ -141,8 +141,7 @@ export class Dispatch {
       (err: unknown) => {
         // The primary could not give a connection (down at start): once started, the statement is
         // routed as any other (a read may have a replica by then). Nothing was sent.
-        const unsent = isNotSent(err) || (classification.kind === 'read' && isConnectionError(err) && !isPoolFull(err));
-        if (unsent) return this.run(text, ctx, query, runner);
+        if (isNotSent(err)) return this.run(text, ctx, query, runner);
         throw err;
       },
     );

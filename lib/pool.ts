@@ -262,15 +262,19 @@ const POOL_RUNNER: Runner<Telemetry, NormalizedQuery, pg.QueryResult> = {
   beforeStart: true,
   mayRetry: () => true,
   abandon: () => true,
-  execute(telemetry, node, span, q, classification) {
-    // A write opens its connection first, so that a failure to connect is known not to have written.
-    const write = classification.kind !== 'read' && node.role === 'primary';
-    return telemetry.within(span, () => (write ? writeOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values)));
+  execute(telemetry, node, span, q) {
+    // On the primary a statement opens its connection first, so that a failure to connect is known
+    // not to have sent it (a write cannot have committed; before the start, the statement is routed
+    // again once started).
+    const twoSteps = node.role === 'primary';
+    return telemetry.within(span, () =>
+      twoSteps ? sendOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values),
+    );
   },
 };
 
 /** pg.Pool#query in two steps: a failure to connect is marked as never sent. */
-async function writeOn(pool: NodeConnectionPool, arg: QueryArg, values: unknown[] | undefined): Promise<pg.QueryResult> {
+async function sendOn(pool: NodeConnectionPool, arg: QueryArg, values: unknown[] | undefined): Promise<pg.QueryResult> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();

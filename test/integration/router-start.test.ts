@@ -232,4 +232,27 @@ describe('a statement of the pool before the start', () => {
     expect(floor).toBe(0n);
     expect(router.topology().counters.tokensRejected.foreign).toBe(1);
   });
+
+  it('a read before the start whose connection dies under it gets the error, as on pg (it was sent: not run again)', async () => {
+    const router = createRouter({
+      primary: { connectionString: urlAs(cluster.primary) },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+      logger: false,
+    });
+    cleanups.push(() => router.close());
+    const sleeping = router.query("select pg_sleep(3), 'dies before the start' as marker");
+    const outcome = sleeping.then(
+      () => 'resolved',
+      (err: Error) => err.message,
+    );
+    for (let i = 0; i < 100; i++) {
+      const rows = await cluster.primary.query(
+        "select pg_terminate_backend(pid) as ended from pg_stat_activity where query like '%dies before the start%' and pid <> pg_backend_pid()",
+      );
+      if (rows.length > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await outcome).toMatch(/terminat/i);
+  });
 });
