@@ -139,9 +139,10 @@ export class Dispatch {
     const route: Route = { node: primary, decision: { target: 'primary', reason: 'starting' }, floor: 0n, waitedMs: 0 };
     return this.#execute(text, primary, route, classification, scope, ctx, query, runner, undefined, this.started()).catch(
       (err: unknown) => {
-        // The primary could not give a connection (down at start): once started, the statement is
-        // routed as any other (a read may have a replica by then). Nothing was sent.
-        if (isNotSent(err)) return this.run(text, ctx, query, runner);
+        // The primary could not give a connection (down at start; not a full pool, which fails
+        // as on pg): once started, the statement is routed as any other (a read may have a
+        // replica by then). Nothing was sent.
+        if (isNotSent(err) && !isPoolFull(err)) return this.run(text, ctx, query, runner);
         throw err;
       },
     );

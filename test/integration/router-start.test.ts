@@ -255,4 +255,20 @@ describe('a statement of the pool before the start', () => {
     }
     expect(await outcome).toMatch(/terminat/i);
   });
+
+  it("a statement before the start that waited past the user's connectionTimeoutMillis on a full primary pool fails, as on pg (not run again elsewhere)", async () => {
+    const router = createRouter({
+      primary: { connectionString: urlAs(cluster.primary), max: 1, connectionTimeoutMillis: 100 },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+    });
+    cleanups.push(() => router.close());
+    const holder = await router.pool.connect(); // the primary's only connection
+    try {
+      expect(holder.node).toBe('primary');
+      await expect(router.query('select 1')).rejects.toThrow(/timeout exceeded when trying to connect/);
+    } finally {
+      holder.release();
+    }
+  });
 });
