@@ -142,7 +142,7 @@ export class Dispatch {
         // The primary could not give a connection (down at start; not a full pool, which fails
         // as on pg): once started, the statement is routed as any other (a read may have a
         // replica by then). Nothing was sent.
-        if (isNotSent(err) && !isPoolFull(err)) return this.run(text, ctx, query, runner);
+        if (runsAgainOnceStarted(err)) return this.run(text, ctx, query, runner);
         throw err;
       },
     );
@@ -228,7 +228,7 @@ export class Dispatch {
           if (lost) this.monitor.reportConnectionFailure(node.name, err);
           return this.#attempt(text, classification, scope, ctx, query, runner, new Set([node.name]));
         }
-        this.telemetry.end(own, err);
+        this.telemetry.end(own, err, after !== undefined && runsAgainOnceStarted(err)); // (see #runBeforeStart)
         // A write whose answer was lost may commit later: its backend is ended before the error returns.
         const fenced = node.role === 'primary' && classification.kind !== 'read' && this.planner.nodes.fences.after(err, scope.session);
         if (fenced) return fenced;
@@ -283,6 +283,11 @@ export class Dispatch {
   ): boolean {
     return noteOutcome(this.planner.levelOf(scope), classification, node, scope, transaction, ok, err);
   }
+}
+
+/** A statement of the pool the primary could not take before the start: it runs again once started. */
+function runsAgainOnceStarted(err: unknown): boolean {
+  return isNotSent(err) && !isPoolFull(err);
 }
 
 /**

@@ -90,7 +90,7 @@ export class Engine {
     this.tokens = new SessionTokens(options.tokenSecrets, this.sessions, this.monitor, this.counters, this.telemetry, warn);
     this.planner = new RoutePlanner(this.nodes, this.monitor, this.sessions, this.counters, options);
     this.dispatch = new Dispatch(classifier, this.planner, this.monitor, this.telemetry, this.scopes);
-    this.requests = new RequestScopes(options.consistency, this.sessions, this.tokens, this.telemetry);
+    this.requests = new RequestScopes(options.consistency, this.sessions, this.tokens, this.telemetry, this.dispatch);
   }
 
   /**
@@ -144,8 +144,11 @@ export class Engine {
   }
 
   /** A token for the current session: everything it wrote or observed so far. */
-  currentToken(secret: Buffer): Promise<string> {
-    return this.tokens.issue(this.scopes.current().session, secret, true);
+  async currentToken(secret: Buffer): Promise<string> {
+    const scope = this.scopes.current();
+    // Its session (a request's, with the token it brought) is judged against the primary's WAL history.
+    if (!this.dispatch.isStarted) await this.dispatch.started();
+    return this.tokens.issue(scope.session, secret, true);
   }
 
   async close(): Promise<void> {

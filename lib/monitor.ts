@@ -146,8 +146,7 @@ export class Monitor implements MonitorView {
   /** The primary's WAL history, as far as known (see {@link clusterHistory}). */
   primaryIdentity(): { systemId: string | undefined; timeline: number | undefined } {
     const primary = this.#primaryState();
-    if (primary?.systemId !== undefined) return { systemId: primary.systemId, timeline: primary.timeline };
-    return clusterHistory(this.states());
+    return { systemId: primary?.systemId ?? clusterHistory(this.states()).systemId, timeline: primary?.timeline };
   }
 
   /** A query on this node failed with a connection error: take it out of rotation now. */

@@ -1,4 +1,5 @@
 import type { Consistency } from './consistency.js';
+import type { Dispatch } from './dispatch.js';
 import type { Attributes } from './otel.js';
 import { encodePosition } from './position.js';
 import { activeScope, makeScope, runInScope, withLevel, type Scope } from './scopes.js';
@@ -98,6 +99,8 @@ export class RequestScopes {
     readonly sessions: SessionStore,
     readonly tokens: SessionTokens,
     readonly telemetry: Telemetry,
+    /** The router's start: a request's session (and the token it brought) is judged only after it. */
+    readonly start: Pick<Dispatch, 'isStarted' | 'started'>,
   ) {}
 
   #warnedUnsigned = false;
@@ -223,14 +226,17 @@ export class RequestScopes {
       finish: (currentKey) => {
         const isFirst = first;
         first = false;
-        const current = session();
+        // A request that ends before the router has started (it ran no statement): its session is
+        // resolved, with its token, once started.
+        const current = this.start.isStarted ? session() : undefined;
         let key: string | undefined;
         try {
           key = currentKey?.();
         } catch (err) {
           request.onIdentityError?.(err);
         }
-        const run = chain.then(() => finishOnce(current, key, isFirst));
+        const resolved = current ? chain : chain.then(() => this.start.started());
+        const run = resolved.then(() => finishOnce(current ?? session(), key, isFirst));
         chain = run;
         return run;
       },

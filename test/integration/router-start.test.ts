@@ -271,4 +271,33 @@ describe('a statement of the pool before the start', () => {
       holder.release();
     }
   });
+
+  it("a request's token is judged after the start also by currentToken() and by a request that ends before the start with no statement", async () => {
+    const secret = 'a start-test secret of at least 32 characters';
+    const router = createRouter({
+      primary: { connectionString: urlAs(cluster.primary) },
+      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+      monitor: { intervalMs: 100 },
+      tokenSecret: secret,
+    });
+    cleanups.push(() => router.close());
+    const foreign = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(secret));
+    const open = () =>
+      requestScopesOf(router)!.open({
+        identity: () => ({ key: undefined, fresh: true }),
+        token: foreign,
+        consistency: undefined,
+        spanAttributes: {},
+        issueToken: true,
+      });
+    expect(engineOf(router)!.dispatch.isStarted).toBe(false);
+    const asking = open();
+    const issued = await asking.run(() => router.currentToken());
+    await asking.finish();
+    const silent = open();
+    const { token } = await silent.finish(); // no statement at all
+    expect(router.topology().counters.tokensRejected.foreign).toBe(2);
+    expect(router.topology().counters.tokensAccepted).toBe(0);
+    for (const t of [issued, token]) if (t !== undefined) expect(tokenPosition(t).lsn).not.toBe(0xffff_0000_0000n);
+  });
 });
