@@ -262,11 +262,11 @@ const POOL_RUNNER: Runner<Telemetry, NormalizedQuery, pg.QueryResult> = {
   beforeStart: true,
   mayRetry: () => true,
   abandon: () => true,
-  execute(telemetry, node, span, q) {
-    // On the primary a statement opens its connection first, so that a failure to connect is known
-    // not to have sent it (a write cannot have committed; before the start, the statement is routed
-    // again once started).
-    const twoSteps = node.role === 'primary';
+  execute(telemetry, node, span, q, classification, _scope, beforeStart) {
+    // A write (and any statement before the start) opens its connection first, so that a failure
+    // to connect is known not to have sent it: a write cannot have committed; before the start,
+    // the statement is routed again once started.
+    const twoSteps = node.role === 'primary' && (classification.kind !== 'read' || beforeStart);
     return telemetry.within(span, () =>
       twoSteps ? sendOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values),
     );
