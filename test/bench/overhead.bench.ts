@@ -46,6 +46,10 @@ async function routingWorkPerStatement(): Promise<Record<string, BlockFigures>> 
   const { engine, monitor } = fakeEngine();
   monitor.set('r1', { replayLsn: 1000n });
   monitor.set('r2', { replayLsn: 1000n });
+  // Live samples answer too, as real servers do: a session that leaves the node of its uncovered
+  // reads covers them with one (without an answer it would read on the primary, and the figure
+  // would be the primary's path, not the replica's).
+  for (const name of ['primary', 'r1', 'r2']) monitor.live.set(name, 1000n);
   const pool = new RoutedPool(engine);
   const sql = 'select id, payload from bench where id = $1';
   const figures = await measureBlocks(
