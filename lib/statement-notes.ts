@@ -14,8 +14,9 @@ import { NO_TRANSACTION, stringEffect, type TransactionState } from './transacti
  * - outside a transaction, a write on the primary, even a failed one unless it was never sent
  *   (a lost connection after COMMIT may still have committed);
  * - inside one, a COMMIT (even a failed one) after any statement of the transaction ran on the
- *   primary other than a read (the COMMIT itself counts); a transaction on a replica writes
- *   nothing;
+ *   primary other than a read (the COMMIT itself counts: a read may call a function that
+ *   writes) — except the COMMIT of a `BEGIN READ ONLY` transaction, where PostgreSQL refuses
+ *   every write; a transaction on a replica writes nothing;
  * - a multi-statement string: what its steps did (see {@link stringEffect}).
  */
 export function noteOutcome(
@@ -33,6 +34,7 @@ export function noteOutcome(
     if (ok && transaction) {
       // When unsure, the connection may be in a block that wrote already (BEGIN only warns there).
       if (!transaction.unsure) transaction.wrote = false;
+      transaction.readOnly = kind === 'begin-read-only' && !transaction.unsure;
       transaction.open = true;
       transaction.unsure = false;
     }
@@ -43,8 +45,9 @@ export function noteOutcome(
     if (node.role === 'primary' && kind === 'write' && (ok || !isNotSent(err))) scope.session.noteWrite();
     if (!transaction?.open) return false;
   }
-  if (node.role === 'primary' && kind !== 'read') transaction.wrote = true;
-  if (kind !== 'commit' && kind !== 'rollback') return false;
+  const ends = kind === 'commit' || kind === 'rollback';
+  if (node.role === 'primary' && kind !== 'read' && !(ends && transaction.readOnly)) transaction.wrote = true;
+  if (!ends) return false;
   if (kind === 'commit' && transaction.wrote) scope.session.noteWrite();
   transaction.wrote = false;
   // AND CHAIN opens the next transaction at once, on the same connection (it fails outside one).
@@ -54,6 +57,7 @@ export function noteOutcome(
   }
   transaction.open = false;
   transaction.unsure = false;
+  transaction.readOnly = false;
   return true;
 }
 
@@ -81,6 +85,7 @@ function noteString(
   transaction.open = after.open;
   transaction.wrote = after.wrote;
   transaction.unsure = after.unsure;
+  transaction.readOnly = false; // a string may have ended it and begun another: no longer known
   return ended;
 }
 

@@ -13,12 +13,18 @@ export interface TransactionState {
    * both as committed at once and as part of the transaction.
    */
   unsure?: boolean;
+  /**
+   * Opened by `BEGIN READ ONLY` (when sure): PostgreSQL refuses every write in it, its functions'
+   * too, so its COMMIT or ROLLBACK writes nothing (a statement that is not a read, such as
+   * `SET TRANSACTION READ WRITE`, still counts).
+   */
+  readOnly?: boolean;
 }
 
 export const NO_TRANSACTION: TransactionState = Object.freeze({ open: false, wrote: false });
 
 /** What a multi-statement string did: where it left the transaction, and whether it committed a write. */
-export interface StringEffect extends Required<TransactionState> {
+export interface StringEffect extends Required<Omit<TransactionState, 'readOnly'>> {
   /** It may have committed a write (explicitly, or its implicit transaction when it ended). */
   readonly committed: boolean;
 }

@@ -1,0 +1,61 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import type { Router } from 'pg-replica-router';
+import type { Cluster } from 'pg-replica-router/testing';
+import { routerFor, useRoutedCluster } from '../helpers/cluster.js';
+
+// A `BEGIN READ ONLY` transaction on the primary writes nothing (PostgreSQL refuses every write in
+// it, its functions' too), so its COMMIT costs no position read and no store write. A plain
+// `BEGIN; SELECT …; COMMIT` still counts as a write: a read may call a function that writes.
+
+let cluster: Cluster;
+let primaryOnly: Router;
+
+useRoutedCluster(
+  {
+    cluster: { replicas: 1 },
+    setup: [
+      'create table ro_notes (id serial primary key, note text)',
+      "create function ro_note_write() returns int language sql volatile as $$ insert into ro_notes (note) values ('from a function') returning id $$",
+    ],
+  },
+  (c) => {
+    cluster = c;
+    primaryOnly = routerFor(cluster, { replicas: [] });
+  },
+);
+
+/** Runs `statements` on one checked-out client in a session; the position reads it caused. */
+async function positionReadsOf(session: string, statements: string[]): Promise<number> {
+  const before = primaryOnly.topology().counters.positionReads;
+  await primaryOnly.withSession(session, async () => {
+    const client = await primaryOnly.pool.connect();
+    try {
+      for (const sql of statements) await client.query(sql);
+    } finally {
+      client.release();
+    }
+  });
+  return primaryOnly.topology().counters.positionReads - before;
+}
+
+afterAll(() => primaryOnly?.close());
+
+describe('read-only transactions on the primary', () => {
+  it('PostgreSQL refuses a write in a READ ONLY transaction, also from a function a read calls', async () => {
+    const client = await primaryOnly.pool.connect();
+    try {
+      await client.query('begin read only');
+      await expect(client.query('select ro_note_write()')).rejects.toMatchObject({ code: '25006' });
+      await client.query('rollback');
+    } finally {
+      client.release();
+    }
+  });
+
+  it('BEGIN READ ONLY; SELECT; COMMIT costs no position read; BEGIN; SELECT; COMMIT still does', async () => {
+    expect(await positionReadsOf('ro-reader', ['begin read only', 'select count(*) from ro_notes', 'commit'])).toBe(0);
+    expect(await positionReadsOf('rw-reader', ['begin', 'select count(*) from ro_notes', 'commit'])).toBeGreaterThan(0);
+    // why the plain one counts: a "read" that writes through a function, committed on the primary
+    expect(await positionReadsOf('fn-writer', ['begin', 'select ro_note_write()', 'commit'])).toBeGreaterThan(0);
+  });
+});
