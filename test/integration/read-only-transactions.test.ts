@@ -4,7 +4,8 @@ import type { Cluster } from 'pg-replica-router/testing';
 import { routerFor, useRoutedCluster } from '../helpers/cluster.js';
 
 // A `BEGIN READ ONLY` transaction on the primary writes nothing (PostgreSQL refuses every write in
-// it, its functions' too), so its COMMIT costs no position read and no store write. A plain
+// it, its functions' too), so its COMMIT is no write: the scope does not wait for a position read
+// at its end. A plain
 // `BEGIN; SELECT …; COMMIT` still counts as a write: a read may call a function that writes.
 
 let cluster: Cluster;
@@ -24,7 +25,7 @@ useRoutedCluster(
   },
 );
 
-/** Runs `statements` on one checked-out client in a session; the position reads it caused. */
+/** Runs `statements` on one checked-out client in a session; the position reads made by the time the scope ended. */
 async function positionReadsOf(session: string, statements: string[]): Promise<number> {
   const before = primaryOnly.topology().counters.positionReads;
   await primaryOnly.withSession(session, async () => {
@@ -52,7 +53,7 @@ describe('read-only transactions on the primary', () => {
     }
   });
 
-  it('BEGIN READ ONLY; SELECT; COMMIT costs no position read; BEGIN; SELECT; COMMIT still does', async () => {
+  it('BEGIN READ ONLY; SELECT; COMMIT costs its scope no position read (its read on the primary is covered later, off the request path, as any read there); BEGIN; SELECT; COMMIT still does', async () => {
     expect(await positionReadsOf('ro-reader', ['begin read only', 'select count(*) from ro_notes', 'commit'])).toBe(0);
     expect(await positionReadsOf('rw-reader', ['begin', 'select count(*) from ro_notes', 'commit'])).toBeGreaterThan(0);
     // why the plain one counts: a "read" that writes through a function, committed on the primary
