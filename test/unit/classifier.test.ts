@@ -1,11 +1,5 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Classifier, type StatementKind, type StringStep } from '../../lib/classifier.js';
-
-const run = promisify(execFile);
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 const classifier = new Classifier({ writeFunctions: ['audit_touch', 'app_*'] });
 beforeAll(() => classifier.ready);
@@ -249,24 +243,6 @@ describe('statement classification', () => {
     const first = await classifier.classify('select * from cache_test where id = $1');
     expect(classifier.classifySync('select * from cache_test where id = $1')).toBe(first);
     expect(Object.isFrozen(first)).toBe(true);
-  });
-
-  it('sends everything to the primary until the parser is loaded (in a process that just imported it)', async () => {
-    const script = [
-      "import { Classifier } from './lib/classifier.ts';",
-      'const early = new Classifier();',
-      "const before = early.classifySync('select 1');",
-      "const after = await early.classify('select 1');",
-      'console.log(JSON.stringify({ before, after }));',
-    ].join('\n');
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT });
-    const { before, after } = JSON.parse(stdout) as { before: unknown; after: unknown };
-    expect(before).toMatchObject({ kind: 'write', detail: 'parser-unavailable' });
-    expect(after).toMatchObject({ kind: 'read' });
-  });
-
-  it('a classifier made after the parser has loaded classifies at once', () => {
-    expect(new Classifier().classifySync('select 1')).toMatchObject({ kind: 'read' });
   });
 
   it('sends non-text to the primary', () => {
