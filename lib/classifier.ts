@@ -76,10 +76,6 @@ const UNPARSABLE_STRING: Classification = Object.freeze({
 type Json = unknown;
 
 /**
- * Classifies SQL text with PostgreSQL's own parser (libpg-query), caching results by text.
- * Conservative: whatever is not clearly a single side-effect-free read goes to the primary.
- */
-/**
  * libpg-query's WebAssembly module starts loading when this file is imported, not when a router is
  * created: a router made later classifies from its first statement. Never rejects: if the parser
  * cannot load, every statement goes to the primary.
@@ -92,6 +88,10 @@ const parserLoading: Promise<void> = loadModule().then(
   () => {},
 );
 
+/**
+ * Classifies SQL text with PostgreSQL's own parser (libpg-query), caching results by text.
+ * Conservative: whatever is not clearly a single side-effect-free read goes to the primary.
+ */
 export class Classifier {
   readonly #cache: LRUCache<string, Classification>;
   readonly #exact = new Set<string>();
