@@ -49,7 +49,10 @@ export class Monitor implements MonitorView {
       });
       // A second 'error' of one connection (a FATAL, then the lost socket) must not go unheard.
       pool.on('connect', (client) => client.on('error', () => {}));
-      this.#nodes.set(node.name, watched(pool, newNodeState(node.name, node.role)));
+      this.#nodes.set(
+        node.name,
+        watched(pool, newNodeState(node.name, node.role), (w, sentAt) => this.#sampleOnce(w, sentAt)),
+      );
     }
     this.#primary = [...this.#nodes.values()].find((w) => w.state.role === 'primary');
     // The primary first: replicas are judged against its WAL history.
@@ -78,45 +81,26 @@ export class Monitor implements MonitorView {
   sample(name: string, notBefore = -Infinity): Promise<Sample> {
     const watched = this.#nodes.get(name);
     if (!watched) return Promise.resolve({ lsn: undefined, sentAt: performance.now() });
-    if (watched.live && watched.live.sentAt >= notBefore) return watched.live.promise;
-    if (watched.live) {
-      // Too old for this caller: one more sample, sent once the one in flight is back, serves
-      // every caller that arrives meanwhile (it is sent after all of them asked). At most two
-      // samples per node are ever in flight or queued, however many reads ask.
-      watched.next ??= watched.live.promise.then(() => {
-        watched.next = undefined;
-        return this.#sampleNow(watched);
-      });
-      return watched.next;
-    }
-    return this.#sampleNow(watched);
+    return watched.samples.get(notBefore);
   }
 
-  #sampleNow(watched: Watched): Promise<Sample> {
-    const sentAt = performance.now();
-    const sql = sampleSql(watched.state.role);
-    const live: { promise: Promise<Sample>; sentAt: number } = { sentAt, promise: Promise.resolve({ lsn: undefined, sentAt }) };
-    live.promise = (async (): Promise<Sample> => {
-      try {
-        const { rows } = await watched.pool.query<{ lsn: string | null; started: string }>(sql);
-        if (watched.started !== undefined && rows[0]?.started !== watched.started) {
-          // Restarted since the last poll: it may be behind where it was. Forget, and let the
-          // next poll take it up again.
-          this.#forget(watched);
-          this.version++;
-          return { lsn: undefined, sentAt };
-        }
-        const lsn = tryParseLsn(rows[0]?.lsn ?? undefined);
-        if (lsn !== undefined) this.#raisePosition(watched, lsn, sentAt);
-        return { lsn, sentAt };
-      } catch {
+  /** One live sample of `watched`, sent now (`sentAt`); never rejects (`lsn` undefined on failure). */
+  async #sampleOnce(watched: Watched, sentAt: number): Promise<Sample> {
+    try {
+      const { rows } = await watched.pool.query<{ lsn: string | null; started: string }>(sampleSql(watched.state.role));
+      if (watched.started !== undefined && rows[0]?.started !== watched.started) {
+        // Restarted since the last poll: it may be behind where it was. Forget, and let the
+        // next poll take it up again.
+        this.#forget(watched);
+        this.version++;
         return { lsn: undefined, sentAt };
-      } finally {
-        if (watched.live === live) watched.live = undefined;
       }
-    })();
-    watched.live = live;
-    return live.promise;
+      const lsn = tryParseLsn(rows[0]?.lsn ?? undefined);
+      if (lsn !== undefined) this.#raisePosition(watched, lsn, sentAt);
+      return { lsn, sentAt };
+    } catch {
+      return { lsn: undefined, sentAt };
+    }
   }
 
   /**

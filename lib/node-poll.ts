@@ -3,6 +3,7 @@ import type { Sample } from './monitor-view.js';
 import { tryParseLsn, type Lsn } from './lsn.js';
 import { aheadOfPrimary, historyKey, type NodeState } from './node-state.js';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
+import { SharedRoundTrip } from './shared-round-trip.js';
 
 // One round trip answers everything, on a primary or a replica alike, for any role (nothing here
 // needs superuser or pg_monitor; replay lag is derived from positions, see
@@ -51,9 +52,8 @@ export interface Watched {
   pool: pg.Pool;
   timer: NodeJS.Timeout | undefined;
   inflight: Promise<void> | undefined;
-  live: { promise: Promise<Sample>; sentAt: number } | undefined;
-  /** One sample queued behind `live`, shared by everyone who asked while `live` was too old. */
-  next: Promise<Sample> | undefined;
+  /** Live samples, shared by concurrent callers (see `Monitor.sample`). */
+  samples: SharedRoundTrip<Sample>;
   systemIdAsked: boolean;
   /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
   started: string | undefined;
@@ -63,19 +63,19 @@ export interface Watched {
   polled?: { replay: Lsn; answeredAt: number } | undefined;
 }
 
-/** A node the monitor starts watching: nothing asked yet. */
-export function watched(pool: pg.Pool, state: NodeState): Watched {
-  return {
+/** A node the monitor starts watching: nothing asked yet; `sample` sends one live sample of it. */
+export function watched(pool: pg.Pool, state: NodeState, sample: (w: Watched, sentAt: number) => Promise<Sample>): Watched {
+  const w: Watched = {
     state,
     pool,
     timer: undefined,
     inflight: undefined,
-    live: undefined,
-    next: undefined,
+    samples: new SharedRoundTrip((sentAt) => sample(w, sentAt)),
     systemIdAsked: false,
     started: undefined,
     replayedAt: undefined,
   };
+  return w;
 }
 
 /**

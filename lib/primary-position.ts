@@ -5,6 +5,7 @@ import type { MonitorView } from './monitor-view.js';
 import type { NodeConnectionPool } from './nodes.js';
 import { PRIMARY_POSITION_SQL } from './position-sql.js';
 import type { PositionSample, Session } from './session.js';
+import { SharedRoundTrip } from './shared-round-trip.js';
 
 /**
  * Reads the primary's position on the application's primary pool: the one place this is done.
@@ -21,55 +22,29 @@ export class PrimaryPositions {
     readonly timeoutMs: number,
   ) {}
 
-  /** The read in flight, and when it was sent. */
-  #live: { promise: Promise<PositionSample>; sentAt: number } | undefined;
-  /** One read queued behind `#live`, shared by every caller that came while `#live` was too old. */
-  #next: Promise<PositionSample> | undefined;
+  /** Reads shared by concurrent callers (see {@link read}). */
+  readonly #reads = new SharedRoundTrip((sentAt) => this.#readNow(sentAt));
 
   /**
    * The primary's insert LSN, read by a round trip sent at or after `notBefore` (default: now) —
-   * so past every write acknowledged before it. Concurrent callers share reads: one in flight
-   * that was sent at or after a caller's `notBefore` serves it; otherwise one more read, sent once
-   * the one in flight is back, serves every caller that came meanwhile. At most two reads are in
-   * flight or queued, however many scopes wrote. Also kept by the monitor to date floors. Rejects
-   * after `timeoutMs`; a connection whose answer never came is not reused (pg's `query_timeout`
-   * makes the pool drop it).
+   * so past every write acknowledged before it — shared by concurrent callers (see
+   * {@link SharedRoundTrip}: at most two reads in flight or queued, however many scopes wrote).
+   * Also kept by the monitor to date floors. Rejects after `timeoutMs`; a connection whose answer
+   * never came is not reused (pg's `query_timeout` makes the pool drop it).
    */
   read(notBefore = performance.now()): Promise<PositionSample> {
-    const live = this.#live;
-    if (live && live.sentAt >= notBefore) return live.promise;
-    if (live) {
-      this.#next ??= live.promise.then(
-        () => this.#queued(),
-        () => this.#queued(),
-      );
-      return this.#next;
-    }
-    return this.#readNow();
+    return this.#reads.get(notBefore);
   }
 
-  #queued(): Promise<PositionSample> {
-    this.#next = undefined;
-    return this.#readNow();
-  }
-
-  #readNow(): Promise<PositionSample> {
-    const sentAt = performance.now();
+  #readNow(sentAt: number): Promise<PositionSample> {
     this.counters.positionReads++;
     // pg reads `query_timeout` from a query config too (its types list it for clients only).
     const config: pg.QueryConfig & { query_timeout: number } = { text: PRIMARY_POSITION_SQL, query_timeout: this.timeoutMs };
-    const promise = within(this.pool.query<{ lsn: string }>(config), this.timeoutMs).then(({ rows }) => {
+    return within(this.pool.query<{ lsn: string }>(config), this.timeoutMs).then(({ rows }) => {
       const lsn = parseLsn(rows[0]!.lsn);
       this.monitor.notePrimaryPosition(lsn, sentAt);
       return { lsn, sentAt };
     });
-    const live = { promise, sentAt };
-    this.#live = live;
-    const done = () => {
-      if (this.#live === live) this.#live = undefined;
-    };
-    promise.then(done, done);
-    return promise;
   }
 
   /**

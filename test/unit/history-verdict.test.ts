@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { judgeAhead, type Watched } from '../../lib/node-poll.js';
+import { SharedRoundTrip } from '../../lib/shared-round-trip.js';
 import { clusterHistory, newNodeState, sameHistory } from '../../lib/node-state.js';
 
 function watched(role: 'primary' | 'replica', started: string): Watched {
@@ -14,8 +15,7 @@ function watched(role: 'primary' | 'replica', started: string): Watched {
     pool: undefined as unknown as pg.Pool,
     timer: undefined,
     inflight: undefined,
-    live: undefined,
-    next: undefined,
+    samples: new SharedRoundTrip(async (sentAt) => ({ lsn: undefined, sentAt })),
     systemIdAsked: true,
     started,
     replayedAt: undefined,
