@@ -54,9 +54,8 @@ export class Dispatch {
   started(): Promise<void> {
     // A primary that did not answer its first poll (down at start): the replicas' first polls
     // too, so that reads have them (judged as well as they can be without the primary).
-    const primary = this.planner.nodes.primary.name;
     this.#started ??= Promise.all([this.classifier.ready, this.monitor.primaryReady])
-      .then(() => (this.monitor.state(primary)?.status === 'up' ? undefined : this.monitor.ready))
+      .then(() => (this.monitor.state(this.planner.nodes.primary.name)?.status === 'up' ? undefined : this.monitor.ready))
       .then(() => {
         this.#isStarted = true;
       });

@@ -127,8 +127,7 @@ export class Engine {
    */
   async withToken<T>(token: unknown, fn: () => Promise<T> | T): Promise<T> {
     const outer = this.scopes.current();
-    // A token is judged against the primary's WAL history: known once the router has started.
-    if (!this.dispatch.isStarted) await this.dispatch.started();
+    await this.dispatch.started(); // a token is judged against the primary's WAL history, known once started
     let session = outer.session;
     if (session.key === undefined) {
       // A continuation of the current (in-memory) session, plus the token.
@@ -146,8 +145,7 @@ export class Engine {
   /** A token for the current session: everything it wrote or observed so far. */
   async currentToken(secret: Buffer): Promise<string> {
     const scope = this.scopes.current();
-    // Its session (a request's, with the token it brought) is judged against the primary's WAL history.
-    if (!this.dispatch.isStarted) await this.dispatch.started();
+    await this.dispatch.started(); // its session (a request's, with its token) is judged against the primary's WAL history
     return this.tokens.issue(scope.session, secret, true);
   }
 

@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createRouter, parseLsn, type Router } from 'pg-replica-router';
+import { createRouter, parseLsn, type Router, type RouterOptions } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
 import { engineOf, requestScopesOf } from '../../lib/internal.js';
 import { encodeToken } from '../../lib/token.js';
@@ -59,6 +59,33 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
+/** A new router over the test cluster (the primary and r1), closed after the test. */
+function newRouter(options: Partial<RouterOptions> = {}): Router {
+  const router = createRouter({
+    primary: { connectionString: urlAs(cluster.primary) },
+    replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
+    monitor: { intervalMs: 100 },
+    ...options,
+  });
+  cleanups.push(() => router.close());
+  return router;
+}
+
+const SECRET = 'a start-test secret of at least 32 characters';
+/** A request scope of `router` (as the Express middleware opens one) that brought `token` and no identity. */
+function requestWith(router: Router, token: string) {
+  return requestScopesOf(router)!.open({
+    identity: () => ({ key: undefined, fresh: true }),
+    token,
+    consistency: undefined,
+    spanAttributes: {},
+    issueToken: true,
+  });
+}
+
+/** A token of another PostgreSQL system (another system identifier), far ahead, signed with SECRET. */
+const FOREIGN = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(SECRET));
+
 describe("a router's start", () => {
   it('a replica that never answers holds up no statement: the first ones run on the primary while its first poll is pending', async () => {
     const silent = await silentServer();
@@ -92,12 +119,7 @@ describe("a router's start", () => {
   });
 
   it('a checkout before the start gets the primary, and its first read moves it to a replica ready by then', async () => {
-    const router = createRouter({
-      primary: { connectionString: urlAs(cluster.primary) },
-      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
-      monitor: { intervalMs: 100 },
-    });
-    cleanups.push(() => router.close());
+    const router = newRouter();
 
     const client = await router.pool.connect();
     try {
@@ -117,12 +139,7 @@ describe("a router's start", () => {
 
 describe('a statement of the pool before the start', () => {
   it('asks for its connection when called, on the primary, as pg.Pool does; its outcome comes once the router has started', async () => {
-    const router = createRouter({
-      primary: { connectionString: urlAs(cluster.primary) },
-      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
-      monitor: { intervalMs: 100 },
-    });
-    cleanups.push(() => router.close());
+    const router = newRouter();
     const dispatch = engineOf(router)!.dispatch;
     expect(dispatch.isStarted).toBe(false);
 
@@ -135,13 +152,7 @@ describe('a statement of the pool before the start', () => {
   });
 
   it("a session's write before the start gets a position of the primary's WAL history (a token on timeline 1, past the write)", async () => {
-    const router = createRouter({
-      primary: { connectionString: urlAs(cluster.primary) },
-      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
-      monitor: { intervalMs: 100 },
-      tokenSecret: 'a start-test secret of at least 32 characters',
-    });
-    cleanups.push(() => router.close());
+    const router = newRouter({ tokenSecret: SECRET });
     const before = (await cluster.primary.query('select pg_current_wal_insert_lsn()::text as lsn'))[0]!.lsn as string;
     const token = await router.withSession('start-writer', async () => {
       await router.query("update start_notes set note = 'written before the start' where id = 1");
@@ -170,22 +181,8 @@ describe('a statement of the pool before the start', () => {
   });
 
   it("a request's token is judged only after the start: one of another PostgreSQL system is rejected as foreign, as after it", async () => {
-    const secret = 'a start-test secret of at least 32 characters';
-    const router = createRouter({
-      primary: { connectionString: urlAs(cluster.primary) },
-      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
-      monitor: { intervalMs: 100 },
-      tokenSecret: secret,
-    });
-    cleanups.push(() => router.close());
-    const foreign = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(secret));
-    const request = requestScopesOf(router)!.open({
-      identity: () => ({ key: undefined, fresh: true }),
-      token: foreign,
-      consistency: undefined,
-      spanAttributes: {},
-      issueToken: true,
-    });
+    const router = newRouter({ tokenSecret: SECRET });
+    const request = requestWith(router, FOREIGN);
     expect(engineOf(router)!.dispatch.isStarted).toBe(false);
     await request.run(() => router.pool.query('select 1'));
     const { token } = await request.finish();
@@ -195,36 +192,26 @@ describe('a statement of the pool before the start', () => {
   });
 
   it('router.withToken before the start judges its token after it: one of another PostgreSQL system is rejected as foreign', async () => {
-    const secret = 'a start-test secret of at least 32 characters';
-    const router = createRouter({
-      primary: { connectionString: urlAs(cluster.primary) },
-      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
-      monitor: { intervalMs: 100 },
-      tokenSecret: secret,
-    });
-    cleanups.push(() => router.close());
-    const foreign = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(secret));
+    const router = newRouter({ tokenSecret: SECRET });
     expect(engineOf(router)!.dispatch.isStarted).toBe(false);
-    const floor = await router.withToken(foreign, () => engineOf(router)!.scopes.current().session.floor);
+    const floor = await router.withToken(FOREIGN, () => engineOf(router)!.scopes.current().session.floor);
     expect(floor).toBe(0n);
     expect(router.topology().counters.tokensRejected.foreign).toBe(1);
     expect(router.topology().counters.tokensAccepted).toBe(0);
   });
 
   it('with the primary down since the start, a token of another PostgreSQL system is still refused (the replicas give the system identifier)', async () => {
-    const secret = 'a start-test secret of at least 32 characters';
     const closed = new URL(urlAs(cluster.primary));
     closed.port = '1';
     const router = createRouter({
       primary: { connectionString: closed.toString() },
       replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
       monitor: { intervalMs: 100 },
-      tokenSecret: secret,
+      tokenSecret: SECRET,
       logger: false,
     });
     cleanups.push(() => router.close());
-    const foreign = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(secret));
-    const { rows, floor } = await router.withToken(foreign, async () => ({
+    const { rows, floor } = await router.withToken(FOREIGN, async () => ({
       rows: (await router.query('select inet_server_port() as port')).rows,
       floor: engineOf(router)!.scopes.current().session.floor,
     }));
@@ -234,13 +221,7 @@ describe('a statement of the pool before the start', () => {
   });
 
   it('a read before the start whose connection dies under it gets the error, as on pg (it was sent: not run again)', async () => {
-    const router = createRouter({
-      primary: { connectionString: urlAs(cluster.primary) },
-      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
-      monitor: { intervalMs: 100 },
-      logger: false,
-    });
-    cleanups.push(() => router.close());
+    const router = newRouter({ logger: false });
     const sleeping = router.query("select pg_sleep(3), 'dies before the start' as marker");
     const outcome = sleeping.then(
       () => 'resolved',
@@ -273,23 +254,8 @@ describe('a statement of the pool before the start', () => {
   });
 
   it("a request's token is judged after the start also by currentToken() and by a request that ends before the start with no statement", async () => {
-    const secret = 'a start-test secret of at least 32 characters';
-    const router = createRouter({
-      primary: { connectionString: urlAs(cluster.primary) },
-      replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!) }],
-      monitor: { intervalMs: 100 },
-      tokenSecret: secret,
-    });
-    cleanups.push(() => router.close());
-    const foreign = encodeToken({ lsn: 0xffff_0000_0000n, node: undefined, systemId: '1234567890', timeline: 1 }, Buffer.from(secret));
-    const open = () =>
-      requestScopesOf(router)!.open({
-        identity: () => ({ key: undefined, fresh: true }),
-        token: foreign,
-        consistency: undefined,
-        spanAttributes: {},
-        issueToken: true,
-      });
+    const router = newRouter({ tokenSecret: SECRET });
+    const open = () => requestWith(router, FOREIGN);
     expect(engineOf(router)!.dispatch.isStarted).toBe(false);
     const asking = open();
     const issued = await asking.run(() => router.currentToken());
