@@ -109,4 +109,24 @@ describe("pg's Promise option", () => {
       await ended;
     }
   });
+
+  it("a checked-out client's end() returns a promise of that class too, as pg.Client's does", async () => {
+    const config = { connectionString: urlAs(cluster.primary), Promise: OwnPromise };
+    const own = createRouter({ primary: config, replicas: [], monitor: { intervalMs: 100 } });
+    const plainPool = new pg.Pool(config);
+    try {
+      for (const [name, pool] of [
+        ['pg.Pool', plainPool],
+        ['router.pool', own.pool as unknown as pg.Pool],
+      ] as const) {
+        const client = await pool.connect();
+        const ended = client.end();
+        expect(ended, `${name}: client.end`).toBeInstanceOf(OwnPromise);
+        await ended;
+        client.release(true);
+      }
+    } finally {
+      await Promise.all([plainPool.end(), own.close()]);
+    }
+  });
 });
