@@ -133,9 +133,27 @@ export class Backends {
 
 const terminated = new WeakSet<object>();
 
-/** A pg client whose backend the router was asked to terminate: its loss is no sign its node is down. */
+/**
+ * A pg client whose backend the router was asked to terminate, or that its server ended alone
+ * ({@link watchEndedAlone}): its loss is no sign its node is down.
+ */
 export function wasTerminated(client: object): boolean {
   return terminated.has(client);
+}
+
+/** SQLSTATEs of a FATAL that a server sends every connection when it goes: shutdown, crash, not accepting. */
+const SERVER_GOING = /^(57P0[123]|08)/;
+
+/**
+ * Watches `client` for a FATAL that ends its connection alone while the server runs on — a
+ * recovery conflict (40001), an idle-in-transaction, idle-session or transaction timeout — and
+ * marks it {@link wasTerminated}, so that the lost socket after it is not taken for an outage.
+ * A shutdown's or a crash's FATAL (57P01–57P03) still is one.
+ */
+export function watchEndedAlone(client: pg.ClientBase): void {
+  (client as pg.Client).connection.on('errorMessage', (msg: { severity?: string; code?: string }) => {
+    if (msg.severity === 'FATAL' && !SERVER_GOING.test(msg.code ?? '08')) terminated.add(client);
+  });
 }
 
 /** Marks `client` as {@link wasTerminated} (before the terminate is sent). */

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { promised, toCallback } from './callback.js';
-import { wasTerminated } from './backends.js';
+import { wasTerminated, watchEndedAlone } from './backends.js';
 import { RoutedClient } from './client.js';
 import { checkOut } from './checkout.js';
 import { inHook } from './hooks.js';
@@ -69,6 +69,7 @@ export class RoutedPool extends PoolBase {
       // on a connection being removed from its pool; unheard, that would crash the process. The
       // statement that was running gets its error anyway; a connection failure is reported.
       node.pool.on('connect', (client: pg.PoolClient) => {
+        watchEndedAlone(client);
         client.on('error', (err: unknown) => {
           if (isConnectionError(err) && !wasTerminated(client)) engine.monitor.reportConnectionFailure(node.name, err);
         });

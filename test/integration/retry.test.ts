@@ -66,10 +66,58 @@ describe('retry of a read that fails on a replica', () => {
         const read = client.query(SLOW);
         await new Promise((resolve) => setTimeout(resolve, 300));
         await lockOnPrimary();
-        await expect(read).rejects.toMatchObject({ code: '40001' });
-        await client.query('rollback');
-      } finally {
-        client.release();
+        const err = await read.then(
+          () => undefined,
+          (e: unknown) => e as { code?: string; message: string },
+        );
+        expect(err).toMatchObject({ code: '40001', message: expect.stringMatching(/conflict with recovery/) });
+        // PostgreSQL cancels the statement ("canceling statement …") and the transaction can be
+        // rolled back, or, when a second conflict signal reaches the backend before its abort
+        // (a race in PostgreSQL ≤ 16), ends the connection ("terminating connection …", the same
+        // code): then the connection is gone and the client is released with the error, as on pg.
+        if (/terminating connection/.test(err!.message)) {
+          await expect(client.query('rollback')).rejects.toThrow();
+          client.release(true);
+        } else {
+          await client.query('rollback');
+          client.release();
+        }
+      } catch (e) {
+        client.release(true);
+        throw e;
+      }
+    });
+    // Either way the replicas stay in rotation (a conflict is not an outage) and the next read runs.
+    expect(router.topology().nodes.map((n) => n.status)).toEqual(['up', 'up', 'up']);
+    expect((await router.query<{ n: number }>('select count(*)::int as n from c')).rows[0]!.n).toBeGreaterThan(0);
+  });
+
+  it('a connection the server ends for a recovery conflict (FATAL 40001) does not take its replica out of rotation', async () => {
+    await settle(router, cluster);
+    await router.withSession('idle-tx', async () => {
+      const client = await router.pool.connect();
+      client.on('error', () => {}); // as with pg: the connection's end is emitted on the checked-out client
+      try {
+        // Idle in a transaction holding a lock on c: the replayed ACCESS EXCLUSIVE lock conflicts,
+        // and an idle backend cannot be cancelled, so the server ends the connection.
+        await client.query('begin isolation level repeatable read read only');
+        const { rows } = await client.query<{ port: number }>('select inet_server_port() as port, count(*) from c group by 1');
+        const node = nodeByPort(cluster, rows[0]!.port);
+        expect(node).not.toBe('primary');
+        await lockOnPrimary();
+        // Watched while the conflict is replayed (past max_standby_streaming_delay) and the server ends the connection.
+        const seen = new Set<string>();
+        for (let i = 0; i < 60; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          seen.add(router.topology().nodes.find((n) => n.name === node)!.status);
+        }
+        await expect(client.query('select 1')).rejects.toThrow(/not queryable|terminated|conflict with recovery/);
+        // One connection ended by its server is not an outage: the node stays in rotation throughout.
+        expect([...seen]).toEqual(['up']);
+        client.release(true);
+      } catch (e) {
+        client.release(true);
+        throw e;
       }
     });
   });
