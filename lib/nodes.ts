@@ -80,25 +80,40 @@ export function boundedConfig(config: pg.PoolConfig, _role: NodeRole, bounds: No
  * not come in time fails with pg's "Query read timeout", and pg-pool drops its connection.
  */
 function boundedReads(ms: number): typeof pg.Client {
-  class BoundedReadsClient extends pg.Client {}
   const send = pg.Client.prototype.query as (this: pg.Client, ...args: unknown[]) => unknown;
-  const query = function (this: pg.Client, config: unknown, ...rest: unknown[]): unknown {
-    // pg's own default is `false`; a connection string's `query_timeout` is the user's.
-    const own = (this as unknown as { connectionParameters?: { query_timeout?: unknown } }).connectionParameters?.query_timeout;
-    const unset = own === undefined || own === false;
-    if (unset && typeof config === 'string') return send.call(this, { text: config, query_timeout: ms }, ...rest);
-    if (unset && isPlainStatement(config)) return send.call(this, { ...config, query_timeout: ms }, ...rest);
-    return send.call(this, config, ...rest);
-  };
-  BoundedReadsClient.prototype.query = query as pg.Client['query'];
+  class BoundedReadsClient extends pg.Client {
+    /** The bound is the connection's own (pg reads it per statement): the statement itself is passed on untouched, as pg gets it from a raw pool. */
+    readonly #bounded: boolean;
+
+    constructor(config?: string | pg.ClientConfig) {
+      super(config);
+      // pg's own default is `false`; a connection string's `query_timeout` is the user's.
+      const params = (this as unknown as { connectionParameters: { query_timeout?: unknown } }).connectionParameters;
+      this.#bounded = params.query_timeout === undefined || params.query_timeout === false;
+      if (this.#bounded) params.query_timeout = ms;
+    }
+
+    override query(...args: unknown[]): never {
+      const config = args[0];
+      if (!this.#bounded || typeof config === 'string' || isPlainStatement(config)) return send.apply(this, args) as never;
+      // A cursor or stream, or a statement with its own query_timeout (0: none): not bounded by ours.
+      const params = (this as unknown as { connectionParameters: { query_timeout?: unknown } }).connectionParameters;
+      params.query_timeout = false;
+      try {
+        return send.apply(this, args) as never;
+      } finally {
+        params.query_timeout = ms;
+      }
+    }
+  }
   return BoundedReadsClient;
 }
 
-/** A query config object (not a submittable, not already bounded). */
-function isPlainStatement(config: unknown): config is Record<string, unknown> {
+/** A query config object (not a submittable, not one with its own query_timeout). */
+function isPlainStatement(config: unknown): boolean {
   if (typeof config !== 'object' || config === null) return false;
   const fields = config as { submit?: unknown; query_timeout?: unknown };
-  return typeof fields.submit !== 'function' && fields.query_timeout === undefined && Object.getPrototypeOf(config) === Object.prototype;
+  return typeof fields.submit !== 'function' && fields.query_timeout === undefined;
 }
 
 /** One server and the application's pool to it. */

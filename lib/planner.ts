@@ -50,7 +50,7 @@ export class RoutePlanner {
     const session = scope.session;
     const needsFloor = this.#needsFloor(statement, level, scope);
     if (needsFloor) {
-      if (session.key !== undefined && !session.loaded) return undefined;
+      if (session.key !== undefined && !this.sessions.loadNow(session)) return undefined;
       if ((session.key === undefined && session.writePending) || session.resync || session.positioning) return undefined;
     }
     const monotonic = needsFloor && covers(level, session);

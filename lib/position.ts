@@ -141,6 +141,11 @@ export function encodePosition(p: StoredPosition): string {
   return `${p.lsn.toString(16).padStart(16, '0')}|${p.systemId ?? ''}|${p.timeline ?? ''}|${p.node ?? ''}`;
 }
 
+/** Whether `a` and `b` hold the same value (what {@link encodePosition} writes; the version aside), without encoding either. */
+export function samePosition(a: StoredPosition, b: StoredPosition): boolean {
+  return a.lsn === b.lsn && (a.node ?? '') === (b.node ?? '') && (a.systemId ?? '') === (b.systemId ?? '') && a.timeline === b.timeline;
+}
+
 /** What a store keeps: the encoded position, then `|<version>` when it has one. */
 export function encodeStored(p: StoredPosition): string {
   const version = p.version !== undefined && VERSION.test(p.version) ? `|${p.version}` : '';

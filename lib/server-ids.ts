@@ -25,6 +25,7 @@ export function serverIdOf(systemId: string | undefined, started: string, addres
  */
 export function toShared(node: string | undefined, idOf: (name: string) => string | undefined): string | undefined {
   if (node === undefined || node === 'primary') return node;
+  if (!node.includes(',')) return SERVER_ID.test(node) ? node : (idOf(node) ?? 'primary'); // one replica: the common case
   const ids: string[] = [];
   for (const name of node.split(',')) {
     const id = SERVER_ID.test(name) ? name : idOf(name);
@@ -41,6 +42,7 @@ export function toShared(node: string | undefined, idOf: (name: string) => strin
  */
 export function toLocal(node: string | undefined, nameOf: (id: string) => string | undefined): string | undefined {
   if (node === undefined || node === 'primary') return node;
+  if (!node.includes(',')) return SERVER_ID.test(node) ? (nameOf(node) ?? node) : 'primary'; // one server: the common case
   const names = node.split(',').map((id) => (SERVER_ID.test(id) ? (nameOf(id) ?? id) : 'primary'));
   return formatUncovered(parseUncovered(names.join(',')));
 }

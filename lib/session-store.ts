@@ -1,12 +1,15 @@
 import type { Counters } from './counters.js';
-import type { Lsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
-import { encodePosition, newVersion, unionNode, withVersion, type StoredPosition } from './position.js';
+import { newVersion, samePosition, unionNode, withVersion, type StoredPosition } from './position.js';
 import type { PrimaryPositions } from './primary-position.js';
+import { RecoveryFloor } from './recovery-floor.js';
 import { toLocal, toShared } from './server-ids.js';
 import type { Session } from './session.js';
 import { LostWrites, type LostWrite } from './stores/lost-writes.js';
-import type { LsnStore } from './stores/store.js';
+import { NOT_NOW, type GuardedStore } from './stores/guard.js';
+
+/** What {@link SessionStore.ensureLoaded} gives for a session loaded in this turn. */
+const LOADED: Promise<void> = Promise.resolve();
 
 type Warn = (kind: string, message: string, details?: Record<string, unknown>) => void;
 
@@ -22,12 +25,7 @@ type Warn = (kind: string, message: string, details?: Record<string, unknown>) =
  */
 export class SessionStore {
   /** Floors loaded from the store are raised to this: the primary's position after positions may have been lost. */
-  #recoveryFloor: Lsn = 0n;
-  /** `performance.now()` of the last failed store write or sign of loss (positions may be missing since). */
-  #lostAt = -Infinity;
-  /** When the current recovery floor was sampled (request sent). */
-  #recoverySampledAt = -Infinity;
-  #recovering: { promise: Promise<void>; sentAt: number } | undefined;
+  readonly #recovery: RecoveryFloor;
   readonly #background = new Set<Promise<void>>();
   /** Positions this process failed to store, per key; one pushed out is a loss of unknown keys. */
   readonly #lost: LostWrites;
@@ -35,7 +33,7 @@ export class SessionStore {
   readonly #mergedLost = new WeakMap<Session, LostWrite>();
 
   constructor(
-    readonly store: LsnStore,
+    readonly store: GuardedStore,
     readonly primary: PrimaryPositions,
     readonly monitor: MonitorView,
     /** Whether a node name is one of this router's replicas. */
@@ -45,6 +43,7 @@ export class SessionStore {
     /** How many keys' failed writes are kept before falling back to a global floor. */
     lostCapacity?: number,
   ) {
+    this.#recovery = new RecoveryFloor(primary, monitor);
     this.#lost = new LostWrites(lostCapacity, () => {
       this.storeMayHaveLost();
       this.warn(
@@ -66,14 +65,32 @@ export class SessionStore {
    * else changes, and it costs nothing until the next load.
    */
   storeMayHaveLost(): void {
-    this.#lostAt = performance.now();
+    this.#recovery.lost();
   }
 
   /** Loads the stored position once per session (shared by concurrent reads). */
   ensureLoaded(session: Session): Promise<void> {
-    if (session.key === undefined) return Promise.resolve();
+    if (session.key === undefined || this.loadNow(session)) return LOADED;
     session.loading ??= this.#load(session);
     return session.loading;
+  }
+
+  /**
+   * Loads the session's stored position in this turn when the store answers synchronously (the
+   * in-process store) and nothing needs waiting for (no recovery floor to sample): the no-I/O
+   * path stays synchronous. True when the session is loaded.
+   */
+  loadNow(session: Session): boolean {
+    if (session.loaded) return true;
+    if (session.key === undefined || session.loading || this.#recovery.stale) return false;
+    const startedAt = performance.now();
+    const stored = this.store.getNow(session.key);
+    if (stored === NOT_NOW) return false;
+    this.counters.storeReads++;
+    this.#merged(session, stored, this.#received(session, stored, startedAt));
+    session.loading = LOADED;
+    session.loaded = true;
+    return true;
   }
 
   /** Makes the session's floor current before a read: loaded, and its pending writes positioned. */
@@ -110,38 +127,49 @@ export class SessionStore {
     try {
       this.counters.storeReads++;
       const stored = await this.store.get(session.key!);
-      // What this process failed to store for the key: known exactly, merged as a stored value.
-      // Taken before any wait, so one pushed out before it is covered by the floor below.
-      const lost = this.#lost.peek(session.key!);
-      session.storeOutcome = stored === null ? 'corrupt' : stored === undefined ? 'miss' : 'hit';
-      // Nothing stored does not mean nothing written (a store that forgot, silently; a new
-      // identity for the same client): unless the session is brand new, it is owed what the
-      // primary had when this load started, as if it had read there. A primary position taken
-      // after that covers it (free when one is known, else one shared sample before a replica
-      // is used); sessions that never read a replica pay nothing.
-      if (stored === undefined && !session.fresh) session.absorb({ lsn: 0n, node: 'primary' }, startedAt);
+      const lost = this.#received(session, stored, startedAt);
       // Positions may have been lost (a store that reconnected or restarted, a failed write this
       // process could not keep): not below the primary's position observed after the last such moment.
-      if (this.#lostAt > this.#recoverySampledAt) await this.#sampleRecoveryFloor();
-      session.raise(this.#recoveryFloor);
-      if (stored === null) {
-        this.counters.corruptPositions++;
-        this.warn('corrupt-position', 'undecodable value in the position store; treated as the current primary position');
-        session.resync = true; // never "no floor": the current primary position
-      } else if (stored !== undefined) {
-        session.storedValue = stored;
-        this.#mergeFromStore(session, stored);
-      }
-      if (lost) {
-        this.#mergeFromStore(session, lost.position);
-        this.#mergedLost.set(session, lost);
-      }
+      if (this.#recovery.stale) await this.#recovery.sample();
+      this.#merged(session, stored, lost);
     } catch {
       this.counters.storeErrors++;
       session.storeOutcome = 'unavailable';
       session.floorUnknown = true; // fail safe: reads that need a floor go to the primary
     }
     session.loaded = true;
+  }
+
+  /** What a load got from the store, noted; returns what this process failed to store for the key. */
+  #received(session: Session, stored: StoredPosition | undefined | null, startedAt: number): LostWrite | undefined {
+    // What this process failed to store for the key: known exactly, merged as a stored value.
+    // Taken before any wait, so one pushed out before it is covered by the floor below.
+    const lost = this.#lost.peek(session.key!);
+    session.storeOutcome = stored === null ? 'corrupt' : stored === undefined ? 'miss' : 'hit';
+    // Nothing stored does not mean nothing written (a store that forgot, silently; a new
+    // identity for the same client): unless the session is brand new, it is owed what the
+    // primary had when this load started, as if it had read there. A primary position taken
+    // after that covers it (free when one is known, else one shared sample before a replica
+    // is used); sessions that never read a replica pay nothing.
+    if (stored === undefined && !session.fresh) session.absorb({ lsn: 0n, node: 'primary' }, startedAt);
+    return lost;
+  }
+
+  /** The loaded value (and what this process failed to store) merged into the session, above the recovery floor. */
+  #merged(session: Session, stored: StoredPosition | undefined | null, lost: LostWrite | undefined): void {
+    session.raise(this.#recovery.lsn);
+    if (stored === null) {
+      this.counters.corruptPositions++;
+      this.warn('corrupt-position', 'undecodable value in the position store; treated as the current primary position');
+      session.resync = true; // never "no floor": the current primary position
+    } else if (stored !== undefined) {
+      session.storedValue = stored;
+      this.#mergeFromStore(session, stored);
+    }
+    if (lost) {
+      this.#mergeFromStore(session, lost.position);
+      this.#mergedLost.set(session, lost);
+    }
   }
 
   /** Merges a position the store holds (or was to hold) into a loading session. */
@@ -153,34 +181,6 @@ export class SessionStore {
       });
       session.resync = true;
     }
-  }
-
-  /**
-   * A primary position observed after the last loss, raising `#recoveryFloor`: one the monitor
-   * already holds (free), else one read (shared by concurrent loads).
-   */
-  async #sampleRecoveryFloor(): Promise<void> {
-    const known = this.monitor.primarySampleSince(this.#lostAt);
-    if (known) {
-      this.#raiseRecoveryFloor(known.lsn, known.sentAt);
-      return;
-    }
-    if (!this.#recovering || this.#recovering.sentAt < this.#lostAt) {
-      const sentAt = performance.now();
-      const promise = this.primary
-        .read()
-        .then(({ lsn }) => this.#raiseRecoveryFloor(lsn, sentAt))
-        .finally(() => {
-          if (this.#recovering?.promise === promise) this.#recovering = undefined;
-        });
-      this.#recovering = { promise, sentAt };
-    }
-    await this.#recovering.promise;
-  }
-
-  #raiseRecoveryFloor(lsn: Lsn, sentAt: number): void {
-    if (lsn > this.#recoveryFloor) this.#recoveryFloor = lsn;
-    if (sentAt > this.#recoverySampledAt) this.#recoverySampledAt = sentAt;
   }
 
   /**
@@ -221,7 +221,7 @@ export class SessionStore {
     }
     // Reads on the primary that could not be covered are always stored (merged with whatever a
     // concurrent request of the session stored), even if the value looks unchanged.
-    const unchanged = loaded !== undefined ? encodePosition(next) === encodePosition(loaded) : next.lsn === 0n && next.node === undefined;
+    const unchanged = loaded !== undefined ? samePosition(next, loaded) : next.lsn === 0n && next.node === undefined;
     if (unchanged && next.node !== 'primary') return;
     // A fresh version names this copy: a later raise of this session (its cover) replaces it only
     // while it is still stored, never an equal value another request stored meanwhile.

@@ -12,6 +12,18 @@ export interface StoreGuardOptions {
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
+/**
+ * A store whose positions are in this process's memory (`memoryStore()`) holds its synchronous
+ * read under this key: its calls are never raced against a timeout, and a load can be had in the
+ * same turn ({@link GuardedStore.getNow}).
+ */
+export const IN_PROCESS: unique symbol = Symbol('pg-replica-router.in-process-store');
+
+/** {@link GuardedStore.getNow}: the store cannot answer in this turn. */
+export const NOT_NOW: unique symbol = Symbol('pg-replica-router.not-now');
+
+type InProcessRead = (key: string) => StoredPosition | undefined | null;
+
 /** A store call that was not made (circuit open) or not answered in time. */
 export class StoreUnavailable extends Error {
   constructor(
@@ -36,6 +48,9 @@ export class GuardedStore implements LsnStore {
   /** `losses`: signs from the store that it may have lost acknowledged positions (see `LsnStore.onLoss`). */
   readonly counters = { timeouts: 0, errors: 0, shortCircuits: 0, opened: 0, recovered: 0, losses: 0 };
 
+  /** The inner store's synchronous read, when it keeps positions in this process ({@link IN_PROCESS}). */
+  readonly #inProcess: InProcessRead | undefined;
+
   constructor(
     private readonly inner: LsnStore,
     private readonly options: StoreGuardOptions,
@@ -44,7 +59,10 @@ export class GuardedStore implements LsnStore {
       onRecover?: () => void;
       onError?: (reason: StoreUnavailable['reason']) => void;
     } = {},
-  ) {}
+  ) {
+    const read = (inner as { [IN_PROCESS]?: unknown })[IN_PROCESS];
+    this.#inProcess = typeof read === 'function' ? (read as InProcessRead) : undefined;
+  }
 
   get state(): CircuitState {
     if (this.#state === 'open' && performance.now() - this.#openedAt >= this.options.cooldownMs) return 'half-open';
@@ -53,6 +71,19 @@ export class GuardedStore implements LsnStore {
 
   get(key: string): Promise<StoredPosition | undefined | null> {
     return this.#call(() => this.inner.get(key));
+  }
+
+  /**
+   * The stored position read in this turn, when the store keeps it in this process and the
+   * circuit is closed; otherwise (or if the read throws) {@link NOT_NOW}: use {@link get}.
+   */
+  getNow(key: string): StoredPosition | undefined | null | typeof NOT_NOW {
+    if (!this.#inProcess || this.#state !== 'closed') return NOT_NOW;
+    try {
+      return this.#inProcess(key);
+    } catch {
+      return NOT_NOW;
+    }
   }
 
   raise(key: string, next: StoredPosition, loaded: StoredPosition | undefined): Promise<void> {
@@ -84,12 +115,16 @@ export class GuardedStore implements LsnStore {
     if (trial) this.#trial = true;
     let timer: NodeJS.Timeout | undefined;
     try {
-      const result = await Promise.race([
-        Promise.resolve().then(fn),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new StoreUnavailable('timeout')), this.options.timeoutMs);
-        }),
-      ]);
+      const call = Promise.resolve().then(fn);
+      // A store in this process's memory answers in this turn or never fails to: no timer to race.
+      const result = this.#inProcess
+        ? await call
+        : await Promise.race([
+            call,
+            new Promise<never>((_, reject) => {
+              timer = setTimeout(() => reject(new StoreUnavailable('timeout')), this.options.timeoutMs);
+            }),
+          ]);
       this.#succeeded();
       return result;
     } catch (err) {

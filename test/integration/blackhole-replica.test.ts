@@ -153,6 +153,7 @@ describe('a replica blackholed', () => {
       await expect(pool.query('select pg_sleep(3)')).rejects.toThrow(/Query read timeout/);
       expect(performance.now() - started).toBeLessThan(2500);
       expect((await pool.query({ text: 'select $1::int as n', values: [7] })).rows[0].n).toBe(7); // config objects too, unchanged
+      await expect(pool.query({ text: 'select pg_sleep(1.5)', query_timeout: 0 } as pg.QueryConfig)).resolves.toBeDefined(); // its own bound (0: none) wins
       // A stream read slowly, for longer than the bound, is not cut off.
       const client = await pool.connect();
       try {
