@@ -194,53 +194,66 @@ if (process.env.BENCH_CHART_ONLY === '1') {
   process.exit(0);
 }
 
-const cluster = await startCluster({ replicas: 2 });
-try {
-  const half = Math.floor(SESSIONS / 2);
-  const workload = {
-    targets: [
-      { target: { transport: 'direct' as const }, sessions: SESSIONS - half },
-      { target: { transport: 'http' as const }, sessions: half },
-    ],
-  };
-  for (const statement of seedStatements(workload)) await cluster.primary.query(statement);
-  if (ROLES.includes('app')) await createAppRole(cluster, ['select, update on counters']);
-  await cluster.waitForReplicas();
-  await runCell(cluster, 'ours: session', ROLES[0]!); // warm-up (JIT, connections, caches), not counted
-  const results: Cell[] = [];
-  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
-  for (const delay of DELAYS) {
-    for (const replica of cluster.replicas) await replica.setApplyDelay(delay);
-    const variants = STRATEGIES.flatMap((strategy) => ROLES.map((role) => ({ strategy, role })));
-    const runs = new Map<(typeof variants)[number], Cell[]>(variants.map((v) => [v, []]));
-    for (let repeat = 0; repeat < REPEATS; repeat++) {
-      const order = variants.map((_, i) => variants[(i + repeat * ROLES.length) % variants.length]!);
-      for (const variant of order) {
-        const run = await runCell(cluster, variant.strategy, variant.role);
-        runs.get(variant)!.push(run);
-        console.log(JSON.stringify({ delayMs: delay, repeat, ...run }));
+/**
+ * Which sections run: `strategies` (this file), `chaos` (test/bench/chaos.ts: stalling replicas,
+ * against the oracle), `throughput` (test/bench/throughput.ts: requests/s against raw pools).
+ * `BENCH_SECTIONS=chaos,throughput`; default all.
+ */
+const SECTIONS = new Set((process.env.BENCH_SECTIONS ?? 'strategies,chaos,throughput').split(',').map((s) => s.trim()));
+
+async function runStrategies(): Promise<void> {
+  const cluster = await startCluster({ replicas: 2 });
+  try {
+    const half = Math.floor(SESSIONS / 2);
+    const workload = {
+      targets: [
+        { target: { transport: 'direct' as const }, sessions: SESSIONS - half },
+        { target: { transport: 'http' as const }, sessions: half },
+      ],
+    };
+    for (const statement of seedStatements(workload)) await cluster.primary.query(statement);
+    if (ROLES.includes('app')) await createAppRole(cluster, ['select, update on counters']);
+    await cluster.waitForReplicas();
+    await runCell(cluster, 'ours: session', ROLES[0]!); // warm-up (JIT, connections, caches), not counted
+    const results: Cell[] = [];
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    for (const delay of DELAYS) {
+      for (const replica of cluster.replicas) await replica.setApplyDelay(delay);
+      const variants = STRATEGIES.flatMap((strategy) => ROLES.map((role) => ({ strategy, role })));
+      const runs = new Map<(typeof variants)[number], Cell[]>(variants.map((v) => [v, []]));
+      for (let repeat = 0; repeat < REPEATS; repeat++) {
+        const order = variants.map((_, i) => variants[(i + repeat * ROLES.length) % variants.length]!);
+        for (const variant of order) {
+          const run = await runCell(cluster, variant.strategy, variant.role);
+          runs.get(variant)!.push(run);
+          console.log(JSON.stringify({ delayMs: delay, repeat, ...run }));
+        }
+      }
+      for (const variant of variants) {
+        const cells = runs.get(variant)!;
+        const cell: Cell = { delayMs: delay, strategy: cells[0]!.strategy!, role: variant.role, repeats: cells.length };
+        for (const key of Object.keys(cells[0]!)) {
+          if (key === 'strategy' || key === 'role') continue;
+          const values = cells.map((c) => Number(c[key]));
+          cell[key] = /Violations$|^handoffs$|^failures$/.test(key) ? values.reduce((a, b) => a + b, 0) : median(values);
+        }
+        results.push(cell);
       }
     }
-    for (const variant of variants) {
-      const cells = runs.get(variant)!;
-      const cell: Cell = { delayMs: delay, strategy: cells[0]!.strategy!, role: variant.role, repeats: cells.length };
-      for (const key of Object.keys(cells[0]!)) {
-        if (key === 'strategy' || key === 'role') continue;
-        const values = cells.map((c) => Number(c[key]));
-        cell[key] = /Violations$|^handoffs$|^failures$/.test(key) ? values.reduce((a, b) => a + b, 0) : median(values);
-      }
-      results.push(cell);
+    if (process.env.BENCH_NO_WRITE !== '1') {
+      const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
+      writeFileSync(
+        `${base}.json`,
+        `${JSON.stringify({ date: new Date().toISOString(), machine, roles: ROLES, sessions: SESSIONS, secondsPerCell: SECONDS, repeats: REPEATS, thinkMs: THINK_MS, results }, null, 2)}\n`,
+      );
+      writeFileSync(`${base}.svg`, chart(results, DELAYS, SESSIONS, THINK_MS, SECONDS));
+      writeFileSync(`${base}.md`, table(results));
     }
+  } finally {
+    await cluster.stop();
   }
-  if (process.env.BENCH_NO_WRITE !== '1') {
-    const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}`;
-    writeFileSync(
-      `${base}.json`,
-      `${JSON.stringify({ date: new Date().toISOString(), machine, roles: ROLES, sessions: SESSIONS, secondsPerCell: SECONDS, repeats: REPEATS, thinkMs: THINK_MS, results }, null, 2)}\n`,
-    );
-    writeFileSync(`${base}.svg`, chart(results, DELAYS, SESSIONS, THINK_MS, SECONDS));
-    writeFileSync(`${base}.md`, table(results));
-  }
-} finally {
-  await cluster.stop();
 }
+
+if (SECTIONS.has('strategies')) await runStrategies();
+if (SECTIONS.has('chaos')) await (await import('./chaos.js')).runChaos();
+if (SECTIONS.has('throughput')) await (await import('./throughput.js')).runThroughput();

@@ -26,6 +26,20 @@ export interface Target {
   readonly transport: 'direct' | 'http';
   write(session: string, row: string, options: { level?: Level | undefined; wantToken: boolean }): Promise<Outcome>;
   read(session: string, row: string, options: { level?: Level | undefined; token?: string | undefined }): Promise<Outcome>;
+  /**
+   * A write and a read of the same row in one request (one session scope), for `readBack:
+   * 'same-scope'`: `writtenAt` is performance.now() once the write was acknowledged, `readAt`
+   * just before the read was sent.
+   */
+  writeAndRead?(session: string, row: string, options: { level?: Level | undefined }): Promise<PairOutcome>;
+}
+
+/** What {@link Target.writeAndRead} returned. */
+export interface PairOutcome {
+  write: Outcome;
+  writtenAt: number;
+  read: Outcome;
+  readAt: number;
 }
 
 /** Sessions in-process: each operation is one `router.withSession(key, …)`, run the way `via` says. */
@@ -49,6 +63,16 @@ export function directTarget(router: Router, via: Via = 'pool'): Target {
           });
         return token === undefined ? read() : router.withToken(token, read);
       }),
+    writeAndRead: (session, row, { level }) =>
+      router.withSession(session, () =>
+        levelled(level, async () => {
+          const written = await runVia(router, via, UPDATE, [row]);
+          const writtenAt = performance.now();
+          const readAt = performance.now();
+          const read = await runVia(router, via, SELECT, [row]);
+          return { write: { version: written.v, port: written.port }, writtenAt, read: { version: read.v, port: read.port }, readAt };
+        }),
+      ),
   };
 }
 
@@ -74,6 +98,12 @@ export interface WorkloadOptions {
   tamper?: (token: string) => string | undefined;
   /** Pause after a failed operation, in ms, so a session does not spin while a node is down. Default 20. */
   backoffMs?: number;
+  /**
+   * Where a write's read-back runs: `next-scope` (default), in the session's next operation;
+   * `same-scope`, in the same request ({@link Target.writeAndRead}, which every target must then
+   * have; no hand-offs).
+   */
+  readBack?: 'next-scope' | 'same-scope';
 }
 
 export interface WorkloadResult {
@@ -126,6 +156,9 @@ export function startWorkload(options: WorkloadOptions): Workload {
   const sharedRows = options.sharedRows ?? 10;
   const thinkMs = options.thinkMs ?? 0;
   const backoffMs = options.backoffMs ?? 20;
+  const sameScope = options.readBack === 'same-scope';
+  if (sameScope && (handoffShare > 0 || options.targets.some(({ target }) => !target.writeAndRead)))
+    throw new Error("startWorkload: readBack 'same-scope' needs targets with writeAndRead, and no hand-offs");
   const history: Op[] = [];
   const failures: Failure[] = [];
   let phase = 'before';
@@ -141,29 +174,33 @@ export function startWorkload(options: WorkloadOptions): Workload {
 
   async function run(session: (typeof sessions)[number]): Promise<void> {
     const { key, target } = session;
-    const attempt = async (
+    const record = (kind: 'read' | 'write', row: string, start: number, end: number, outcome: Outcome, label: string) => {
+      if (kind === 'write') lastWrite.set(key, end);
+      history.push({
+        session: key,
+        kind,
+        row,
+        start,
+        end,
+        version: outcome.version,
+        node: options.nodeName(outcome.port),
+        transport: target.transport,
+        phase: label,
+        ...(outcome.via === undefined ? {} : { via: outcome.via }),
+      });
+    };
+    const attempt = async <T = Outcome>(
       kind: 'read' | 'write',
       row: string,
-      fn: (level: Level | undefined) => Promise<Outcome>,
-    ): Promise<Outcome | undefined> => {
+      fn: (level: Level | undefined) => Promise<T>,
+      done: (result: T, start: number, label: string) => void = (outcome, start, label) =>
+        record(kind, row, start, performance.now(), outcome as Outcome, label),
+    ): Promise<T | undefined> => {
       const label = phase;
       const start = performance.now();
       try {
         const outcome = await fn(options.level?.(key, lastWrite.get(key)));
-        const end = performance.now();
-        if (kind === 'write') lastWrite.set(key, end);
-        history.push({
-          session: key,
-          kind,
-          row,
-          start,
-          end,
-          version: outcome.version,
-          node: options.nodeName(outcome.port),
-          transport: target.transport,
-          phase: label,
-          ...(outcome.via === undefined ? {} : { via: outcome.via }),
-        });
+        done(outcome, start, label);
         return outcome;
       } catch (err) {
         failures.push({
@@ -204,7 +241,18 @@ export function startWorkload(options: WorkloadOptions): Workload {
       } else if (Math.random() < writeShare) {
         const row = Math.random() < 0.7 ? session.own : `shared-${Math.floor(Math.random() * sharedRows)}`;
         const handoff = sessions.length > 1 && Math.random() < handoffShare;
-        const written = await attempt('write', row, (level) => target.write(key, row, { level, wantToken: handoff }));
+        const written = sameScope
+          ? // One request: the write, then its read-back in the same scope; both recorded.
+            await attempt(
+              'write',
+              row,
+              (level) => target.writeAndRead!(key, row, { level }),
+              (pair, start, label) => {
+                record('write', row, start, pair.writtenAt, pair.write, label);
+                record('read', row, pair.readAt, performance.now(), pair.read, label);
+              },
+            ).then(() => undefined)
+          : await attempt('write', row, (level) => target.write(key, row, { level, wantToken: handoff }));
         if (written) {
           if (handoff && written.token) {
             let other = sessions[Math.floor(Math.random() * sessions.length)]!;
