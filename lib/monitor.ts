@@ -259,6 +259,7 @@ export class Monitor implements MonitorView {
       this.#primaryHistory.note(lsn, sentAt);
     } else if (state.replayLsn === undefined || lsn > state.replayLsn) {
       state.replayLsn = lsn;
+      if (sentAt > (state.advancedAt ?? -Infinity)) state.advancedAt = sentAt;
     }
     if (sentAt > state.sampledAt) state.sampledAt = sentAt;
     this.#updateLag(watched);

@@ -51,6 +51,12 @@ export interface NodeState {
    * `performance.now() - freshAt`, however long ago the replica was polled. Undefined: unknown.
    */
   freshAt?: number | undefined;
+  /**
+   * Replica: `sentAt` of the last sample whose replay LSN was above the one before it. Equal to
+   * `sampledAt` while it replays; older while replay stands still (paused, blocked by a
+   * conflict, or nothing new to replay).
+   */
+  advancedAt?: number | undefined;
   lastPollAt: number | undefined;
   lastError: string | undefined;
   failures: number;
@@ -69,6 +75,7 @@ export function newNodeState(name: string, role: NodeRole): NodeState {
     lagBytes: undefined,
     lagMs: undefined,
     freshAt: undefined,
+    advancedAt: undefined,
     lastPollAt: undefined,
     lastError: undefined,
     failures: 0,
@@ -89,6 +96,7 @@ export function forget(state: NodeState): void {
   state.lagBytes = undefined;
   state.lagMs = undefined;
   state.freshAt = undefined;
+  state.advancedAt = undefined;
   state.sampledAt = -Infinity;
 }
 

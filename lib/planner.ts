@@ -86,8 +86,8 @@ export class RoutePlanner {
         exclude,
       );
       if (decision.target === 'check') {
-        waitedMs += await this.#checkLive(decision.node, session.floor);
-        checked = new Set([decision.node]);
+        waitedMs += await this.#checkLive(decision.nodes, session.floor);
+        checked = new Set(decision.nodes);
         continue;
       }
       if (monotonic && this.#moves(session, decision)) {
@@ -117,17 +117,34 @@ export class RoutePlanner {
     return decision.target === 'replica' && session.movesTo(decision.node);
   }
 
-  async #checkLive(node: string, floor: Lsn): Promise<number> {
+  /**
+   * Samples `nodes` live, in parallel, until one is at or past `floor` (each sample raises the
+   * monitor's cache, which the next decision reads) or all answered behind; then again every few
+   * ms until `maxWaitMs` has passed. Returns the time waited.
+   */
+  async #checkLive(nodes: readonly string[], floor: Lsn): Promise<number> {
     const started = performance.now();
-    this.counters.liveChecks++;
-    let { lsn } = await this.monitor.sample(node, started);
     const deadline = started + this.options.maxWaitMs;
-    while ((lsn === undefined || lsn < floor) && performance.now() < deadline) {
+    for (let sentAt = started; ; sentAt = performance.now()) {
+      if (await this.#anyReady(nodes, floor, sentAt)) break;
+      if (performance.now() >= deadline) break;
       await sleep(Math.min(10, Math.max(1, deadline - performance.now())));
-      this.counters.liveChecks++;
-      ({ lsn } = await this.monitor.sample(node, performance.now()));
     }
     return this.options.maxWaitMs > 0 ? Math.round(performance.now() - started) : 0;
+  }
+
+  /** One live sample of each of `nodes` (taken after `sentAt`): true as soon as one is at or past `floor`. */
+  #anyReady(nodes: readonly string[], floor: Lsn, sentAt: number): Promise<boolean> {
+    this.counters.liveChecks += nodes.length;
+    return new Promise((resolve) => {
+      let pending = nodes.length;
+      for (const node of nodes) {
+        void this.monitor.sample(node, sentAt).then(({ lsn }) => {
+          if (lsn !== undefined && lsn >= floor) resolve(true);
+          else if (--pending === 0) resolve(false);
+        });
+      }
+    });
   }
 
   /**
@@ -232,7 +249,15 @@ export class RoutePlanner {
     const views: ReplicaView[] = [];
     for (const name of this.nodes.replicas.keys()) {
       const state = this.monitor.state(name);
-      views.push({ name, healthy: state?.status === 'up', replayLsn: state?.replayLsn, lagMs: state?.lagMs, freshAt: state?.freshAt });
+      views.push({
+        name,
+        healthy: state?.status === 'up',
+        replayLsn: state?.replayLsn,
+        lagMs: state?.lagMs,
+        freshAt: state?.freshAt,
+        sampledAt: state?.sampledAt,
+        advancedAt: state?.advancedAt,
+      });
     }
     this.#viewsCache = { version, views };
     return views;

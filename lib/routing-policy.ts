@@ -16,6 +16,10 @@ export interface ReplicaView {
    * Undefined: only `lagMs` is known.
    */
   readonly freshAt?: number | undefined;
+  /** `performance.now()` when its position was last sampled. Undefined: unknown. */
+  readonly sampledAt?: number | undefined;
+  /** When a sample last showed its replay LSN move forward (`sampledAt` while it replays). Undefined: unknown. */
+  readonly advancedAt?: number | undefined;
 }
 
 /** Everything a routing decision depends on. */
@@ -68,8 +72,11 @@ export type Reason = PrimaryReason | ReplicaReason;
 export type Decision =
   | { readonly target: 'primary'; readonly reason: PrimaryReason }
   | { readonly target: 'replica'; readonly node: string; readonly reason: ReplicaReason }
-  /** No replica is known to be ready: read this one's replay LSN live, then decide again. */
-  | { readonly target: 'check'; readonly node: string };
+  /**
+   * No replica is known to be ready: read the replay LSN of `nodes` live (in parallel; `node` is
+   * the most advanced of them), then decide again.
+   */
+  | { readonly target: 'check'; readonly node: string; readonly nodes: readonly string[] };
 
 const primary = (reason: PrimaryReason): Decision => ({ target: 'primary', reason });
 
@@ -121,20 +128,30 @@ export function decide(input: RouteInput): Decision {
     return { target: 'replica', node: chosen.name, reason: input.checked?.has(chosen.name) ? 'caught-up-live' : 'caught-up' };
   }
 
-  // Nobody is known to be ready: check the most advanced replica live, once.
+  // Nobody is known to be ready: check them live, once, in parallel.
   if (input.checked !== undefined && input.checked.size > 0) return primary('replica-behind');
   // Not one that replays so far behind in time that it cannot have reached a floor written
-  // moments ago, even after waiting: that check (and wait) would be wasted. Half the lag is the
-  // margin for a replica catching up faster than its last lag suggests.
+  // moments ago, even after waiting: that check (and wait) would be wasted. Half its lag is the
+  // margin for a replica catching up faster than its last lag suggests. Only the lag of a replica
+  // seen replaying says that: one whose replay stood still at its last sample (paused, blocked by
+  // a conflict) may have resumed and caught up since, so it is checked.
   const age = input.floorAgeMs?.(input.floor);
   if (age !== undefined) {
     const wait = input.maxWaitMs ?? 0;
-    usable = usable.filter((r) => {
-      const staleness = stalenessMs(r, input.now);
-      return staleness === undefined || age + wait >= staleness / 2;
-    });
+    usable = usable.filter((r) => !replaysBehind(r) || age + wait >= r.lagMs! / 2);
     if (usable.length === 0) return primary('replica-behind');
   }
-  const best = usable.reduce((a, b) => ((b.replayLsn ?? -1n) > (a.replayLsn ?? -1n) ? b : a));
-  return { target: 'check', node: best.name };
+  const nodes = [...usable].sort((a, b) => (position(b) > position(a) ? 1 : position(b) < position(a) ? -1 : 0)).map((r) => r.name);
+  return { target: 'check', node: nodes[0]!, nodes };
+}
+
+const position = (r: ReplicaView): bigint => r.replayLsn ?? -1n;
+
+/**
+ * A replica whose lag is a delay, not a pause: behind at its last sample, and replaying then (its
+ * position moved in that sample). Unknown sample times count as replaying (the lag is trusted).
+ */
+function replaysBehind(r: ReplicaView): boolean {
+  if (r.lagMs === undefined || r.lagMs === 0) return false;
+  return r.advancedAt === undefined || r.sampledAt === undefined || r.advancedAt >= r.sampledAt;
 }

@@ -27,7 +27,7 @@ describe('route planner (database-free)', () => {
     expect(monitor.sampled).toEqual([]);
   });
 
-  it('checks the most advanced replica live when none is known ready, and uses it if it has the floor', async () => {
+  it('checks the replicas live, in parallel, when none is known ready, and uses one that has the floor', async () => {
     const { engine, monitor } = fakeEngine();
     monitor.set('r1', { replayLsn: 50n });
     monitor.set('r2', { replayLsn: 90n });
@@ -35,9 +35,19 @@ describe('route planner (database-free)', () => {
     const scope = makeScope(session(100n), undefined);
     expect(engine.planner.planSync('read', scope)).toBeUndefined();
     const route = await engine.planner.plan('read', scope);
-    expect(monitor.sampled).toEqual(['r2']);
+    expect(monitor.sampled).toEqual(['r2', 'r1']); // the most advanced first, both at once
     expect(route.node.name).toBe('r2');
     expect(route.decision.reason).toBe('caught-up-live');
+  });
+
+  it('a replica the cache puts further behind may be the one that caught up: the live checks find it', async () => {
+    const { engine, monitor } = fakeEngine();
+    monitor.set('r1', { replayLsn: 50n }); // e.g. paused until a moment ago
+    monitor.set('r2', { replayLsn: 90n });
+    monitor.live.set('r1', 130n);
+    monitor.live.set('r2', 95n);
+    const route = await engine.planner.plan('read', makeScope(session(100n), undefined));
+    expect([route.node.name, route.decision.reason]).toEqual(['r1', 'caught-up-live']);
   });
 
   it('falls back to the primary when the replica checked live is still behind', async () => {

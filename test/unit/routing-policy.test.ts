@@ -55,7 +55,7 @@ const cases: Array<[string, Partial<RouteInput>, Decision]> = [
   [
     'staleness bound still honours the floor',
     { level: { maxStalenessMs: 100 }, replicas: [r('r2', 50n, { lagMs: 0 })] },
-    { target: 'check', node: 'r2' },
+    { target: 'check', node: 'r2', nodes: ['r2'] },
   ],
   [
     'staleness bound counts the time since the replica was last known fresh (poll age)',
@@ -89,9 +89,9 @@ const cases: Array<[string, Partial<RouteInput>, Decision]> = [
   ['only ready replicas are candidates', {}, { target: 'replica', node: 'r1', reason: 'caught-up' }],
   ['read-your-writes behaves like session here', { level: 'read-your-writes' }, { target: 'replica', node: 'r1', reason: 'caught-up' }],
   [
-    'nobody known ready: check the most advanced live',
+    'nobody known ready: check them live, the most advanced first',
     { replicas: [r('r1', 60n), r('r2', 90n), r('r3', undefined)] },
-    { target: 'check', node: 'r2' },
+    { target: 'check', node: 'r2', nodes: ['r2', 'r1', 'r3'] },
   ],
   [
     'floor written 5 ms ago, replicas 500 ms behind in time: no live check, the primary',
@@ -101,25 +101,43 @@ const cases: Array<[string, Partial<RouteInput>, Decision]> = [
   [
     '… unless waiting could bridge it (maxWaitMs)',
     { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => 5, maxWaitMs: 300 },
-    { target: 'check', node: 'r1' },
+    { target: 'check', node: 'r1', nodes: ['r1'] },
   ],
   [
     '… and only the replicas that can have reached it are checked',
     { replicas: [r('r1', 60n, { lagMs: 10 }), r('r2', 90n, { lagMs: 500 })], floorAgeMs: () => 5 },
-    { target: 'check', node: 'r1' },
+    { target: 'check', node: 'r1', nodes: ['r1'] },
   ],
   [
     'floor written long ago: a lagging replica may have reached it, check it',
     { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => 2000 },
-    { target: 'check', node: 'r1' },
+    { target: 'check', node: 'r1', nodes: ['r1'] },
   ],
-  ['floor age unknown: check', { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => undefined }, { target: 'check', node: 'r1' }],
   [
-    'floor written 5 ms ago, replica last known fresh 1 s ago: no live check',
+    'floor age unknown: check',
+    { replicas: [r('r1', 60n, { lagMs: 500 })], floorAgeMs: () => undefined },
+    { target: 'check', node: 'r1', nodes: ['r1'] },
+  ],
+  [
+    'floor written 5 ms ago, replica caught up when last sampled 1 s ago: the time since is no lag, check it',
     { replicas: [r('r1', 60n, { lagMs: 0, freshAt: 0 })], now: 1000, floorAgeMs: () => 5 },
+    { target: 'check', node: 'r1', nodes: ['r1'] },
+  ],
+  [
+    'floor written 5 ms ago, replica replaying 500 ms behind at its last sample: no live check',
+    { replicas: [r('r1', 60n, { lagMs: 500, sampledAt: 1000, advancedAt: 1000 })], now: 1010, floorAgeMs: () => 5 },
     { target: 'primary', reason: 'replica-behind' },
   ],
-  ['lag unknown: check', { replicas: [r('r1', 60n, { lagMs: undefined })], floorAgeMs: () => 5 }, { target: 'check', node: 'r1' }],
+  [
+    '… but one whose replay stood still at its last sample (paused, blocked) may have resumed since: check it',
+    { replicas: [r('r1', 60n, { lagMs: 800, sampledAt: 1000, advancedAt: 400 })], now: 1010, floorAgeMs: () => 5 },
+    { target: 'check', node: 'r1', nodes: ['r1'] },
+  ],
+  [
+    'lag unknown: check',
+    { replicas: [r('r1', 60n, { lagMs: undefined })], floorAgeMs: () => 5 },
+    { target: 'check', node: 'r1', nodes: ['r1'] },
+  ],
   [
     'checked live and ready',
     { replicas: [r('r2', 120n)], checked: new Set(['r2']) },
