@@ -10,7 +10,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { createRouter, redisStore } from '../../lib/index.js';
 import { startCluster } from '../../lib/testing/index.js';
-import { measureBlocks } from './cpu-blocks.js';
+import { statementBlocks } from './cpu-blocks.js';
 import { routingWorkMicros, routingWorkPerStatement } from './routing-work.js';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 20000);
@@ -149,6 +149,10 @@ try {
   await Promise.all([sessions.close(), plainReader.close(), plainWriter.close()]);
   redis.disconnect();
 
+  // CPU per statement in blocks on one connection per variant, before any OpenTelemetry SDK is
+  // registered below (as users without one run; with one, every statement records a span).
+  const blocks = await statementBlocks(cluster.primary.connectionString, replica, sql);
+
   // Telemetry: the same reads through a router with telemetry off and one with it on, first with
   // no OpenTelemetry SDK registered, then with one (traces and metrics, spans discarded).
   const telemetryConfig = (telemetry: boolean) => ({
@@ -193,32 +197,6 @@ try {
     TELEMETRY_ITERATIONS,
   );
   await Promise.all([off.close(), onNoSdk.close(), onSdk.close()]);
-
-  // Blocks of 1000 sequential reads per variant, each on its own pool of one connection: CPU time
-  // per statement in this process beside wall time (medians of rotating rounds).
-  const onePool = (connectionString: string) => ({ connectionString, max: 1 });
-  const blockRouter = createRouter({
-    primary: onePool(cluster.primary.connectionString),
-    replicas: [{ name: replica.name, ...onePool(replica.connectionString) }],
-  });
-  const blockRaw = new pg.Pool(onePool(replica.connectionString));
-  await blockRouter.query('select 1');
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  const byId = (i: number) => [(i % 1000) + 1];
-  const blocks = await measureBlocks({
-    rawPool: (i) => blockRaw.query(sql, byId(i)),
-    routedPool: (i) => blockRouter.query(sql, byId(i)),
-    sessionScope: (i) => blockRouter.withSession(`block:${i % 50}`, () => blockRouter.query(sql, byId(i))),
-    checkedOutClient: async (i) => {
-      const client = await blockRouter.pool.connect();
-      try {
-        await client.query(sql, byId(i));
-      } finally {
-        client.release();
-      }
-    },
-  });
-  await Promise.all([blockRouter.close(), blockRaw.end()]);
 
   const raw50 = median(rawSamples);
   const routed50 = median(routedSamples);
