@@ -1,13 +1,15 @@
 // What a benchmark's results were measured on: the machine, and the router code (the commit and
 // any lib/ files changed from it in the working tree, since lib/ may be mid-change when it runs).
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import os from 'node:os';
 
 export function machine(): string {
   return `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}, load average ${os.loadavg()[0]!.toFixed(1)} at the end`;
 }
 
-export function libState(): { commit: string; changedLibFiles: string[] } {
+/** Call at the start of a run (lib/ may change while it runs; the code loaded is what it was then). */
+export function libState(): { commit: string; changedLibFiles: string[]; diffHash?: string } {
   const git = (...args: string[]) => {
     try {
       return execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -19,5 +21,13 @@ export function libState(): { commit: string; changedLibFiles: string[] } {
     .split('\n')
     .filter(Boolean)
     .map((line) => line.slice(3));
-  return { commit: git('rev-parse', '--short', 'HEAD') || 'unknown', changedLibFiles: changed };
+  const commit = git('rev-parse', '--short', 'HEAD') || 'unknown';
+  if (changed.length === 0) return { commit, changedLibFiles: changed };
+  // Which uncommitted state: a hash of the diff (untracked files by name only).
+  const diffHash = createHash('sha256')
+    .update(git('diff', 'HEAD', '--', 'lib'))
+    .update(changed.join())
+    .digest('hex')
+    .slice(0, 12);
+  return { commit, changedLibFiles: changed, diffHash };
 }

@@ -146,6 +146,7 @@ function table(results: Cell[], ratios: Record<string, number>): string {
 }
 
 export async function runThroughput(): Promise<void> {
+  const lib = libState();
   const meter = REASONS ? installDecisionMeter() : undefined;
   const cluster = await startCluster({ replicas: 2 });
   try {
@@ -167,7 +168,6 @@ export async function runThroughput(): Promise<void> {
     if (process.env.BENCH_NO_WRITE !== '1') {
       const base = new URL('../../docs/throughput', import.meta.url).pathname;
       const machine = machineInfo();
-      const lib = libState();
       const setup = { loops: LOOPS, secondsPerCell: SECONDS, rounds: ROUNDS, poolMax: POOL_MAX, monitorMs: MONITOR_MS };
       writeFileSync(
         `${base}.json`,
@@ -175,7 +175,7 @@ export async function runThroughput(): Promise<void> {
       );
       writeFileSync(
         `${base}.md`,
-        `Throughput (\`BENCH_SECTIONS=throughput npm run bench:routing\`, ${new Date().toISOString().slice(0, 10)}): primary + 2 caught-up replicas, ${LOOPS} request loops without pause, each request one session scope reading a row by key or (10 %) updating it and reading it back; pools of ${POOL_MAX} per node; ${SECONDS} s per cell after ${WARM_MS} ms of warm-up, ${ROUNDS} rounds in rotating order, medians (ratios: median of the per-round ratios; violations: sums). CPU: this process's (process.cpuUsage), which also runs the load loops. ${machine}; lib at ${lib.commit}${lib.changedLibFiles.length ? ` with uncommitted changes to ${lib.changedLibFiles.join(', ')}` : ''}.\n\n${table(results, ratios)}`,
+        `Throughput (\`BENCH_SECTIONS=throughput npm run bench:routing\`, ${new Date().toISOString().slice(0, 10)}): primary + 2 caught-up replicas, ${LOOPS} request loops without pause, each request one session scope reading a row by key or (10 %) updating it and reading it back; pools of ${POOL_MAX} per node; ${SECONDS} s per cell after ${WARM_MS} ms of warm-up, ${ROUNDS} rounds in rotating order, medians (ratios: median of the per-round ratios; violations: sums). CPU: this process's (process.cpuUsage), which also runs the load loops. ${machine}; lib at ${lib.commit}${lib.changedLibFiles.length ? ` with uncommitted changes to ${lib.changedLibFiles.join(', ')} (diff ${lib.diffHash})` : ''}.\n\n${table(results, ratios)}`,
       );
     }
   } finally {
