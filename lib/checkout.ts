@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { ClientRegistry } from './client-registry.js';
 import { RoutedClient } from './client.js';
 import type { Dispatch } from './dispatch.js';
-import type { NodePool } from './nodes.js';
+import { waitingAtMax, type NodePool } from './nodes.js';
 import { isConnectionError, isPoolFull } from './pg-args.js';
 import type { RoutePlanner } from './planner.js';
 import type { Scope } from './scopes.js';
@@ -14,7 +14,8 @@ import type { Scope } from './scopes.js';
  * routed client. The first statement may still move it: a write goes to the primary, a read to
  * where the session may read by then. A replica that cannot give a connection because it is down
  * is reported, and the primary gives it instead; a full pool fails the checkout, as with pg, past
- * the user's `connectionTimeoutMillis` (past the router's own bound, the primary gives it).
+ * the user's `connectionTimeoutMillis` (past the router's own bound, the primary gives it, and
+ * the primary's own checkouts wait on at `max`, as pg's do).
  */
 export function checkOut(dispatch: Dispatch, clients: ClientRegistry<RoutedClient>, scope: Scope): Promise<RoutedClient> {
   const { planner } = dispatch;
@@ -34,7 +35,7 @@ export function checkOut(dispatch: Dispatch, clients: ClientRegistry<RoutedClien
 
 /** A connection of `node`, or of the primary when the replica `node` cannot give one. */
 function connectOn(node: NodePool, dispatch: Dispatch): Promise<{ node: NodePool; raw: pg.PoolClient }> {
-  return node.pool.connect().then(
+  return waitingAtMax(node, () => node.pool.connect()).then(
     (raw) => ({ node, raw }),
     (err: unknown) => {
       // A full pool past the user's connectionTimeoutMillis fails the checkout, as pg.Pool's
@@ -44,7 +45,7 @@ function connectOn(node: NodePool, dispatch: Dispatch): Promise<{ node: NodePool
       if (full && !node.ownWaitBound) throw err;
       if (!full) dispatch.monitor.reportConnectionFailure(node.name, err);
       const primary = dispatch.planner.nodes.primary;
-      return primary.pool.connect().then((raw) => ({ node: primary, raw }));
+      return waitingAtMax(primary, () => primary.pool.connect()).then((raw) => ({ node: primary, raw }));
     },
   );
 }

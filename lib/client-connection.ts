@@ -4,7 +4,7 @@ import { pidOf, wasTerminated, type Backends } from './backends.js';
 import { closed, detach, notAnswered, openBinding, type Binding } from './binding.js';
 import type { ClientRegistry } from './client-registry.js';
 import type { MonitorView } from './monitor-view.js';
-import type { NodePool } from './nodes.js';
+import { waitingAtMax, type NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { isConnectionError, markNotSent, releaseArg } from './pg-args.js';
 import { RevealedConnections } from './revealed.js';
@@ -107,7 +107,7 @@ export class ClientConnection<C extends EventEmitter> {
     }
     let client: pg.PoolClient;
     try {
-      client = await this.#telemetry.within(span, () => node.pool.connect());
+      client = await this.#telemetry.within(span, () => waitingAtMax(node, () => node.pool.connect()));
     } catch (err) {
       markNotSent(err); // nothing was sent on a connection that never opened
       throw err;

@@ -176,15 +176,16 @@ export class Dispatch {
           return this.#attempt(text, write, scope, ctx, query, runner, new Set([node.name]));
         }
         // A full pool is no server failure: past the user's connectionTimeoutMillis the statement
-        // fails as on pg.Pool; past the router's own bound (pg would have waited on) it may run
-        // elsewhere, the node staying in rotation.
+        // fails as on pg.Pool; past the router's own bound (pg would have waited on) it runs on
+        // the primary (which waits at max: see waitingAtMax), the replica staying in rotation.
         const full = isPoolFull(err);
         const lost = isConnectionError(err) && !full;
         const spill = full && node.ownWaitBound === true;
         if (retryable && (lost || spill || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
           this.telemetry.end(own, err, true);
           if (lost) this.monitor.reportConnectionFailure(node.name, err);
-          return this.#attempt(text, classification, scope, ctx, query, runner, new Set([node.name]));
+          const elsewhere = spill ? new Set(this.planner.nodes.replicas.keys()) : new Set([node.name]);
+          return this.#attempt(text, classification, scope, ctx, query, runner, elsewhere);
         }
         this.telemetry.end(own, err, after !== undefined && runsAgainOnceStarted(err)); // (see #runBeforeStart)
         // A write whose answer was lost may commit later: its backend is ended before the error returns.

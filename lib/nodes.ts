@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { Backends } from './backends.js';
 import { Fences } from './fences.js';
+import { isPoolFull } from './pg-args.js';
 
 /** `primary` or `replica`: what a node is to the router. */
 export type NodeRole = 'primary' | 'replica';
@@ -126,9 +127,22 @@ export interface NodePool {
   /**
    * A full pool's wait ends at the router's own bound (the config set no
    * `connectionTimeoutMillis`; pg would have waited on): a statement or checkout that waited that
-   * long on a replica may go to the primary instead. Past the user's own bound, it fails as on pg.
+   * long on a replica goes to the primary instead, and on the primary it waits again
+   * ({@link waitingAtMax}). Past the user's own bound, it fails as on pg.
    */
   readonly ownWaitBound?: boolean;
+}
+
+/**
+ * Runs `send` (a checkout, or a statement on the pool, which is not sent while it waits for a
+ * connection) and, on the primary with the router's own wait bound, runs it again each time that
+ * bound ends its wait for a free connection: the primary waits at `max` as pg.Pool does by
+ * default, since nothing else can serve it. A server that cannot be reached still fails at once.
+ */
+export function waitingAtMax<T>(node: NodePool, send: () => Promise<T>): Promise<T> {
+  if (node.role !== 'primary' || node.ownWaitBound !== true) return send();
+  const attempt = (): Promise<T> => send().catch((err: unknown) => (isPoolFull(err) ? attempt() : Promise.reject(err)));
+  return attempt();
 }
 
 /** A node's configuration: its name, role and pg settings. */

@@ -7,7 +7,7 @@ import { checkOut } from './checkout.js';
 import { inHook } from './hooks.js';
 import type { Runner } from './dispatch.js';
 import type { Engine } from './engine.js';
-import type { NodeConnectionPool } from './nodes.js';
+import { waitingAtMax, type NodeConnectionPool } from './nodes.js';
 import type { Telemetry } from './telemetry.js';
 import {
   failQuery,
@@ -269,7 +269,7 @@ const POOL_RUNNER: Runner<Telemetry, NormalizedQuery, pg.QueryResult> = {
     // the statement is routed again once started.
     const twoSteps = node.role === 'primary' && (classification.kind !== 'read' || beforeStart);
     return telemetry.within(span, () =>
-      twoSteps ? sendOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values),
+      waitingAtMax(node, () => (twoSteps ? sendOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values))),
     );
   },
 };
