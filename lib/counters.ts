@@ -2,7 +2,9 @@ import type { TokenRejection } from './token.js';
 
 /** What the router counted, as `router.topology().counters` reports it. */
 export interface Counters {
+  /** Round trips that read the primary's position (after writes, to cover reads, after a store's loss); one shared by concurrent callers counts once. */
   positionReads: number;
+  /** Round trips that read a replica's replay position live (outside the monitor's polls); one shared by concurrent reads counts once. */
   liveChecks: number;
   storeReads: number;
   storeWrites: number;

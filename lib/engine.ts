@@ -66,7 +66,13 @@ export class Engine {
     ];
     const hooked = nodeConfigs.map((node) => ({ ...node, config: withRoutedHooks(node.config, () => this.clients) }));
     this.nodes = new NodePools(hooked, parts.pools, replicaBounds(options.monitor.timeoutMs));
-    this.monitor = (parts.monitor ?? ((nodes, monitorOptions) => new Monitor(nodes, monitorOptions)))(nodeConfigs, options.monitor);
+    // Round trips, not callers: a live sample shared by concurrent reads counts once.
+    const counted = (role: 'primary' | 'replica') => (role === 'primary' ? this.counters.positionReads++ : this.counters.liveChecks++);
+    this.monitor = (parts.monitor ?? ((nodes, monitorOptions, count) => new Monitor(nodes, monitorOptions, count)))(
+      nodeConfigs,
+      options.monitor,
+      counted,
+    );
     const classifier = new Classifier({ writeFunctions: options.writeFunctions, cacheSize: options.classifierCacheSize });
     this.store = new GuardedStore(options.store, options.storeGuard, {
       onOpen: (err) =>

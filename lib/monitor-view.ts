@@ -55,4 +55,7 @@ export interface MonitorView {
 }
 
 /** Makes the router's monitor. Default: a `Monitor` polling every node. */
-export type MonitorFactory = (nodes: readonly NodeConfig[], options: MonitorOptions) => MonitorView;
+/** What the router counts of a monitor's work: each live sample it sends (not its polls), by the node's role. */
+export type LiveSampleCounter = (role: 'primary' | 'replica') => void;
+
+export type MonitorFactory = (nodes: readonly NodeConfig[], options: MonitorOptions, counted?: LiveSampleCounter) => MonitorView;

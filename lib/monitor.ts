@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { tryParseLsn, type Lsn } from './lsn.js';
-import type { MonitorOptions, MonitorView, Sample } from './monitor-view.js';
+import type { LiveSampleCounter, MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
 import { answeredPoll, clusterHistory, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
@@ -38,7 +38,12 @@ export class Monitor implements MonitorView {
    */
   readonly primaryReady: Promise<void>;
 
-  constructor(nodes: readonly NodeConfig[], options: MonitorOptions) {
+  /** `counted`: told of each live sample sent (shared ones once), for the router's round-trip counters. */
+  constructor(
+    nodes: readonly NodeConfig[],
+    options: MonitorOptions,
+    private readonly counted?: LiveSampleCounter,
+  ) {
     this.#options = options;
     for (const node of nodes) {
       const pool = new pg.Pool(monitorPoolConfig(node.config, options.timeoutMs));
@@ -86,6 +91,7 @@ export class Monitor implements MonitorView {
 
   /** One live sample of `watched`, sent now (`sentAt`); never rejects (`lsn` undefined on failure). */
   async #sampleOnce(watched: Watched, sentAt: number): Promise<Sample> {
+    this.counted?.(watched.state.role);
     try {
       const { rows } = await watched.pool.query<{ lsn: string | null; started: string }>(sampleSql(watched.state.role));
       if (watched.started !== undefined && rows[0]?.started !== watched.started) {

@@ -135,7 +135,6 @@ export class RoutePlanner {
 
   /** One live sample of each of `nodes` (taken after `sentAt`): true as soon as one is at or past `floor`. */
   #anyReady(nodes: readonly string[], floor: Lsn, sentAt: number): Promise<boolean> {
-    this.counters.liveChecks += nodes.length;
     return new Promise((resolve) => {
       let pending = nodes.length;
       for (const node of nodes) {
@@ -176,7 +175,6 @@ export class RoutePlanner {
       reads.map(async (name) => {
         const cached = this.monitor.state(name);
         if (cached?.replayLsn !== undefined && cached.sampledAt >= since) return { lsn: cached.replayLsn, sentAt: cached.sampledAt };
-        this.counters.liveChecks++;
         const live = await this.monitor.sample(name, since);
         return live.lsn === undefined ? undefined : { lsn: live.lsn, sentAt: live.sentAt };
       }),
@@ -197,7 +195,6 @@ export class RoutePlanner {
     if (fenced) since = Math.max(since, fences.clearedAt);
     const known = this.monitor.primarySampleSince(since);
     if (known) return known;
-    this.counters.positionReads++;
     const live = await this.monitor.sample('primary', since);
     return live.lsn === undefined ? undefined : { lsn: live.lsn, sentAt: live.sentAt };
   }

@@ -255,7 +255,6 @@ export class SessionStore {
     try {
       const sample = await this.monitor.sample('primary', session.lastReadEndedAt);
       if (sample.lsn === undefined) return;
-      this.counters.positionReads++;
       const ours = this.monitor.primaryIdentity();
       const covered = withVersion(
         {

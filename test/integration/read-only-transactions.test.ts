@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
+import { engineOf } from '../../lib/internal.js';
 import { routerFor, useRoutedCluster } from '../helpers/cluster.js';
 
 // A `BEGIN READ ONLY` transaction on the primary writes nothing (PostgreSQL refuses every write in
@@ -25,18 +26,32 @@ useRoutedCluster(
   },
 );
 
-/** Runs `statements` on one checked-out client in a session; the position reads made by the time the scope ended. */
+/**
+ * Runs `statements` on one checked-out client in a session; the reads of the primary's position
+ * after writes the scope made (and waited for) before it ended. (A read on the primary is covered
+ * by a primary sample taken after it, off the request path: not counted here.)
+ */
 async function positionReadsOf(session: string, statements: string[]): Promise<number> {
-  const before = primaryOnly.topology().counters.positionReads;
-  await primaryOnly.withSession(session, async () => {
-    const client = await primaryOnly.pool.connect();
-    try {
-      for (const sql of statements) await client.query(sql);
-    } finally {
-      client.release();
-    }
-  });
-  return primaryOnly.topology().counters.positionReads - before;
+  const positions = engineOf(primaryOnly)!.sessions.primary;
+  const read = positions.read.bind(positions);
+  let reads = 0;
+  positions.read = (notBefore?: number) => {
+    reads++;
+    return read(notBefore);
+  };
+  try {
+    await primaryOnly.withSession(session, async () => {
+      const client = await primaryOnly.pool.connect();
+      try {
+        for (const sql of statements) await client.query(sql);
+      } finally {
+        client.release();
+      }
+    });
+    return reads;
+  } finally {
+    positions.read = read;
+  }
 }
 
 afterAll(() => primaryOnly?.close());

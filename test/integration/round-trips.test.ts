@@ -97,4 +97,17 @@ describe('round trips per request kind', () => {
     });
     expect(writes.positionReads).toBe(1);
   });
+
+  it('concurrent reads that need a live check share its round trips: the counters count round trips, not callers', async () => {
+    await settle(router, cluster);
+    const cost = await extra(async () => {
+      await router.query('update counters set n = n + 1 where id = 7'); // the process session's floor: ahead of every cached replica position
+      await Promise.all(Array.from({ length: 20 }, () => router.query('select n from counters where id = 7')));
+    });
+    expect(cost.statements).toBe(21);
+    expect(cost.positionReads).toBe(1); // the write's position, read once before the reads
+    // Each replica sampled once, or twice when a read came in while the first sample was in
+    // flight (one more, sent after it, serves the rest): never once per read.
+    expect(cost.liveChecks).toBeLessThanOrEqual(2 * cluster.replicas.length);
+  });
 });
