@@ -26,6 +26,8 @@ const SECONDS = Number(process.env.BENCH_THROUGHPUT_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_THROUGHPUT_ROUNDS ?? 5);
 const POOL_MAX = Number(process.env.BENCH_THROUGHPUT_POOL ?? 20);
 const WARM_MS = 500;
+/** Share of requests that write (then read back); BENCH_THROUGHPUT_WRITES=0 isolates the read path. */
+const WRITE_SHARE = Number(process.env.BENCH_THROUGHPUT_WRITES ?? 0.1);
 /** The router's monitor interval (as in the strategies section). */
 const MONITOR_MS = Number(process.env.BENCH_MONITOR_MS ?? 100);
 /** BENCH_REASONS=1: count ours' routing decisions by reason (a meter provider; costs some CPU per statement). */
@@ -85,7 +87,7 @@ async function runCell(cluster: Cluster, variant: Variant, meter: DecisionMeter 
     startWorkload({
       targets: [{ target, sessions: LOOPS }],
       nodeName: (port) => names.get(port) ?? '?',
-      writeShare: 0.1,
+      writeShare: WRITE_SHARE,
       readBack: 'same-scope',
       backoffMs: 5,
     });
@@ -119,6 +121,7 @@ async function runCell(cluster: Cluster, variant: Variant, meter: DecisionMeter 
     requests,
     requestsPerSecond: Math.round(requests / (result.durationMs / 1000)),
     cpuMicrosPerRequest: perRequest(cpu.user + cpu.system, 1),
+    cpuSystemMicrosPerRequest: perRequest(cpu.system, 1),
     positionReadsPerRequest: counters
       ? perRequest(counters.positionReads - countersBefore!.positionReads)
       : oracle
@@ -137,10 +140,10 @@ async function runCell(cluster: Cluster, variant: Variant, meter: DecisionMeter 
 
 function table(results: Cell[], ratios: Record<string, number>): string {
   const head =
-    '| variant | requests/s | / random replica | CPU µs / request | position reads / request | live checks / request | reads on replicas | RYW | MR | failures |\n|---|---|---|---|---|---|---|---|---|---|';
+    '| variant | requests/s | / random replica | CPU µs / request (of which system) | position reads / request | live checks / request | reads on replicas | RYW | MR | failures |\n|---|---|---|---|---|---|---|---|---|---|';
   const rows = results.map(
     (r) =>
-      `| ${r.variant} | ${r.requestsPerSecond} | ${ratios[String(r.variant)]} | ${r.cpuMicrosPerRequest} | ${r.positionReadsPerRequest} | ${r.liveChecksPerRequest} | ${(Number(r.replicaShare) * 100).toFixed(1)} % | ${r.rywViolations} | ${r.mrViolations} | ${r.failures} |`,
+      `| ${r.variant} | ${r.requestsPerSecond} | ${ratios[String(r.variant)]} | ${r.cpuMicrosPerRequest} (${r.cpuSystemMicrosPerRequest}) | ${r.positionReadsPerRequest} | ${r.liveChecksPerRequest} | ${(Number(r.replicaShare) * 100).toFixed(1)} % | ${r.rywViolations} | ${r.mrViolations} | ${r.failures} |`,
   );
   return `${head}\n${rows.join('\n')}\n`;
 }
@@ -166,16 +169,23 @@ export async function runThroughput(): Promise<void> {
     const ratios = Object.fromEntries(VARIANTS.map((v) => [v, ratioOf(v)]));
     console.log(table(results, ratios));
     if (process.env.BENCH_NO_WRITE !== '1') {
-      const base = new URL('../../docs/throughput', import.meta.url).pathname;
+      const base = new URL(`../../docs/throughput${WRITE_SHARE === 0.1 ? '' : `-writes${WRITE_SHARE}`}`, import.meta.url).pathname;
       const machine = machineInfo();
-      const setup = { loops: LOOPS, secondsPerCell: SECONDS, rounds: ROUNDS, poolMax: POOL_MAX, monitorMs: MONITOR_MS };
+      const setup = {
+        writeShare: WRITE_SHARE,
+        loops: LOOPS,
+        secondsPerCell: SECONDS,
+        rounds: ROUNDS,
+        poolMax: POOL_MAX,
+        monitorMs: MONITOR_MS,
+      };
       writeFileSync(
         `${base}.json`,
         `${JSON.stringify({ date: new Date().toISOString(), machine, lib, ...setup, ratioToRandomReplica: ratios, results }, null, 2)}\n`,
       );
       writeFileSync(
         `${base}.md`,
-        `Throughput (\`BENCH_SECTIONS=throughput npm run bench:routing\`, ${new Date().toISOString().slice(0, 10)}): primary + 2 caught-up replicas, ${LOOPS} request loops without pause, each request one session scope reading a row by key or (10 %) updating it and reading it back; pools of ${POOL_MAX} per node; ${SECONDS} s per cell after ${WARM_MS} ms of warm-up, ${ROUNDS} rounds in rotating order, medians (ratios: median of the per-round ratios; violations: sums). CPU: this process's (process.cpuUsage), which also runs the load loops. ${machine}; lib at ${lib.commit}${lib.changedLibFiles.length ? ` with uncommitted changes to ${lib.changedLibFiles.join(', ')} (diff ${lib.diffHash})` : ''}.\n\n${table(results, ratios)}`,
+        `Throughput (\`${WRITE_SHARE === 0.1 ? '' : `BENCH_THROUGHPUT_WRITES=${WRITE_SHARE} `}BENCH_SECTIONS=throughput npm run bench:routing\`, ${new Date().toISOString().slice(0, 10)}): primary + 2 caught-up replicas, ${LOOPS} request loops without pause, each request one session scope reading a row by key or (${WRITE_SHARE * 100} %) updating it and reading it back; pools of ${POOL_MAX} per node; ${SECONDS} s per cell after ${WARM_MS} ms of warm-up, ${ROUNDS} rounds in rotating order, medians (ratios: median of the per-round ratios; violations: sums). CPU: this process's (process.cpuUsage), which also runs the load loops. ${machine}; lib at ${lib.commit}${lib.changedLibFiles.length ? ` with uncommitted changes to ${lib.changedLibFiles.join(', ')} (diff ${lib.diffHash})` : ''}.\n\n${table(results, ratios)}`,
       );
     }
   } finally {
