@@ -40,9 +40,13 @@ export function withVersion(p: StoredPosition, version: string | undefined): Sto
   return copy;
 }
 
-/** A fresh version for a raise: 16 random hex digits. */
+/** This process's versions start with 16 random hex digits (drawn once: no process shares them)... */
+const VERSION_PREFIX = randomBytes(8).toString('hex');
+let versions = 0;
+
+/** ...and end with a count (base 36): a fresh version for a raise, unique across processes, without a random draw per raise. */
 export function newVersion(): string {
-  return randomBytes(8).toString('hex');
+  return `${VERSION_PREFIX}${(++versions).toString(36)}`;
 }
 
 /**
