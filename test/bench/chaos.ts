@@ -5,6 +5,7 @@
 // another session. Strategies: the oracle (test/bench/oracle.ts: the most any correct router can
 // read on replicas), ours at 'session' with maxWaitMs 0, and with 20. Writes docs/strategies-chaos.{json,md}.
 import { writeFileSync } from 'node:fs';
+import { chaosChart } from './chaos-chart.js';
 import { createRouter, type Router } from '../../lib/index.js';
 import { startCluster, type Cluster, type ReplicaHandle } from '../../lib/testing/index.js';
 import { asAppRole, createAppRole } from '../helpers/app-role.js';
@@ -232,6 +233,7 @@ export async function runChaos(): Promise<void> {
         `${base}.json`,
         `${JSON.stringify({ date: new Date().toISOString(), machine, lib, ...setup, shareOfOracle: ratios, results }, null, 2)}\n`,
       );
+      writeFileSync(`${base}.svg`, chaosChart(results, `${SESSIONS} sessions, ${THINK_MS} ms think time, ${SECONDS} s per cell`));
       writeFileSync(
         `${base}.md`,
         `Chaos workload (\`BENCH_SECTIONS=chaos npm run bench:routing\`, ${new Date().toISOString().slice(0, 10)}): primary + 2 replicas, r2 applying ${SLOW_APPLY_MS} ms late, every ${STEP_MS} ms one step of pause r1 / resume r1 / pause r2 / resume r2; ${SESSIONS} sessions${THINK_MS > 0 ? ` pausing ${THINK_MS} ms on average between operations` : ''}, 25 % writes (each read back at once), 20 % of writes handing a token on; ${SECONDS} s per cell, ${REPEATS} repeats in rotating order, medians (violations, decisions: sums). ${machine}; lib at ${lib.commit}${lib.changedLibFiles.length ? ` with uncommitted changes to ${lib.changedLibFiles.join(', ')} (diff ${lib.diffHash})` : ''}.\n\n${tables(results, ratios)}`,
