@@ -74,7 +74,9 @@ try {
       storeWrites: a.counters.storeWrites - b.counters.storeWrites,
     };
   };
-  await router.withSession('bench-reader', () => router.query(sql, [1])); // its first request records its node
+  // Their first requests: a new session is owed the primary's position (one sample) and records its node.
+  await router.withSession('bench-reader', () => router.query(sql, [1]));
+  await router.withSession('bench-writer', () => router.query(sql, [1]));
   const readRequest = await cost(() =>
     router.withSession('bench-reader', async () => {
       await router.query(sql, [1]);
