@@ -165,7 +165,7 @@ export class Dispatch {
       },
       (err: unknown) => {
         tagTimeout(err);
-        if (!isNotSent(err)) node.served++;
+        if (!isNotSent(err) && !isPoolFull(err)) node.served++; // a statement that waited for a connection in vain was never sent
         this.#settle(classification, node, scope, ctx, runner, false, err);
         const own = span && !runner.holds(ctx, span) ? span : undefined;
         if (refusable && isReadOnlyRefusal(err) && runner.abandon(ctx, err)) {

@@ -173,11 +173,13 @@ describe('connections', () => {
       const holder = await tiny.withConsistency('eventual', () => tiny.pool.connect());
       try {
         expect(holder.node).toBe('r1'); // the replica's only connection
-        const served = tiny.topology().nodes.find((n) => n.name === 'primary')!.served;
+        const servedBy = (name: string) => tiny.topology().nodes.find((n) => n.name === name)!.served;
+        const [primaryServed, r1Served] = [servedBy('primary'), servedBy('r1')];
         await expect(tiny.withConsistency('eventual', () => tiny.pool.query(PORT))).rejects.toThrow(
           /timeout exceeded when trying to connect/,
         );
-        expect(tiny.topology().nodes.find((n) => n.name === 'primary')!.served).toBe(served); // not run again on the primary
+        expect(servedBy('primary')).toBe(primaryServed); // not run again on the primary
+        expect(servedBy('r1'), 'never sent: not counted as served').toBe(r1Served);
         expect(tiny.topology().nodes.find((n) => n.name === 'r1')!.status).toBe('up');
         await expect(tiny.withConsistency('eventual', () => tiny.pool.connect())).rejects.toThrow(
           /timeout exceeded when trying to connect/,
