@@ -121,7 +121,8 @@ export class Engine {
       return await runInScope(withSessionOf(outer, session), fn);
     } finally {
       // Storing the position must not turn a request that succeeded into a failure.
-      await this.sessions.persist(session).catch(() => {});
+      const stored = this.sessions.persistNow(session); // in the steady state nothing to store: no promise
+      if (stored) await stored.catch(() => {});
       outer.session.fold(session);
     }
   }

@@ -3,13 +3,14 @@ import type { MonitorView } from './monitor-view.js';
 import { newVersion, samePosition, unionNode, withVersion, type StoredPosition } from './position.js';
 import type { PrimaryPositions } from './primary-position.js';
 import { RecoveryFloor } from './recovery-floor.js';
+import { StoredCovers } from './stored-covers.js';
 import { toLocal, toShared } from './server-ids.js';
 import type { Session } from './session.js';
 import { LostWrites, type LostWrite } from './stores/lost-writes.js';
 import { NOT_NOW, type GuardedStore } from './stores/guard.js';
 
-/** What {@link SessionStore.ensureLoaded} gives for a session loaded in this turn. */
-const LOADED: Promise<void> = Promise.resolve();
+/** What {@link SessionStore.ensureLoaded} and {@link SessionStore.persist} give for work done in this turn. */
+const DONE: Promise<void> = Promise.resolve();
 
 type Warn = (kind: string, message: string, details?: Record<string, unknown>) => void;
 
@@ -26,7 +27,8 @@ type Warn = (kind: string, message: string, details?: Record<string, unknown>) =
 export class SessionStore {
   /** Floors loaded from the store are raised to this: the primary's position after positions may have been lost. */
   readonly #recovery: RecoveryFloor;
-  readonly #background = new Set<Promise<void>>();
+  /** Covers of stored reads on the primary, made off the request path. */
+  readonly #covers: StoredCovers;
   /** Positions this process failed to store, per key; one pushed out is a loss of unknown keys. */
   readonly #lost: LostWrites;
   /** The lost positions a session merged at its load (its successful raise carries them). */
@@ -44,6 +46,7 @@ export class SessionStore {
     lostCapacity?: number,
   ) {
     this.#recovery = new RecoveryFloor(primary, monitor);
+    this.#covers = new StoredCovers(store, monitor, counters);
     this.#lost = new LostWrites(lostCapacity, () => {
       this.storeMayHaveLost();
       this.warn(
@@ -70,7 +73,7 @@ export class SessionStore {
 
   /** Loads the stored position once per session (shared by concurrent reads). */
   ensureLoaded(session: Session): Promise<void> {
-    if (session.key === undefined || this.loadNow(session)) return LOADED;
+    if (session.key === undefined || this.loadNow(session)) return DONE;
     session.loading ??= this.#load(session);
     return session.loading;
   }
@@ -88,7 +91,7 @@ export class SessionStore {
     if (stored === NOT_NOW) return false;
     this.counters.storeReads++;
     this.#merged(session, stored, this.#received(session, stored, startedAt));
-    session.loading = LOADED;
+    session.loading = DONE;
     session.loaded = true;
     return true;
   }
@@ -188,16 +191,29 @@ export class SessionStore {
    * of its scope: positions its writes first, covers its reads on the primary when a primary
    * position taken after them is known, and skips the write when nothing changed.
    */
-  async persist(session: Session, key = session.key): Promise<void> {
-    if (key === undefined) return;
-    if (session.writePending || (session.resync && session.wrote)) {
-      try {
-        await this.primary.positionSession(session);
-      } catch {
-        this.counters.positionErrors++;
-        session.positionUnknown(performance.now());
-      }
+  persist(session: Session, key = session.key): Promise<void> {
+    return this.persistNow(session, key) ?? DONE;
+  }
+
+  /** {@link persist}; undefined when nothing was pending and nothing changed (decided in this turn, without a promise). */
+  persistNow(session: Session, key = session.key): Promise<void> | undefined {
+    if (key === undefined) return undefined;
+    if (session.writePending || (session.resync && session.wrote)) return this.#positionThenStore(session, key);
+    return this.#store(session, key);
+  }
+
+  async #positionThenStore(session: Session, key: string): Promise<void> {
+    try {
+      await this.primary.positionSession(session);
+    } catch {
+      this.counters.positionErrors++;
+      session.positionUnknown(performance.now());
     }
+    await this.#store(session, key);
+  }
+
+  /** The session's position stored under `key` if it changed (see {@link persist}); undefined when it did not. */
+  #store(session: Session, key: string): Promise<void> | undefined {
     // Reads on the primary, not yet covered. Stored as "primary", the next request could only
     // cover them with a position taken after it loads them: one no lagging replica has reached,
     // so a busy session would never get back to the replicas. So they are covered with a primary
@@ -222,11 +238,21 @@ export class SessionStore {
     // Reads on the primary that could not be covered are always stored (merged with whatever a
     // concurrent request of the session stored), even if the value looks unchanged.
     const unchanged = loaded !== undefined ? samePosition(next, loaded) : next.lsn === 0n && next.node === undefined;
-    if (unchanged && next.node !== 'primary') return;
+    if (unchanged && next.node !== 'primary') return undefined;
     // A fresh version names this copy: a later raise of this session (its cover) replaces it only
     // while it is still stored, never an equal value another request stored meanwhile.
     next = withVersion(next, newVersion());
     this.counters.storeWrites++;
+    return this.#raise(session, key, next, loaded, coverLater);
+  }
+
+  async #raise(
+    session: Session,
+    key: string,
+    next: StoredPosition,
+    loaded: StoredPosition | undefined,
+    coverLater: boolean,
+  ): Promise<void> {
     try {
       await this.store.raise(key, next, loaded);
       if (key === session.key) {
@@ -235,7 +261,7 @@ export class SessionStore {
         if (lost) this.#lost.carried(key, lost); // stored now: `next` holds what was lost
         this.#mergedLost.delete(session);
       }
-      if (coverLater) this.#track(this.#coverStored(session, key, next));
+      if (coverLater) this.#covers.cover(session, key, next);
     } catch (err) {
       // Timed out, refused, or not sent (circuit open): `next` may be missing from the store.
       // Only this key lost it, and exactly it: its next load here merges it.
@@ -243,39 +269,6 @@ export class SessionStore {
       this.#lost.record(key, next);
       throw err;
     }
-  }
-
-  /**
-   * Replaces a stored position whose reads on the primary were not covered (`stored`) by one
-   * covered by a primary sample taken after them, against `stored`'s version. If the session
-   * stored something else meanwhile (even an equal value), the store's merge keeps whatever that
-   * request still needs covered.
-   */
-  async #coverStored(session: Session, key: string, stored: StoredPosition): Promise<void> {
-    try {
-      const sample = await this.monitor.sample('primary', session.lastReadEndedAt);
-      if (sample.lsn === undefined) return;
-      const ours = this.monitor.primaryIdentity();
-      const covered = withVersion(
-        {
-          lsn: sample.lsn > stored.lsn ? sample.lsn : stored.lsn,
-          node: undefined,
-          systemId: ours.systemId ?? stored.systemId,
-          timeline: ours.timeline ?? stored.timeline,
-        },
-        newVersion(),
-      );
-      if (covered.systemId !== stored.systemId || covered.timeline !== stored.timeline) return; // a failover meanwhile: leave it to the next load
-      this.counters.storeWrites++;
-      await this.store.raise(key, covered, stored);
-    } catch {
-      this.counters.storeErrors++; // "primary" stays stored: safe
-    }
-  }
-
-  #track(work: Promise<void>): void {
-    this.#background.add(work);
-    void work.finally(() => this.#background.delete(work));
   }
 
   /** A position for outside this process: its uncovered reads named by server ids (lib/server-ids.ts). */
@@ -289,7 +282,7 @@ export class SessionStore {
   }
 
   /** Waits for background work (covers of stored positions). */
-  async drain(): Promise<void> {
-    await Promise.all(this.#background);
+  drain(): Promise<void> {
+    return this.#covers.drain();
   }
 }
