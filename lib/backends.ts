@@ -132,13 +132,19 @@ export class Backends {
 }
 
 const terminated = new WeakSet<object>();
+const endedAlone = new WeakSet<object>();
 
-/**
- * A pg client whose backend the router was asked to terminate, or that its server ended alone
- * ({@link watchEndedAlone}): its loss is no sign its node is down.
- */
+/** A pg client whose backend the router was asked to terminate: what it ran must not run again. */
 export function wasTerminated(client: object): boolean {
   return terminated.has(client);
+}
+
+/**
+ * A pg client whose loss is no sign that its node is down: terminated through the router, or
+ * ended alone by its server ({@link watchEndedAlone}).
+ */
+export function lossIsNoOutage(client: object): boolean {
+  return terminated.has(client) || endedAlone.has(client);
 }
 
 /** SQLSTATEs of a FATAL that a server sends every connection when it goes: shutdown, crash, not accepting. */
@@ -146,13 +152,17 @@ const SERVER_GOING = /^(57P0[123]|08)/;
 
 /**
  * Watches `client` for a FATAL that ends its connection alone while the server runs on — a
- * recovery conflict (40001), an idle-in-transaction, idle-session or transaction timeout — and
- * marks it {@link wasTerminated}, so that the lost socket after it is not taken for an outage.
- * A shutdown's or a crash's FATAL (57P01–57P03) still is one.
+ * recovery conflict (40001), an idle-in-transaction, idle-session or transaction timeout — so
+ * that the lost socket after it is not taken for an outage ({@link lossIsNoOutage}); the
+ * statement it ended may still run again elsewhere. A shutdown's or a crash's FATAL
+ * (57P01–57P03) still is an outage. (The severity is read from the localized field: with
+ * non-English server messages nothing matches, and the loss counts as an outage, as before.)
  */
 export function watchEndedAlone(client: pg.ClientBase): void {
-  (client as pg.Client).connection.on('errorMessage', (msg: { severity?: string; code?: string }) => {
-    if (msg.severity === 'FATAL' && !SERVER_GOING.test(msg.code ?? '08')) terminated.add(client);
+  const connection = (client as { connection?: { on?: (event: string, listener: (msg: unknown) => void) => void } }).connection;
+  connection?.on?.('errorMessage', (msg) => {
+    const { severity, code } = msg as { severity?: string; code?: string };
+    if (severity === 'FATAL' && !SERVER_GOING.test(code ?? '08')) endedAlone.add(client);
   });
 }
 

@@ -1,6 +1,6 @@
 import type { EventEmitter } from 'node:events';
 import type pg from 'pg';
-import { pidOf, wasTerminated, type Backends } from './backends.js';
+import { lossIsNoOutage, pidOf, type Backends } from './backends.js';
 import { closed, detach, notAnswered, openBinding, type Binding } from './binding.js';
 import type { ClientRegistry } from './client-registry.js';
 import type { MonitorView } from './monitor-view.js';
@@ -144,7 +144,7 @@ export class ClientConnection<C extends EventEmitter> {
     if (binding.lost) return; // the 'end' after an 'error' says nothing new
     binding.lost = true;
     binding.loss.lose(err ?? new Error('Connection ended'));
-    if (err && isConnectionError(err) && !wasTerminated(binding.client)) this.#monitor.reportConnectionFailure(binding.node.name, err);
+    if (err && isConnectionError(err) && !lossIsNoOutage(binding.client)) this.#monitor.reportConnectionFailure(binding.node.name, err);
     binding.lostWith = err;
   }
 

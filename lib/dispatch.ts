@@ -176,15 +176,16 @@ export class Dispatch {
           return this.#attempt(text, write, scope, ctx, query, runner, new Set([node.name]));
         }
         // A full pool is no server failure: past the user's connectionTimeoutMillis the statement
-        // fails as on pg.Pool; past the router's own bound (pg would have waited on) it runs on
-        // the primary (which waits at max: see waitingAtMax), the replica staying in rotation.
+        // fails as on pg.Pool; past the router's own bound (pg would have waited on) it runs on a
+        // replica with no caller waiting, or on the primary (which waits at max: see
+        // waitingAtMax), the replica staying in rotation.
         const full = isPoolFull(err);
         const lost = isConnectionError(err) && !full;
         const spill = full && node.ownWaitBound === true;
         if (retryable && (lost || spill || isRecoveryConflict(err)) && runner.abandon(ctx, err)) {
           this.telemetry.end(own, err, true);
           if (lost) this.monitor.reportConnectionFailure(node.name, err);
-          const elsewhere = spill ? new Set(this.planner.nodes.replicas.keys()) : new Set([node.name]);
+          const elsewhere = spill ? this.#fullReplicas(node) : new Set([node.name]);
           return this.#attempt(text, classification, scope, ctx, query, runner, elsewhere);
         }
         this.telemetry.end(own, err, after !== undefined && runsAgainOnceStarted(err)); // (see #runBeforeStart)
@@ -206,6 +207,13 @@ export class Dispatch {
     if (pid === undefined) return undefined;
     if (refused) return Promise.reject(refused);
     return Promise.resolve(pid).then((p) => sendSignal(this.planner.nodes.backends.target(p), signal));
+  }
+
+  /** `node` and the other replicas whose pools have callers waiting: where a read spilled from `node` must not go. */
+  #fullReplicas(node: NodePool): Set<string> {
+    const full = new Set([node.name]);
+    for (const [name, replica] of this.planner.nodes.replicas) if (replica.pool.waitingCount > 0) full.add(name);
+    return full;
   }
 
   #openSpan(route: Route, kind: StatementKind, scope: Scope, retry: boolean): OtelSpan | undefined {

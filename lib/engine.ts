@@ -73,6 +73,7 @@ export class Engine {
       options.monitor,
       counted,
     );
+    for (const node of this.nodes.all) node.isDown = () => this.monitor.state(node.name)?.status === 'down';
     const classifier = new Classifier({ writeFunctions: options.writeFunctions, cacheSize: options.classifierCacheSize });
     this.store = new GuardedStore(options.store, options.storeGuard, {
       onOpen: (err) =>

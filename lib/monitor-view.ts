@@ -58,4 +58,5 @@ export interface MonitorView {
 /** What the router counts of a monitor's work: each live sample it sends (not its polls), by the node's role. */
 export type LiveSampleCounter = (role: 'primary' | 'replica') => void;
 
+/** Makes a monitor. One that never calls `counted` leaves the live samples out of `positionReads` and `liveChecks`. */
 export type MonitorFactory = (nodes: readonly NodeConfig[], options: MonitorOptions, counted?: LiveSampleCounter) => MonitorView;

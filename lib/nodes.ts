@@ -131,17 +131,22 @@ export interface NodePool {
    * ({@link waitingAtMax}). Past the user's own bound, it fails as on pg.
    */
   readonly ownWaitBound?: boolean;
+  /** Whether the monitor has the node down (set by the engine once its monitor exists). */
+  isDown?: () => boolean;
 }
 
 /**
  * Runs `send` (a checkout, or a statement on the pool, which is not sent while it waits for a
  * connection) and, on the primary with the router's own wait bound, runs it again each time that
  * bound ends its wait for a free connection: the primary waits at `max` as pg.Pool does by
- * default, since nothing else can serve it. A server that cannot be reached still fails at once.
+ * default, since nothing else can serve it. A failure to connect still fails at once, and once
+ * the monitor has the primary down (its connections hang: the pool stays full of connects that
+ * never complete) the wait ends with the pool's error too.
  */
 export function waitingAtMax<T>(node: NodePool, send: () => Promise<T>): Promise<T> {
   if (node.role !== 'primary' || node.ownWaitBound !== true) return send();
-  const attempt = (): Promise<T> => send().catch((err: unknown) => (isPoolFull(err) ? attempt() : Promise.reject(err)));
+  const attempt = (): Promise<T> =>
+    send().catch((err: unknown) => (isPoolFull(err) && node.isDown?.() !== true ? attempt() : Promise.reject(err)));
   return attempt();
 }
 

@@ -11,6 +11,9 @@ import type { SessionStore } from './session-store.js';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** The least a round of live checks waits for the other nodes once one answered behind (ms). */
+const ROUND_GRACE_MS = 2;
+
 export interface PlannerOptions {
   /** The router's default level. */
   readonly consistency: Consistency;
@@ -20,8 +23,8 @@ export interface PlannerOptions {
 
 /**
  * Plans where a statement runs: (statement, scope) → route. Synchronous when no I/O is needed
- * ({@link planSync}); otherwise ({@link plan}) it loads the session floor, checks the most
- * advanced replica live when none is known to be ready (waiting up to `maxWaitMs`), and before a
+ * ({@link planSync}); otherwise ({@link plan}) it loads the session floor, checks the replicas
+ * that may be ready live, in parallel, when none is known to be (waiting up to `maxWaitMs`), and before a
  * read leaves the node of the session's uncovered reads, covers them with a position of that node
  * (or of the primary) sampled after them — monotonic reads.
  */
@@ -133,14 +136,24 @@ export class RoutePlanner {
     return this.options.maxWaitMs > 0 ? Math.round(performance.now() - started) : 0;
   }
 
-  /** One live sample of each of `nodes` (taken after `sentAt`): true as soon as one is at or past `floor`. */
+  /**
+   * One live sample of each of `nodes` (taken after `sentAt`): true as soon as one is at or past
+   * `floor`; false once all answered behind, or a little after the first did (twice its round
+   * trip, at least {@link ROUND_GRACE_MS}): a node that does not answer holds nobody up.
+   */
   #anyReady(nodes: readonly string[], floor: Lsn, sentAt: number): Promise<boolean> {
     return new Promise((resolve) => {
       let pending = nodes.length;
+      let grace: NodeJS.Timeout | undefined;
+      const done = (ready: boolean) => {
+        clearTimeout(grace);
+        resolve(ready);
+      };
       for (const node of nodes) {
         void this.monitor.sample(node, sentAt).then(({ lsn }) => {
-          if (lsn !== undefined && lsn >= floor) resolve(true);
-          else if (--pending === 0) resolve(false);
+          if (lsn !== undefined && lsn >= floor) return done(true);
+          if (--pending === 0) return done(false);
+          grace ??= setTimeout(() => done(false), Math.max(ROUND_GRACE_MS, 2 * (performance.now() - sentAt)));
         });
       }
     });

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { promised, toCallback } from './callback.js';
-import { wasTerminated, watchEndedAlone } from './backends.js';
+import { lossIsNoOutage, watchEndedAlone } from './backends.js';
 import { RoutedClient } from './client.js';
 import { checkOut } from './checkout.js';
 import { inHook } from './hooks.js';
@@ -59,7 +59,7 @@ export class RoutedPool extends PoolBase {
       node.pool.on('connect', (client: pg.PoolClient) => {
         watchEndedAlone(client);
         client.on('error', (err: unknown) => {
-          if (isConnectionError(err) && !wasTerminated(client)) engine.monitor.reportConnectionFailure(node.name, err);
+          if (isConnectionError(err) && !lossIsNoOutage(client)) engine.monitor.reportConnectionFailure(node.name, err);
         });
       });
       for (const event of POOL_EVENTS) {

@@ -24,7 +24,7 @@ export interface StoredPosition {
   readonly timeline?: number | undefined;
   /**
    * The version of the stored copy: returned by `get`, compared by `raise` with the `loaded`
-   * one. Up to 40 of `[A-Za-z0-9_-]`; the router writes a fresh random one with every raise.
+   * one. Up to 40 of `[A-Za-z0-9_-]`; the router writes a fresh one (unique across processes) with every raise.
    * Undefined for a value stored without one (an older release, a store that drops it): a raise
    * against it merges, never replaces.
    */

@@ -148,10 +148,18 @@ export function decide(input: RouteInput): Decision {
 const position = (r: ReplicaView): bigint => r.replayLsn ?? -1n;
 
 /**
- * A replica whose lag is a delay, not a pause: behind at its last sample, and replaying then (its
- * position moved in that sample). Unknown sample times count as replaying (the lag is trusted).
+ * A stall longer than this (ms) is no short pause (a recovery conflict, a moment's hold): such a
+ * replica is not checked for every read again and again; its lag counts as for a replaying one.
+ */
+const LONG_STALL_MS = 5000;
+
+/**
+ * A replica whose lag says it cannot have reached a recent floor: behind at its last sample, and
+ * replaying then (its position moved in that sample: the lag is a delay, not a pause) or standing
+ * still for longer than {@link LONG_STALL_MS}. Unknown sample times count as replaying.
  */
 function replaysBehind(r: ReplicaView): boolean {
   if (r.lagMs === undefined || r.lagMs === 0) return false;
-  return r.advancedAt === undefined || r.sampledAt === undefined || r.advancedAt >= r.sampledAt;
+  if (r.advancedAt === undefined || r.sampledAt === undefined) return true;
+  return r.advancedAt >= r.sampledAt || r.sampledAt - r.advancedAt > LONG_STALL_MS;
 }

@@ -12,17 +12,18 @@ export interface StoreGuardOptions {
 
 export type CircuitState = 'closed' | 'open' | 'half-open';
 
+type InProcessRead = (key: string) => StoredPosition | undefined | null;
+
 /**
- * A store whose positions are in this process's memory (`memoryStore()`) holds its synchronous
- * read under this key: its calls are never raced against a timeout, and a load can be had in the
- * same turn ({@link GuardedStore.getNow}).
+ * Stores whose positions are in this process's memory (`memoryStore()`), by identity, with their
+ * synchronous read: their calls are never raced against a timeout, and a load can be had in the
+ * same turn ({@link GuardedStore.getNow}). By identity, so that a store made from one (`{
+ * ...memoryStore(), get }`) is guarded as any other.
  */
-export const IN_PROCESS: unique symbol = Symbol('pg-replica-router.in-process-store');
+export const inProcessReads = new WeakMap<LsnStore, InProcessRead>();
 
 /** {@link GuardedStore.getNow}: the store cannot answer in this turn. */
 export const NOT_NOW: unique symbol = Symbol('pg-replica-router.not-now');
-
-type InProcessRead = (key: string) => StoredPosition | undefined | null;
 
 /** A store call that was not made (circuit open) or not answered in time. */
 export class StoreUnavailable extends Error {
@@ -48,7 +49,7 @@ export class GuardedStore implements LsnStore {
   /** `losses`: signs from the store that it may have lost acknowledged positions (see `LsnStore.onLoss`). */
   readonly counters = { timeouts: 0, errors: 0, shortCircuits: 0, opened: 0, recovered: 0, losses: 0 };
 
-  /** The inner store's synchronous read, when it keeps positions in this process ({@link IN_PROCESS}). */
+  /** The inner store's synchronous read, when it keeps positions in this process ({@link inProcessReads}). */
   readonly #inProcess: InProcessRead | undefined;
 
   constructor(
@@ -60,8 +61,7 @@ export class GuardedStore implements LsnStore {
       onError?: (reason: StoreUnavailable['reason']) => void;
     } = {},
   ) {
-    const read = (inner as { [IN_PROCESS]?: unknown })[IN_PROCESS];
-    this.#inProcess = typeof read === 'function' ? (read as InProcessRead) : undefined;
+    this.#inProcess = inProcessReads.get(inner);
   }
 
   get state(): CircuitState {

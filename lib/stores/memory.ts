@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache';
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
 import { mergePosition, type StoredPosition } from '../position.js';
-import { IN_PROCESS } from './guard.js';
+import { inProcessReads } from './guard.js';
 import type { LsnStore } from './store.js';
 
 export interface MemoryStoreOptions {
@@ -30,8 +30,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): LsnStore {
     throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `memoryStore: ttlSeconds must be a positive number, got ${ttlSeconds}`);
   }
   const cache = new LRUCache<string, StoredPosition>({ max, ttl: ttlSeconds * 1000 });
-  const store: LsnStore & { [IN_PROCESS]: (key: string) => StoredPosition | undefined } = {
-    [IN_PROCESS]: (key) => cache.get(key),
+  const store: LsnStore = {
     async get(key) {
       return cache.get(key);
     },
@@ -41,5 +40,6 @@ export function memoryStore(options: MemoryStoreOptions = {}): LsnStore {
       cache.set(key, mergePosition(cache.get(key), next, loaded));
     },
   };
+  inProcessReads.set(store, (key) => cache.get(key));
   return store;
 }

@@ -40,6 +40,22 @@ describe('route planner (database-free)', () => {
     expect(route.decision.reason).toBe('caught-up-live');
   });
 
+  it('a replica that does not answer its live check holds nobody up: the round ends a little after the first answer', async () => {
+    const { engine, monitor } = fakeEngine();
+    monitor.set('r1', { replayLsn: 90n });
+    monitor.set('r2', { replayLsn: 50n }); // e.g. blackholed, still up in the cache
+    monitor.live.set('r1', 95n);
+    const sample = monitor.sample.bind(monitor);
+    monitor.sample = (name: string) =>
+      name === 'r2'
+        ? new Promise((resolve) => setTimeout(() => resolve({ lsn: undefined, sentAt: performance.now() }), 3000))
+        : sample(name);
+    const started = performance.now();
+    const route = await engine.planner.plan('read', makeScope(session(100n), undefined));
+    expect([route.node.name, route.decision.reason]).toEqual(['primary', 'replica-behind']);
+    expect(performance.now() - started, 'a liveness bound, not a speed target').toBeLessThan(1500);
+  });
+
   it('a replica the cache puts further behind may be the one that caught up: the live checks find it', async () => {
     const { engine, monitor } = fakeEngine();
     monitor.set('r1', { replayLsn: 50n }); // e.g. paused until a moment ago

@@ -134,6 +134,11 @@ const cases: Array<[string, Partial<RouteInput>, Decision]> = [
     { target: 'check', node: 'r1', nodes: ['r1'] },
   ],
   [
+    '… unless it has stood still for long (paused for an hour): no live check for every read',
+    { replicas: [r('r1', 60n, { lagMs: 3_600_000, sampledAt: 3_600_500, advancedAt: 400 })], now: 3_600_510, floorAgeMs: () => 5 },
+    { target: 'primary', reason: 'replica-behind' },
+  ],
+  [
     'lag unknown: check',
     { replicas: [r('r1', 60n, { lagMs: undefined })], floorAgeMs: () => 5 },
     { target: 'check', node: 'r1', nodes: ['r1'] },

@@ -49,4 +49,17 @@ describe('session loads in the same turn (in-process store)', () => {
     expect(engine.planner.planSync('read', makeScope(later, undefined))?.node.name).toBe('r1');
     expect(later.floor).toBe(450n);
   });
+
+  it('a store made from memoryStore() (its methods spread into another object) is not taken for it: guarded, loaded asynchronously', async () => {
+    const base = memoryStore();
+    let gets = 0;
+    const store = { ...base, get: (key: string) => (gets++, base.get(key)) };
+    const { engine, monitor } = fakeEngine({ store });
+    monitor.set('r1', { replayLsn: 500n });
+    await base.raise('user:1', { lsn: 300n, ...HISTORY }, undefined);
+    const session = new Session('user:1');
+    expect(engine.planner.planSync('read', makeScope(session, undefined))).toBeUndefined();
+    await engine.planner.plan('read', makeScope(session, undefined));
+    expect([gets, session.floor]).toEqual([1, 300n]); // its own get was used
+  });
 });
