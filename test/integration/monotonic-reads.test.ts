@@ -8,53 +8,65 @@ let router: Router;
 type Replica = Cluster['replicas'][number];
 const READ = 'select inet_server_port() as port, count(*)::int as n from events';
 
-useRoutedCluster({ setup: ['create table events (id serial primary key)', 'insert into events default values'] }, (c, r) => {
-  [cluster, router] = [c, r];
-});
+useRoutedCluster(
+  { setup: ['create table events (id serial primary key)', 'insert into events default values', 'create table flush_marker (id serial)'] },
+  (c, r) => {
+    [cluster, router] = [c, r];
+  },
+);
 
 describe('monotonic reads', () => {
   it('a session that saw fresh data never sees older data afterwards, across requests', async () => {
     const [r1, r2] = cluster.replicas as [Cluster['replicas'][number], Cluster['replicas'][number]];
     // 20 readers the store already knows, with no floor (a key it does not hold would be owed the
-    // primary's position): each has read once, on r1 or r2, while both had everything.
+    // primary's position): each has read once, on r1 or r2, while both had everything — and the
+    // router knew it (both cached at the primary's position), so that they spread over both at
+    // random rather than all landing on whichever a live check found ready first.
+    await cluster.primary.query('insert into flush_marker default values');
+    for (const replica of [r1, r2]) {
+      await replica.waitForReplay();
+      await cachedAtLeast(router, replica.name, await replica.replayLsn());
+    }
     for (let i = 0; i < 20; i++) await router.withSession(`reader:${i}`, () => router.query(READ));
     // r2 stops at 1 row; r1 goes on to 2 rows and stops there: two replicas, two states.
     await r2.pauseReplay();
-    await router.withSession('writer', () => router.query('insert into events default values'));
-    await r1.waitForReplay();
-    await r1.pauseReplay();
-    await cachedAtLeast(router, 'r1', await r1.replayLsn()); // r2 lags on purpose
-
-    // Naive path: a reader that first saw r1 and then reads r2 goes back in time.
-    const naive1 = naivePool(r1.connectionString);
-    const naive2 = naivePool(r2.connectionString);
-    const before = (await naive1.query(READ)).rows[0].n as number;
-    const after = (await naive2.query(READ)).rows[0].n as number;
-    expect([before, after]).toEqual([2, 1]);
-    await Promise.all([naive1.end(), naive2.end()]);
-
-    // Through the router: the 20 sessions (strangers to the writer: no floor), a request each.
-    const first = new Map<string, { n: number; node: string }>();
-    for (let i = 0; i < 20; i++) {
-      const res = await router.withSession(`reader:${i}`, () => router.query(READ));
-      first.set(`reader:${i}`, { n: res.rows[0]!.n, node: nodeByPort(cluster, res.rows[0]!.port) });
-    }
-    const sawFresh = [...first].filter(([, v]) => v.node === 'r1');
-    expect(sawFresh.length).toBeGreaterThan(0); // some sessions really saw the fresh state
-    expect([...first].some(([, v]) => v.node === 'r2')).toBe(true); // others the old one: allowed, they never saw newer
-
-    // Later requests of the same sessions: stay on their node while it works ...
-    for (const [session, seen] of first) {
-      for (let request = 0; request < 3; request++) {
-        const res = await router.withSession(session, () => router.query(READ));
-        expect(res.rows[0]!.n).toBeGreaterThanOrEqual(seen.n);
-        expect(nodeByPort(cluster, res.rows[0]!.port)).toBe(seen.node);
-      }
-    }
-
-    // ... and when r1 goes away, sessions that read it must not fall back to r2's older state.
-    await r1.stop();
+    let stopped = false;
     try {
+      await router.withSession('writer', () => router.query('insert into events default values'));
+      await r1.waitForReplay();
+      await r1.pauseReplay();
+      await cachedAtLeast(router, 'r1', await r1.replayLsn()); // r2 lags on purpose
+
+      // Naive path: a reader that first saw r1 and then reads r2 goes back in time.
+      const naive1 = naivePool(r1.connectionString);
+      const naive2 = naivePool(r2.connectionString);
+      const before = (await naive1.query(READ)).rows[0].n as number;
+      const after = (await naive2.query(READ)).rows[0].n as number;
+      expect([before, after]).toEqual([2, 1]);
+      await Promise.all([naive1.end(), naive2.end()]);
+
+      // Through the router: the 20 sessions (strangers to the writer: no floor), a request each.
+      const first = new Map<string, { n: number; node: string }>();
+      for (let i = 0; i < 20; i++) {
+        const res = await router.withSession(`reader:${i}`, () => router.query(READ));
+        first.set(`reader:${i}`, { n: res.rows[0]!.n, node: nodeByPort(cluster, res.rows[0]!.port) });
+      }
+      const sawFresh = [...first].filter(([, v]) => v.node === 'r1');
+      expect(sawFresh.length).toBeGreaterThan(0); // some sessions really saw the fresh state
+      expect([...first].some(([, v]) => v.node === 'r2')).toBe(true); // others the old one: allowed, they never saw newer
+
+      // Later requests of the same sessions: stay on their node while it works ...
+      for (const [session, seen] of first) {
+        for (let request = 0; request < 3; request++) {
+          const res = await router.withSession(session, () => router.query(READ));
+          expect(res.rows[0]!.n).toBeGreaterThanOrEqual(seen.n);
+          expect(nodeByPort(cluster, res.rows[0]!.port)).toBe(seen.node);
+        }
+      }
+
+      // ... and when r1 goes away, sessions that read it must not fall back to r2's older state.
+      await r1.stop();
+      stopped = true;
       for (const [session, seen] of sawFresh) {
         for (let request = 0; request < 3; request++) {
           const res = await router.withSession(session, () => router.query(READ));
@@ -63,7 +75,8 @@ describe('monotonic reads', () => {
         }
       }
     } finally {
-      await r1.start();
+      // Whatever failed above, the next tests get both replicas back, replaying.
+      if (stopped) await r1.start();
       await r1.resumeReplay();
       await r2.resumeReplay();
     }
