@@ -13,7 +13,7 @@ import { directTarget, seedStatements, startWorkload, type Target } from '../wor
 import { installDecisionMeter, type DecisionCounts, type DecisionMeter } from './decisions.js';
 import { oracleTarget } from './oracle.js';
 import { rotatingRounds, summarize, type Cell } from './rounds.js';
-import { libState, machine as machineInfo } from './run-info.js';
+import { libState, writeRun } from './run-info.js';
 import { summarizeRun } from './summary.js';
 
 const SESSIONS = Number(process.env.BENCH_CHAOS_SESSIONS ?? 40);
@@ -219,7 +219,6 @@ export async function runChaos(): Promise<void> {
     console.log(tables(results, ratios));
     if (process.env.BENCH_NO_WRITE !== '1') {
       const base = new URL(`../../docs/strategies-chaos${THINK_MS > 0 ? `-think${THINK_MS}` : ''}`, import.meta.url).pathname;
-      const machine = machineInfo();
       const setup = {
         sessions: SESSIONS,
         secondsPerCell: SECONDS,
@@ -229,15 +228,15 @@ export async function runChaos(): Promise<void> {
         thinkMs: THINK_MS,
         monitorMs: MONITOR_MS,
       };
-      writeFileSync(
-        `${base}.json`,
-        `${JSON.stringify({ date: new Date().toISOString(), machine, lib, ...setup, shareOfOracle: ratios, results }, null, 2)}\n`,
+      writeRun(
+        base,
+        lib,
+        { ...setup, shareOfOracle: ratios, results },
+        (date, where) =>
+          `Chaos workload (\`BENCH_SECTIONS=chaos npm run bench:routing\`, ${date}): primary + 2 replicas, r2 applying ${SLOW_APPLY_MS} ms late, every ${STEP_MS} ms one step of pause r1 / resume r1 / pause r2 / resume r2; ${SESSIONS} sessions${THINK_MS > 0 ? ` pausing ${THINK_MS} ms on average between operations` : ''}, 25 % writes (each read back at once), 20 % of writes handing a token on; ${SECONDS} s per cell, ${REPEATS} repeats in rotating order, medians (violations, decisions: sums). ${where}`,
+        tables(results, ratios),
       );
       writeFileSync(`${base}.svg`, chaosChart(results, `${SESSIONS} sessions, ${THINK_MS} ms think time, ${SECONDS} s per cell`));
-      writeFileSync(
-        `${base}.md`,
-        `Chaos workload (\`BENCH_SECTIONS=chaos npm run bench:routing\`, ${new Date().toISOString().slice(0, 10)}): primary + 2 replicas, r2 applying ${SLOW_APPLY_MS} ms late, every ${STEP_MS} ms one step of pause r1 / resume r1 / pause r2 / resume r2; ${SESSIONS} sessions${THINK_MS > 0 ? ` pausing ${THINK_MS} ms on average between operations` : ''}, 25 % writes (each read back at once), 20 % of writes handing a token on; ${SECONDS} s per cell, ${REPEATS} repeats in rotating order, medians (violations, decisions: sums). ${machine}; lib at ${lib.commit}${lib.changedLibFiles.length ? ` with uncommitted changes to ${lib.changedLibFiles.join(', ')} (diff ${lib.diffHash})` : ''}.\n\n${tables(results, ratios)}`,
-      );
     }
   } finally {
     await cluster.stop();

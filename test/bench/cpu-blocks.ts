@@ -5,6 +5,7 @@
 
 import pg from 'pg';
 import { createRouter } from '../../lib/index.js';
+import { median } from './rounds.js';
 
 export interface BlockFigures {
   /** Median CPU µs per statement in this process. */
@@ -14,11 +15,6 @@ export interface BlockFigures {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 /** Runs `rounds` rounds of one block of `blockSize` statements per variant. */
 export async function measureBlocks(

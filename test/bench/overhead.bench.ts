@@ -11,15 +11,11 @@ import pg from 'pg';
 import { createRouter, redisStore } from '../../lib/index.js';
 import { startCluster } from '../../lib/testing/index.js';
 import { statementBlocks } from './cpu-blocks.js';
+import { median } from './rounds.js';
 import { routingWorkMicros, routingWorkPerStatement } from './routing-work.js';
 
 const ITERATIONS = Number(process.env.BENCH_ITERATIONS ?? 20000);
 const ROUNDS = 1;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 const cluster = await startCluster({ replicas: 1, redis: true });
 try {

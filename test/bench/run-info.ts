@@ -2,6 +2,7 @@
 // any lib/ files changed from it in the working tree, since lib/ may be mid-change when it runs).
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 
 export function machine(): string {
@@ -30,4 +31,28 @@ export function libState(): { commit: string; changedLibFiles: string[]; diffHas
     .digest('hex')
     .slice(0, 12);
   return { commit, changedLibFiles: changed, diffHash };
+}
+
+type LibState = ReturnType<typeof libState>;
+
+/** "lib at <commit>", with the uncommitted lib/ files when there are any. */
+function libLine(lib: LibState): string {
+  return `lib at ${lib.commit}${lib.changedLibFiles.length ? ` with uncommitted changes to ${lib.changedLibFiles.join(', ')} (diff ${lib.diffHash})` : ''}`;
+}
+
+/**
+ * Writes a section's results as `<base>.json` (date, machine, lib state, `fields`) and `<base>.md`
+ * (what `describe(date, where)` says, `where` naming the machine and lib state, then `table`).
+ */
+export function writeRun(
+  base: string,
+  lib: LibState,
+  fields: Record<string, unknown>,
+  describe: (date: string, where: string) => string,
+  table: string,
+): void {
+  const date = new Date().toISOString();
+  const where = machine();
+  writeFileSync(`${base}.json`, `${JSON.stringify({ date, machine: where, lib, ...fields }, null, 2)}\n`);
+  writeFileSync(`${base}.md`, `${describe(date.slice(0, 10), `${where}; ${libLine(lib)}`)}.\n\n${table}`);
 }

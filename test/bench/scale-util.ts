@@ -3,10 +3,7 @@ import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Cluster, NodeHandle } from '../../lib/testing/index.js';
 
-export function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
+export { median } from './rounds.js';
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -11,6 +11,7 @@ import { asAppRole, createAppRole } from '../helpers/app-role.js';
 import { listen } from '../helpers/http.js';
 import { directTarget, httpTarget, seedStatements, startWorkload, workloadApp, type Level, type Via } from '../workload/driver.js';
 import { check, percentile, type Op } from '../workload/history.js';
+import { median } from './rounds.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 50);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
@@ -216,7 +217,6 @@ async function runStrategies(): Promise<void> {
     await cluster.waitForReplicas();
     await runCell(cluster, 'ours: session', ROLES[0]!); // warm-up (JIT, connections, caches), not counted
     const results: Cell[] = [];
-    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
     for (const delay of DELAYS) {
       for (const replica of cluster.replicas) await replica.setApplyDelay(delay);
       const variants = STRATEGIES.flatMap((strategy) => ROLES.map((role) => ({ strategy, role })));

@@ -7,7 +7,6 @@
 //  - ours: the router at 'session', maxWaitMs 0;
 //  - oracle: test/bench/oracle.ts (its live replay reads before every read are its cost).
 // Same pool size per node everywhere. Writes docs/throughput.{json,md}.
-import { writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { createRouter, type Router } from '../../lib/index.js';
 import { startCluster, type Cluster } from '../../lib/testing/index.js';
@@ -17,8 +16,8 @@ import { SELECT, UPDATE } from '../workload/http-target.js';
 import { installDecisionMeter, type DecisionMeter } from './decisions.js';
 import { oracleTarget } from './oracle.js';
 import { startProfile } from './profile.js';
-import { rotatingRounds, summarize, type Cell } from './rounds.js';
-import { libState, machine as machineInfo } from './run-info.js';
+import { median, rotatingRounds, summarize, type Cell } from './rounds.js';
+import { libState, writeRun } from './run-info.js';
 import { summarizeRun } from './summary.js';
 
 const LOOPS = Number(process.env.BENCH_THROUGHPUT_LOOPS ?? 32);
@@ -164,13 +163,12 @@ export async function runThroughput(): Promise<void> {
       const base = runs.get('random replica');
       if (!base) return NaN;
       const values = runs.get(variant)!.map((c, i) => Number(c.requestsPerSecond) / Number(base[i]!.requestsPerSecond));
-      return Number([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!.toFixed(3));
+      return Number(median(values).toFixed(3));
     };
     const ratios = Object.fromEntries(VARIANTS.map((v) => [v, ratioOf(v)]));
     console.log(table(results, ratios));
     if (process.env.BENCH_NO_WRITE !== '1') {
       const base = new URL(`../../docs/throughput${WRITE_SHARE === 0.1 ? '' : `-writes${WRITE_SHARE}`}`, import.meta.url).pathname;
-      const machine = machineInfo();
       const setup = {
         writeShare: WRITE_SHARE,
         loops: LOOPS,
@@ -179,13 +177,13 @@ export async function runThroughput(): Promise<void> {
         poolMax: POOL_MAX,
         monitorMs: MONITOR_MS,
       };
-      writeFileSync(
-        `${base}.json`,
-        `${JSON.stringify({ date: new Date().toISOString(), machine, lib, ...setup, ratioToRandomReplica: ratios, results }, null, 2)}\n`,
-      );
-      writeFileSync(
-        `${base}.md`,
-        `Throughput (\`${WRITE_SHARE === 0.1 ? '' : `BENCH_THROUGHPUT_WRITES=${WRITE_SHARE} `}BENCH_SECTIONS=throughput npm run bench:routing\`, ${new Date().toISOString().slice(0, 10)}): primary + 2 caught-up replicas, ${LOOPS} request loops without pause, each request one session scope reading a row by key or (${WRITE_SHARE * 100} %) updating it and reading it back; pools of ${POOL_MAX} per node; ${SECONDS} s per cell after ${WARM_MS} ms of warm-up, ${ROUNDS} rounds in rotating order, medians (ratios: median of the per-round ratios; violations: sums). CPU: this process's (process.cpuUsage), which also runs the load loops. ${machine}; lib at ${lib.commit}${lib.changedLibFiles.length ? ` with uncommitted changes to ${lib.changedLibFiles.join(', ')} (diff ${lib.diffHash})` : ''}.\n\n${table(results, ratios)}`,
+      writeRun(
+        base,
+        lib,
+        { ...setup, ratioToRandomReplica: ratios, results },
+        (date, where) =>
+          `Throughput (\`${WRITE_SHARE === 0.1 ? '' : `BENCH_THROUGHPUT_WRITES=${WRITE_SHARE} `}BENCH_SECTIONS=throughput npm run bench:routing\`, ${date}): primary + 2 caught-up replicas, ${LOOPS} request loops without pause, each request one session scope reading a row by key or (${WRITE_SHARE * 100} %) updating it and reading it back; pools of ${POOL_MAX} per node; ${SECONDS} s per cell after ${WARM_MS} ms of warm-up, ${ROUNDS} rounds in rotating order, medians (ratios: median of the per-round ratios; violations: sums). CPU: this process's (process.cpuUsage), which also runs the load loops. ${where}`,
+        table(results, ratios),
       );
     }
   } finally {
