@@ -1,12 +1,13 @@
 // A burst of statements and checkouts larger than the pools: past the router's own wait bound
 // (no connectionTimeoutMillis set, where pg.Pool would wait on), nothing fails — the primary waits
 // as pg.Pool does, and a replica's reads spill to the primary. Side by side with pg.Pool on the
-// same cluster (which queues them all).
+// same cluster (which queues them all). A replica's read that waited in vain goes to a replica
+// with no caller waiting before the primary.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRouter, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
-import { settle, startTestCluster, urlAs } from '../helpers/cluster.js';
+import { nodeByPort, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let router: Router;
@@ -14,10 +15,10 @@ const SLOW_WRITE = 'insert into burst (v) select 1 from pg_sleep(0.03)';
 const SLOW_READ = 'select 1 from pg_sleep(0.03)';
 
 beforeAll(async () => {
-  cluster = await startTestCluster({ replicas: 1 });
+  cluster = await startTestCluster({ replicas: 2 });
   router = createRouter({
     primary: { connectionString: urlAs(cluster.primary), max: 2 },
-    replicas: [{ name: 'r1', connectionString: urlAs(cluster.replicas[0]!), max: 1 }],
+    replicas: cluster.replicas.map((r) => ({ name: r.name, connectionString: urlAs(r), max: 1 })),
     monitor: { intervalMs: 100, timeoutMs: 100 }, // the router's own wait bound: 2 x 100 ms
   });
   await router.query('create table burst (v int)');
@@ -61,11 +62,46 @@ describe('bursts larger than the pools (the router’s own wait bound)', () => {
     expect(outcomes(results)).toEqual({ ok: 20, errors: [] });
   });
 
-  it('30 reads on a replica pool of 1: none fails; those that waited past the bound run on the primary', async () => {
+  it('30 reads on replica pools of 1: none fails; those that waited past the bound run on the primary', async () => {
     const results = await Promise.allSettled(
       Array.from({ length: 30 }, () => router.withConsistency('eventual', () => router.query(SLOW_READ))),
     );
     expect(outcomes(results)).toEqual({ ok: 30, errors: [] });
-    expect(router.topology().nodes.find((n) => n.name === 'r1')?.status).toBe('up');
+    expect(router.topology().nodes.map((n) => n.status)).toEqual(['up', 'up', 'up']);
+  });
+
+  it("reads that waited in vain on a full replica's pool go to a replica with room, not the primary", async () => {
+    const roomy = createRouter({
+      primary: { connectionString: urlAs(cluster.primary), max: 2 },
+      replicas: [
+        { name: 'r1', connectionString: urlAs(cluster.replicas[0]!), max: 1 },
+        { name: 'r2', connectionString: urlAs(cluster.replicas[1]!), max: 10 },
+      ],
+      monitor: { intervalMs: 100, timeoutMs: 100 },
+    });
+    try {
+      await settle(roomy, cluster);
+      // r1's only connection, held: every read sent there waits past the bound.
+      const held = [];
+      let holder = await roomy.withConsistency('eventual', () => roomy.pool.connect());
+      for (let tries = 0; holder.node !== 'r1' && tries < 8; tries++) {
+        held.push(holder);
+        holder = await roomy.withConsistency('eventual', () => roomy.pool.connect());
+      }
+      expect(holder.node).toBe('r1');
+      for (const client of held) client.release();
+      try {
+        const results = await Promise.allSettled(
+          Array.from({ length: 20 }, () => roomy.withConsistency('eventual', () => roomy.query('select inet_server_port() as port'))),
+        );
+        expect(outcomes(results)).toEqual({ ok: 20, errors: [] });
+        const nodes = results.map((r) => (r.status === 'fulfilled' ? nodeByPort(cluster, r.value.rows[0]!.port) : 'failed'));
+        expect(new Set(nodes)).toEqual(new Set(['r2'])); // half were sent to r1 first, at random
+      } finally {
+        holder.release();
+      }
+    } finally {
+      await roomy.close();
+    }
   });
 });
