@@ -6,8 +6,8 @@
 // read on replicas), ours at 'session' with maxWaitMs 0, and with 20. Writes docs/strategies-chaos.{json,md}.
 import { writeFileSync } from 'node:fs';
 import { chaosChart } from './chaos-chart.js';
-import { createRouter, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster, type ReplicaHandle } from 'pg-replica-router/testing';
+import { createRouter, type Router } from '../../lib/index.js';
+import { startCluster, type Cluster, type ReplicaHandle } from '../../lib/testing/index.js';
 import { asAppRole, createAppRole } from '../helpers/app-role.js';
 import { directTarget, seedStatements, startWorkload, type Target } from '../workload/driver.js';
 import { installDecisionMeter, type DecisionCounts, type DecisionMeter } from './decisions.js';

@@ -4,7 +4,7 @@
 // pays for switching backends (which alternating single queries would add to the baseline).
 
 import pg from 'pg';
-import { createRouter } from 'pg-replica-router';
+import { createRouter } from '../../lib/index.js';
 import { median } from './rounds.js';
 
 export interface BlockFigures {

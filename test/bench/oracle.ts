@@ -10,8 +10,8 @@
 // primary's position too, in parallel). A position sampled *before* the read would not do: the
 // read may see a commit replayed (or made) between the sample and its snapshot.
 import pg from 'pg';
-import { formatLsn, parseLsn, type Lsn } from 'pg-replica-router';
-import type { Cluster } from 'pg-replica-router/testing';
+import { formatLsn, parseLsn, type Lsn } from '../../lib/index.js';
+import type { Cluster } from '../../lib/testing/index.js';
 import { asAppRole } from '../helpers/app-role.js';
 import type { Outcome, PairOutcome, Target } from '../workload/driver.js';
 import { SELECT, UPDATE } from '../workload/http-target.js';

@@ -2,8 +2,8 @@
 // functions started at once and all awaited, with wall time, peak heap, errors and the most
 // connections each pool had open; for a router, also what `router.topology()` counted.
 import type pg from 'pg';
-import type { Router } from 'pg-replica-router';
-import type { MonitorView, Sample } from '../../dist/lib/monitor-view.js';
+import type { Router } from '../../lib/index.js';
+import type { MonitorView, Sample } from '../../lib/monitor-view.js';
 import { fixed, median, memoryAfterGc } from './scale-util.js';
 
 export type Pools = Record<string, pg.Pool>;

@@ -1,6 +1,6 @@
 // Scale benchmark: the routing decision alone (no I/O) over many replica views, against the
 // same decision over 2 (what routing-work.ts times), alternating in rounds, medians.
-import { decide, type ReplicaView, type RouteInput } from '../../dist/lib/routing-policy.js';
+import { decide, type ReplicaView, type RouteInput } from '../../lib/routing-policy.js';
 import { fixed, median } from './scale-util.js';
 
 export interface DecideFigures {

@@ -4,11 +4,11 @@
 // the end of a scope (SessionStore.persist, for a session with nothing loaded) — for N keys, each
 // with its own LSN and a fresh version, as persist gives every raise.
 import { Redis } from 'ioredis';
-import { createRouter, memoryStore, redisKeyFor, redisStore, type LsnStore, type StoredPosition } from 'pg-replica-router';
-import { engineOf } from '../../dist/lib/internal.js';
-import { encodeStored, newVersion, withVersion } from '../../dist/lib/position.js';
-import type { Cluster } from 'pg-replica-router/testing';
-import { waitFor } from '../../dist/lib/testing/processes.js';
+import { createRouter, memoryStore, redisKeyFor, redisStore, type LsnStore, type StoredPosition } from '../../lib/index.js';
+import { engineOf } from '../../lib/internal.js';
+import { encodeStored, newVersion, withVersion } from '../../lib/position.js';
+import type { Cluster } from '../../lib/testing/index.js';
+import { waitFor } from '../../lib/testing/processes.js';
 import { clusterNodes, fixed, gcMode, median, memoryAfterGc } from './scale-util.js';
 
 export interface MemoryStoreFigures {

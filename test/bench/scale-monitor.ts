@@ -6,12 +6,12 @@
 // connections held per node.
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { createRouter, type Router } from 'pg-replica-router';
-import { engineOf } from '../../dist/lib/internal.js';
-import { MONITOR_APPLICATION_NAME } from '../../dist/lib/monitor-connection.js';
-import { POLL_SQL } from '../../dist/lib/node-poll.js';
-import type { Cluster, NodeHandle } from 'pg-replica-router/testing';
-import { waitFor } from '../../dist/lib/testing/processes.js';
+import { createRouter, type Router } from '../../lib/index.js';
+import { engineOf } from '../../lib/internal.js';
+import { MONITOR_APPLICATION_NAME } from '../../lib/monitor-connection.js';
+import { POLL_SQL } from '../../lib/node-poll.js';
+import type { Cluster, NodeHandle } from '../../lib/testing/index.js';
+import { waitFor } from '../../lib/testing/processes.js';
 import { appUrl, clusterNodes, fixed, median, sleep } from './scale-util.js';
 
 export interface IdleRouterFigures {

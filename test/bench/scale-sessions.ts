@@ -5,10 +5,10 @@
 // 2 s bound) shows what that bound does; the same statements on raw pg.Pools (reads on a random
 // replica, no sessions) are the baseline. Each round runs the three in a rotating order.
 import pg from 'pg';
-import { createRouter, type Router } from 'pg-replica-router';
-import { engineOf } from '../../dist/lib/internal.js';
-import type { Cluster } from 'pg-replica-router/testing';
-import { waitFor } from '../../dist/lib/testing/processes.js';
+import { createRouter, type Router } from '../../lib/index.js';
+import { engineOf } from '../../lib/internal.js';
+import type { Cluster } from '../../lib/testing/index.js';
+import { waitFor } from '../../lib/testing/processes.js';
 import { burst, countSamples, routedBurst, summary, type Burst, type BurstSide, type Pools, type RoutedBurst } from './scale-burst.js';
 import { appUrl, clusterNodes, fixed, median } from './scale-util.js';
 

@@ -1,7 +1,7 @@
 // Small helpers shared by the scale benchmark's parts (test/bench/scale*.ts).
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import type { Cluster, NodeHandle } from 'pg-replica-router/testing';
+import type { Cluster, NodeHandle } from '../../lib/testing/index.js';
 
 export { median } from './rounds.js';
 

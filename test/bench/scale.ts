@@ -3,7 +3,7 @@
 // with 10 streaming replicas, then a primary with 2 and Redis; all stopped at the end).
 // Run it with test/bench/scale.bench.ts; the parts are in test/bench/scale-*.ts.
 import os from 'node:os';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import { startCluster, type Cluster } from '../../lib/testing/index.js';
 import { measureDecide, type DecideFigures } from './scale-decide.js';
 import { measureMemoryStore, measureRedis, type MemoryStoreFigures, type RedisFigures } from './scale-memory.js';
 import { measureIdleMonitor, type MonitorFigures } from './scale-monitor.js';

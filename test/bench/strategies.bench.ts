@@ -5,8 +5,8 @@
 // and token hand-off violations. Writes docs/strategies[-think<ms>].{json,svg,md}.
 import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { createRouter, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import { createRouter, type Router } from '../../lib/index.js';
+import { startCluster, type Cluster } from '../../lib/testing/index.js';
 import { asAppRole, createAppRole } from '../helpers/app-role.js';
 import { listen } from '../helpers/http.js';
 import { directTarget, httpTarget, seedStatements, startWorkload, workloadApp, type Level, type Via } from '../workload/driver.js';

@@ -8,8 +8,8 @@
 //  - oracle: test/bench/oracle.ts (its live replay reads before every read are its cost).
 // Same pool size per node everywhere. Writes docs/throughput.{json,md}.
 import pg from 'pg';
-import { createRouter, type Router } from 'pg-replica-router';
-import { startCluster, type Cluster } from 'pg-replica-router/testing';
+import { createRouter, type Router } from '../../lib/index.js';
+import { startCluster, type Cluster } from '../../lib/testing/index.js';
 import { asAppRole, createAppRole } from '../helpers/app-role.js';
 import { directTarget, seedStatements, startWorkload, type Outcome, type Target } from '../workload/driver.js';
 import { SELECT, UPDATE } from '../workload/http-target.js';

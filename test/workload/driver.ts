@@ -2,7 +2,7 @@
 // directly through the router and over HTTP through Express, handing consistency tokens to each
 // other. Every acknowledged operation goes into a history for the checker; every failed one is
 // kept with its error code.
-import type { Consistency, Router } from 'pg-replica-router';
+import type { Consistency, Router } from '../../lib/index.js';
 import type { Failure, Op } from './history.js';
 import { codeOf, OperationError, runVia, SELECT, UPDATE, type Via } from './http-target.js';
 

@@ -1,8 +1,8 @@
 // The HTTP side of the workload: the Express app the HTTP sessions talk to, and their clients
 // (one Browser per session, each request to one of the app's instances).
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import type { Consistency, Router } from 'pg-replica-router';
-import { consistency } from 'pg-replica-router/express';
+import type { Consistency, Router } from '../../lib/index.js';
+import { consistency } from '../../adapters/express/index.js';
 import { Browser } from '../helpers/http.js';
 import type { Level, Outcome, Target } from './driver.js';
 
