@@ -37,8 +37,11 @@ export interface MonitorView {
   states(): NodeState[];
   /** A live sample of a node's position, sent at or after `notBefore` (shared with one in flight). */
   sample(name: string, notBefore?: number): Promise<Sample>;
-  /** A primary position read elsewhere (after a write), folded into the cache. */
-  notePrimaryPosition(lsn: Lsn, sentAt: number): void;
+  /**
+   * A primary position read elsewhere (after a write), folded into the cache; returns it as the
+   * end of the last record inserted, the form replay positions take (see `endOfInserted`).
+   */
+  notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn;
   /** The latest time the primary was seen below `lsn` (whatever wrote `lsn` happened after it). */
   writtenAfter(lsn: Lsn): number | undefined;
   /** The earliest recent primary position asked for at or after `since`. */

@@ -8,6 +8,7 @@ import { monitorPoolConfig } from './monitor-connection.js';
 import { judgeAhead, POLL_SQL, polledReplay, SYSTEM_ID_SQL, watched, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
+import { endOfInserted, WAL_LAYOUT_SQL, walLayoutOf } from './wal-layout.js';
 import { serverIdOf } from './server-ids.js';
 import { PrimaryHistory } from './primary-history.js';
 import type { PositionSample } from './session.js';
@@ -101,7 +102,7 @@ export class Monitor implements MonitorView {
         this.version++;
         return { lsn: undefined, sentAt };
       }
-      const lsn = tryParseLsn(rows[0]?.lsn ?? undefined);
+      const lsn = this.#asReplayed(watched, tryParseLsn(rows[0]?.lsn ?? undefined));
       if (lsn !== undefined) this.#raisePosition(watched, lsn, sentAt);
       return { lsn, sentAt };
     } catch {
@@ -113,8 +114,17 @@ export class Monitor implements MonitorView {
    * A primary position read elsewhere (after a write): folded into the cache like a sample.
    * `sentAt` is `performance.now()` when the query was sent.
    */
-  notePrimaryPosition(lsn: Lsn, sentAt: number): void {
-    if (this.#primary) this.#raisePosition(this.#primary, lsn, sentAt);
+  notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn {
+    const primary = this.#primary;
+    if (!primary) return lsn;
+    const position = endOfInserted(lsn, primary.layout);
+    this.#raisePosition(primary, position, sentAt);
+    return position;
+  }
+
+  /** A primary's insert position as an end of record, comparable with replay positions (see {@link endOfInserted}); others as they are. */
+  #asReplayed(watched: Watched, lsn: Lsn | undefined): Lsn | undefined {
+    return lsn !== undefined && watched.state.role === 'primary' ? endOfInserted(lsn, watched.layout) : lsn;
   }
 
   writtenAfter(lsn: Lsn): number | undefined {
@@ -198,6 +208,11 @@ export class Monitor implements MonitorView {
             (r) => r.rows[0]?.system_id,
             () => undefined,
           )) ?? state.systemId;
+        watched.layout =
+          (await untraced(() => watched.pool.query(WAL_LAYOUT_SQL)).then(
+            (r) => walLayoutOf(r.rows[0]),
+            () => undefined,
+          )) ?? watched.layout;
       }
     } catch (err) {
       state.lastError = err instanceof Error ? err.message : String(err);
@@ -241,7 +256,7 @@ export class Monitor implements MonitorView {
       const age = row.replay_age_ms === null ? Number.NaN : Number(row.replay_age_ms);
       if (Number.isFinite(age)) watched.replayedAt = sentAt - Math.max(0, age);
     }
-    const position = tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined);
+    const position = this.#asReplayed(watched, tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined));
     if (position !== undefined) this.#raisePosition(watched, position, sentAt);
     if (state.role !== 'primary') return; // (#raisePosition bumped `version` for what follows)
     for (const other of this.#nodes.values()) if (!judgeAhead(other, watched, position, sentAt)) this.#updateLag(other);

@@ -4,6 +4,7 @@ import { tryParseLsn, type Lsn } from './lsn.js';
 import { aheadOfPrimary, historyKey, type NodeState } from './node-state.js';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 import { SharedRoundTrip } from './shared-round-trip.js';
+import type { WalLayout } from './wal-layout.js';
 
 // One round trip answers everything, on a primary or a replica alike, for any role (nothing here
 // needs superuser or pg_monitor; replay lag is derived from positions, see
@@ -55,6 +56,8 @@ export interface Watched {
   /** Live samples, shared by concurrent callers (see `Monitor.sample`). */
   samples: SharedRoundTrip<Sample>;
   systemIdAsked: boolean;
+  /** Its WAL layout (asked with the system identifier): how its insert position turns into an end of record. */
+  layout: WalLayout | undefined;
   /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
   started: string | undefined;
   /** Replica: `performance.now()` when its last replayed commit was made (from its last poll). */
@@ -72,6 +75,7 @@ export function watched(pool: pg.Pool, state: NodeState, sample: (w: Watched, se
     inflight: undefined,
     samples: new SharedRoundTrip((sentAt) => sample(w, sentAt)),
     systemIdAsked: false,
+    layout: undefined,
     started: undefined,
     replayedAt: undefined,
   };

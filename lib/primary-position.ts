@@ -41,8 +41,7 @@ export class PrimaryPositions {
     // pg reads `query_timeout` from a query config too (its types list it for clients only).
     const config: pg.QueryConfig & { query_timeout: number } = { text: PRIMARY_POSITION_SQL, query_timeout: this.timeoutMs };
     return within(this.pool.query<{ lsn: string }>(config), this.timeoutMs).then(({ rows }) => {
-      const lsn = parseLsn(rows[0]!.lsn);
-      this.monitor.notePrimaryPosition(lsn, sentAt);
+      const lsn = this.monitor.notePrimaryPosition(parseLsn(rows[0]!.lsn), sentAt);
       return { lsn, sentAt };
     });
   }

@@ -82,9 +82,10 @@ export class FakeMonitor implements MonitorView {
     return { lsn, sentAt };
   }
 
-  notePrimaryPosition(lsn: Lsn, sentAt: number): void {
+  notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn {
     this.primaryHistory.note(lsn, sentAt);
     this.set('primary', { insertLsn: lsn, sampledAt: sentAt });
+    return lsn;
   }
 
   writtenAfter(lsn: Lsn): number | undefined {

@@ -17,6 +17,7 @@ function watched(role: 'primary' | 'replica', started: string): Watched {
     inflight: undefined,
     samples: new SharedRoundTrip(async (sentAt) => ({ lsn: undefined, sentAt })),
     systemIdAsked: true,
+    layout: undefined,
     started,
     replayedAt: undefined,
   };
