@@ -30,18 +30,19 @@ async function one(connectionString: string, text: string): Promise<unknown> {
 export const replicaSql = {
   async pauseReplay(cs: string, timeoutMs: number): Promise<void> {
     await querySql(cs, 'select pg_wal_replay_pause()');
-    // 'pause requested' already stops replay: the startup process checks the request before
-    // applying each record, so nothing committed after this returns becomes visible. It turns
-    // into 'paused' only when the next record arrives.
+    // A requested pause already stops replay: the startup process checks the request before
+    // applying each record, so nothing committed after this returns becomes visible (it shows as
+    // 'paused' in pg_get_wal_replay_pause_state() of PostgreSQL 14+ only when the next record
+    // arrives). pg_is_wal_replay_paused() tells the request, on every supported major.
     await waitFor('replay to pause', timeoutMs, async () =>
-      (await one(cs, 'select pg_get_wal_replay_pause_state()')) !== 'not paused' ? true : undefined,
+      (await one(cs, 'select pg_is_wal_replay_paused()')) === true ? true : undefined,
     );
   },
 
   async resumeReplay(cs: string, timeoutMs: number): Promise<void> {
     await querySql(cs, 'select pg_wal_replay_resume()');
     await waitFor('replay to resume', timeoutMs, async () =>
-      (await one(cs, 'select pg_get_wal_replay_pause_state()')) === 'not paused' ? true : undefined,
+      (await one(cs, 'select pg_is_wal_replay_paused()')) === false ? true : undefined,
     );
   },
 
