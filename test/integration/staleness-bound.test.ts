@@ -108,11 +108,12 @@ describe('{ maxStalenessMs }', () => {
   ] as const)(
     'counts the time since the last poll: a replica not polled for longer than the bound is not used (%s)',
     async (_, asAppRole) => {
-      // A router that polls once, at start: its knowledge of r1 only ages.
+      // A router that polls once, at start: its knowledge of r1 only ages. Made once r1 has
+      // replayed everything (the previous case left it replaying), so that its one poll sees r1 caught up.
+      await cluster.waitForReplicas();
       const rarely = routerFor(cluster, { monitor: { intervalMs: 600_000 } }, asAppRole ? 'app' : 'superuser');
       const r1 = cluster.replicas[0]!;
       try {
-        await cluster.waitForReplicas();
         await engineOf(rarely)!.monitor.ready;
         // A bound well above the time from that poll to these reads, also on a loaded machine.
         expect((await boundedReads(rarely, BOUND_MS)).map((r) => r.node)).toEqual(Array(8).fill('r1'));
@@ -143,9 +144,9 @@ describe('{ maxStalenessMs }', () => {
   );
 
   it('a bound longer than the time since the last poll still allows the replica', async () => {
+    await cluster.waitForReplicas(); // before the router's one poll (see above)
     const rarely = routerFor(cluster, { ...appRoleNodes(cluster), monitor: { intervalMs: 600_000 } });
     try {
-      await cluster.waitForReplicas();
       await engineOf(rarely)!.monitor.ready;
       await sleep(600);
       expect((await boundedReads(rarely, 400)).map((r) => r.node)).toEqual(Array(8).fill('primary'));
