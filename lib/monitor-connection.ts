@@ -34,7 +34,8 @@ const REACH_KEYS = [
 /**
  * The monitor's own pool to a node: one connection, kept open while the router runs, every wait
  * bounded by `timeoutMs`, built from the node config's connection settings only ({@link REACH_KEYS}),
- * so the user's pool hooks never run on it. `allowExitOnIdle`: between polls its socket is
+ * so the user's pool hooks never run on it. It sends no startup parameter but `application_name`
+ * (and the user's `options`), so that it also logs in through PgBouncer. `allowExitOnIdle`: between polls its socket is
  * unreferenced, so it never keeps an otherwise idle process alive (as pg-pool does for idle
  * clients with that option).
  *
@@ -54,8 +55,9 @@ export function monitorPoolConfig(config: pg.PoolConfig, timeoutMs: number): pg.
     idleTimeoutMillis: 0,
     allowExitOnIdle: true,
     connectionTimeoutMillis: timeoutMs,
-    statement_timeout: timeoutMs,
-    query_timeout: timeoutMs * 2,
+    // Bounded on the client only: a `statement_timeout` startup parameter is refused by PgBouncer
+    // ("unsupported startup parameter"), and these small reads take no locks and need no cancel.
+    query_timeout: timeoutMs,
     application_name: MONITOR_APPLICATION_NAME,
     Client: MonitorClient as unknown as pg.PoolConfig['Client'],
   };
@@ -74,8 +76,8 @@ interface SessionParameters {
 /**
  * A `pg.Client` whose session is the monitor's whatever the connection string says: pg merges a
  * connection string's parameters over the config's (`?application_name=app` would name the
- * monitor's connections `app`; `?statement_timeout=0` would unbound its polls), so they are set
- * again once parsed.
+ * monitor's connections `app`; `?statement_timeout=…` would send a startup parameter PgBouncer
+ * refuses), so they are set again once parsed.
  */
 class MonitorClient extends pg.Client {
   /**
@@ -95,7 +97,7 @@ class MonitorClient extends pg.Client {
       application_name: MONITOR_APPLICATION_NAME,
       fallback_application_name: undefined,
       replication: undefined,
-      statement_timeout: config.statement_timeout,
+      statement_timeout: undefined,
       query_timeout: config.query_timeout,
       lock_timeout: false,
       idle_in_transaction_session_timeout: false,

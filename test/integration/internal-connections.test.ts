@@ -98,8 +98,7 @@ describe('monitorPoolConfig (no server)', () => {
       idleTimeoutMillis: 0,
       allowExitOnIdle: true,
       connectionTimeoutMillis: 1000,
-      statement_timeout: 1000,
-      query_timeout: 2000,
+      query_timeout: 1000,
       application_name: MONITOR,
     });
     expect(Client).not.toBe(pg.Client);
