@@ -7,6 +7,8 @@ export const ErrorCodes = {
   INVALID_OPTION: 'ERR_PGRR_INVALID_OPTION',
   /** No PostgreSQL server binaries were found (the message lists every place tried). */
   PG_NOT_FOUND: 'ERR_PGRR_PG_NOT_FOUND',
+  /** No pgbouncer binary was found (`startPgBouncer()`). */
+  PGBOUNCER_NOT_FOUND: 'ERR_PGRR_PGBOUNCER_NOT_FOUND',
   /** No redis-server binary was found. */
   REDIS_NOT_FOUND: 'ERR_PGRR_REDIS_NOT_FOUND',
   /** A cluster process (initdb, pg_basebackup, postgres, redis-server) failed or timed out. */

@@ -10,6 +10,7 @@ import type { Cluster } from './types.js';
 export type { ClusterOptions, ClusterProvider, SettingValue } from './options.js';
 export type { Cluster, NodeHandle, PrimaryHandle, RedisHandle, ReplicaHandle, Row } from './types.js';
 export { APP_ROLE } from './app-role.js';
+export { startPgBouncer, type PgBouncerHandle, type PgBouncerOptions } from './pgbouncer.js';
 export { findPostgresBinaries, findRedisServer, type DiscoveryHost, type PostgresBinaries } from './binaries.js';
 
 /**
