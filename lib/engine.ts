@@ -74,6 +74,7 @@ export class Engine {
       counted,
     );
     for (const node of this.nodes.all) node.isDown = () => this.monitor.state(node.name)?.status === 'down';
+    this.nodes.fences.pooled = () => this.monitor.state(this.nodes.primary.name)?.pooled;
     const classifier = new Classifier({ writeFunctions: options.writeFunctions, cacheSize: options.classifierCacheSize });
     this.store = new GuardedStore(options.store, options.storeGuard, {
       onOpen: (err) =>

@@ -16,12 +16,27 @@ const FENCE_SQL = `select a.pid, pg_terminate_backend(a.pid) as signalled
   where a.backend_start <= statement_timestamp() - make_interval(secs => f.age)`;
 
 /**
+ * Behind a pooler (PgBouncer hands clients process ids of its own: none names a backend), the
+ * statement's backend cannot be told apart: lists the transactions of the router's role, on
+ * any backend but this one, that were already open at least `$1` seconds ago, so begun before
+ * the failure. Ends none of them (they are other clients' too): a fence waits until none is left.
+ */
+const POOLED_FENCE_SQL = `select a.pid from pg_stat_activity a
+  where a.usename = current_user and a.pid <> pg_backend_pid() and a.state <> 'idle'
+    and a.xact_start <= statement_timestamp() - make_interval(secs => $1::float8)`;
+
+/** The pending key of a statement whose backend no pid names (see {@link POOLED_FENCE_SQL}); never a real pid. */
+const POOLED = -1;
+
+/**
  * Primary backends whose last statement's outcome is unknown: its answer timed out, or the
  * connection failed after it was sent. A write there may have committed, or may still commit
  * later (a partition holds its bytes and delivers them when it heals; a slow statement runs on
  * after the client gave up). Until such a backend is gone, no primary position is sure to cover
  * it. Fencing terminates them and waits until the server no longer lists them; a primary
- * position sampled after {@link clearedAt} covers whatever they committed.
+ * position sampled after {@link clearedAt} covers whatever they committed. Behind a pooler
+ * (PgBouncer), where no pid names a backend, fencing waits instead until every transaction of the
+ * router's role that was open before the failure has ended (see {@link POOLED_FENCE_SQL}).
  *
  * @example
  * ```ts
@@ -34,6 +49,12 @@ export class Fences {
   readonly #pending = new Map<number, number>();
   #running: Promise<boolean> | undefined;
   #clearedAt = 0;
+
+  /**
+   * Whether the primary's connections come through a pooler (`NodeState.pooled`), set by the
+   * engine once the monitor exists; until a poll has told, assumed so (waiting ends nothing).
+   */
+  pooled: () => boolean | undefined = () => undefined;
 
   constructor(
     readonly primary: NodePool,
@@ -62,7 +83,7 @@ export class Fences {
    */
   after(err: unknown, session: Session): Promise<never> | undefined {
     const connection = !isNotSent(err) && isConnectionError(err) ? connectionOf(err) : undefined;
-    const pid = connection && pidOf(connection);
+    const pid = connection && (this.pooled() === false ? pidOf(connection) : POOLED);
     if (!connection || !pid) return undefined;
     markTerminated(connection); // its end is ours: no sign that the primary is down
     this.add(pid);
@@ -101,11 +122,20 @@ export class Fences {
     }
     let failed: Error | undefined;
     try {
+      const age = (failedAt: number) => Math.max(0, (performance.now() - failedAt) / 1000 - 0.25);
+      const byPid = fenced.filter(([pid]) => pid !== POOLED);
+      const pooled = fenced.find(([pid]) => pid === POOLED);
       for (;;) {
-        const ages = fenced.map(([, failedAt]) => Math.max(0, (performance.now() - failedAt) / 1000 - 0.25));
-        const config = { text: FENCE_SQL, values: [fenced.map(([pid]) => pid), ages], query_timeout: this.timeoutMs };
-        const { rows } = await client.query(config as pg.QueryConfig);
-        if (rows.length === 0) break;
+        let left = 0;
+        if (byPid.length > 0) {
+          const values = [byPid.map(([pid]) => pid), byPid.map(([, failedAt]) => age(failedAt))];
+          left += (await client.query({ text: FENCE_SQL, values, query_timeout: this.timeoutMs } as pg.QueryConfig)).rows.length;
+        }
+        if (pooled) {
+          const values = [age(pooled[1])];
+          left += (await client.query({ text: POOLED_FENCE_SQL, values, query_timeout: this.timeoutMs } as pg.QueryConfig)).rows.length;
+        }
+        if (left === 0) break;
         if (performance.now() > deadline) return false;
         await sleep(10);
       }

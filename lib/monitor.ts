@@ -54,11 +54,12 @@ export class Monitor implements MonitorView {
         if (isConnectionError(err)) this.reportConnectionFailure(node.name, err);
       });
       // A second 'error' of one connection (a FATAL, then the lost socket) must not go unheard.
-      pool.on('connect', (client) => client.on('error', () => {}));
-      this.#nodes.set(
-        node.name,
-        watched(pool, newNodeState(node.name, node.role), (w, sentAt) => this.#sampleOnce(w, sentAt)),
-      );
+      const w = watched(pool, newNodeState(node.name, node.role), (x, sentAt) => this.#sampleOnce(x, sentAt));
+      pool.on('connect', (client) => {
+        client.on('error', () => {});
+        w.processId = (client as pg.Client & { processID?: number | null }).processID ?? undefined;
+      });
+      this.#nodes.set(node.name, w);
     }
     this.#primary = [...this.#nodes.values()].find((w) => w.state.role === 'primary');
     // The primary first: replicas are judged against its WAL history.
@@ -228,6 +229,7 @@ export class Monitor implements MonitorView {
     }
     state.failures = 0;
     state.successes++;
+    if (watched.processId !== undefined) state.pooled = Number(row.backend_pid) !== watched.processId;
     state.lastError = undefined;
     if (state.role === 'replica' && !row.in_recovery) {
       // Promoted (or misconfigured): it follows its own history now. Never route to it again.

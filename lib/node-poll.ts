@@ -26,6 +26,7 @@ export const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
   pg_postmaster_start_time()::text as started,
   inet_server_addr()::text as addr,
   inet_server_port() as port,
+  pg_backend_pid() as backend_pid,
   case when pg_is_in_recovery() then coalesce((select received_tli from pg_stat_wal_receiver),
          greatest((select timeline_id from pg_control_checkpoint()), (select min_recovery_end_timeline from pg_control_recovery())))
        else ('x' || substr(pg_walfile_name(${INSERT_LSN}), 1, 8))::bit(32)::int end as timeline`;
@@ -45,6 +46,8 @@ export interface PollRow {
   /** The server's own address and port (null over a Unix socket): part of its id. */
   addr: string | null;
   port: number | null;
+  /** The backend that answered (a pooler in between hands the client another number). */
+  backend_pid: number;
 }
 
 /** What the monitor keeps per node: its state, its connection, and the polls and samples in flight. */
@@ -58,6 +61,8 @@ export interface Watched {
   systemIdAsked: boolean;
   /** Its WAL layout (asked with the system identifier): how its insert position turns into an end of record. */
   layout: WalLayout | undefined;
+  /** The process id the monitor's connection was given at login (BackendKeyData). */
+  processId: number | undefined;
   /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
   started: string | undefined;
   /** Replica: `performance.now()` when its last replayed commit was made (from its last poll). */
@@ -76,6 +81,7 @@ export function watched(pool: pg.Pool, state: NodeState, sample: (w: Watched, se
     samples: new SharedRoundTrip((sentAt) => sample(w, sentAt)),
     systemIdAsked: false,
     layout: undefined,
+    processId: undefined,
     started: undefined,
     replayedAt: undefined,
   };

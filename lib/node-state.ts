@@ -36,6 +36,12 @@ export interface NodeState {
   resetAt: number;
   replayLsn: Lsn | undefined;
   receiveLsn: Lsn | undefined;
+  /**
+   * Whether the process id its connections were given is not their backend's (a pooler such as
+   * PgBouncer between the router and the server: it hands out keys of its own). Then no pid names
+   * a backend of ours; undefined until a poll has compared them.
+   */
+  pooled: boolean | undefined;
   /** Primary only: `pg_current_wal_insert_lsn()`. */
   insertLsn: Lsn | undefined;
   lagBytes: number | undefined;
@@ -72,6 +78,7 @@ export function newNodeState(name: string, role: NodeRole): NodeState {
     replayLsn: undefined,
     receiveLsn: undefined,
     insertLsn: undefined,
+    pooled: undefined,
     lagBytes: undefined,
     lagMs: undefined,
     freshAt: undefined,

@@ -27,6 +27,7 @@ function nodeState(name: string, role: 'primary' | 'replica'): NodeState {
     timeline: HISTORY.timeline,
     sampledAt: -Infinity,
     resetAt: -Infinity,
+    pooled: false,
     replayLsn: undefined,
     receiveLsn: undefined,
     insertLsn: undefined,

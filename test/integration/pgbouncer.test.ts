@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRouter, type Router } from 'pg-replica-router';
 import { startPgBouncer, type Cluster, type PgBouncerHandle } from 'pg-replica-router/testing';
+import { engineOf } from '../../lib/internal.js';
 import { nodeByPort, routerFor, settle, startTestCluster } from '../helpers/cluster.js';
 
 const SECRET = 'a test secret of at least 16 bytes';
@@ -13,6 +14,7 @@ let bouncers: PgBouncerHandle[]; // primary, r1, r2
 let router: Router; // through the PgBouncers
 
 const viaBouncer = (i: number) => bouncers[i]!.appConnectionString!;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   cluster = await startTestCluster({ replicas: 2 });
@@ -105,6 +107,44 @@ describe('through PgBouncer (transaction pooling, one per server)', () => {
       await expect.poll(() => direct.withToken(token, () => countOn(direct, 'bob')), { timeout: 5000 }).toEqual({ n: 1, node: 'r2' });
     } finally {
       await direct.close();
+    }
+  });
+
+  it('a write whose answer timed out: its error returns once no transaction open before it is left (PgBouncer hides its backend), and the session reads it', async () => {
+    // The primary's answers are awaited 300 ms; the write sleeps 1.2 s on the server, then commits.
+    const bounded = createRouter({
+      primary: { connectionString: viaBouncer(0), query_timeout: 300 },
+      replicas: cluster.replicas.map((r, i) => ({ name: r.name, connectionString: viaBouncer(i + 1) })),
+      monitor: { intervalMs: 100 },
+      logger: false,
+    });
+    try {
+      await settle(bounded, cluster);
+      // The monitor saw it: the process id PgBouncer gave its connection is no backend's.
+      expect(engineOf(bounded)!.monitor.state('primary')!.pooled).toBe(true);
+      const started = performance.now();
+      // Both replicas stop replaying before the write commits: only the primary will have it.
+      const pausing = sleep(600).then(() => Promise.all(cluster.replicas.map((r) => r.pauseReplay())));
+      const failed = await bounded
+        .withSession('carol', () => bounded.query("insert into notes (author, body) select 'carol', 'late' from pg_sleep(1.2)"))
+        .then(
+          () => undefined,
+          (err: unknown) => err as { code?: string },
+        );
+      const returnedAfterMs = performance.now() - started;
+      await pausing;
+      expect(failed?.code).toBe('ERR_PGRR_NODE_TIMEOUT');
+      await expect
+        .poll(async () => (await cluster.primary.query("select count(*)::int as n from notes where author = 'carol'"))[0]!.n)
+        .toBe(1);
+      expect(await naiveCount(1, 'carol')).toBe(0); // the replicas paused before the commit: stale
+      expect(await naiveCount(2, 'carol')).toBe(0);
+      const read = await bounded.withSession('carol', () => countOn(bounded, 'carol'));
+      expect(read).toEqual({ n: 1, node: 'primary' });
+      // Not before the statement had ended: a pid fence (PgBouncer's pid names no backend) returns at once.
+      expect(returnedAfterMs).toBeGreaterThan(1100);
+    } finally {
+      await bounded.close();
     }
   });
 });

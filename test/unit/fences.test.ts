@@ -27,6 +27,7 @@ describe('fences: a second failure during a running fence', () => {
       },
     };
     const fences = new Fences({ pool } as never, 1000);
+    fences.pooled = () => false; // the monitor saw the connections' pids are their backends'
     const err1 = Object.assign(new Error('Connection terminated unexpectedly'), {});
     const err2 = Object.assign(new Error('Connection terminated unexpectedly'), {});
     const { markBackend } = await import('../../lib/pg-args.js');
@@ -40,5 +41,39 @@ describe('fences: a second failure during a running fence', () => {
     expect(terminated).toEqual([1, 2]);
     expect(alive.has(2)).toBe(false);
     expect(fences.pending).toBe(false);
+  });
+});
+
+// Behind a pooler (PgBouncer: its process ids name no backend) a fence ends nothing: it waits
+// until no transaction of the router's role that was open before the failure is left.
+describe('fences behind a pooler', () => {
+  it('wait for the transactions open before the failure to end, terminate none, and send no pid', async () => {
+    const sql: string[] = [];
+    let open = 3; // polls that still list an old transaction
+    const client = {
+      async query(cfg: { text: string; values: unknown[] }) {
+        sql.push(cfg.text);
+        expect(cfg.values).toHaveLength(1); // an age, no pid
+        return { rows: open-- > 0 ? [{ pid: 4242 }] : [] };
+      },
+      release() {},
+    };
+    const fences = new Fences({ pool: { connect: async () => client } } as never, 2000);
+    for (const pooled of [true, undefined]) {
+      fences.pooled = () => pooled; // undefined: not polled yet, assumed pooled
+      open = 3;
+      sql.length = 0;
+      const err = new Error('Connection terminated unexpectedly');
+      const { markBackend } = await import('../../lib/pg-args.js');
+      markBackend(err, { processID: 2114350206 }); // PgBouncer's key, no backend's pid
+      const session = new Session(undefined);
+      const outcome = await fences.after(err, session)!.catch((e: unknown) => e);
+      expect(outcome).toBe(err);
+      expect(session.fenced).toBe(true);
+      expect(sql.length).toBe(4); // listed until none was left
+      expect(sql.every((text) => !text.includes('pg_terminate_backend') && text.includes('xact_start'))).toBe(true);
+      expect(fences.pending).toBe(false);
+      expect(fences.clearedAt).toBeGreaterThan(0);
+    }
   });
 });

@@ -18,6 +18,7 @@ function watched(role: 'primary' | 'replica', started: string): Watched {
     samples: new SharedRoundTrip(async (sentAt) => ({ lsn: undefined, sentAt })),
     systemIdAsked: true,
     layout: undefined,
+    processId: undefined,
     started,
     replayedAt: undefined,
   };
