@@ -161,16 +161,33 @@ export async function startNativeCluster(options: ResolvedClusterOptions): Promi
       await primary.start();
     }
 
+    const byName = new Map(replicas.map((r) => [r.name, r]));
+    const upstreamOf = (r: NativeReplica) => byName.get(options.upstreams[r.name] ?? '') ?? primary;
     for (const r of replicas) {
+      const upstream = upstreamOf(r);
       writeOwned(join(r.dataDir, 'standby.signal'), '', as);
       writeOwned(
         join(r.dataDir, 'postgresql.conf'),
-        standbyLines({ host: primary.host, port: primary.port, user: 'postgres', slot: r.name, applyDelayMs: options.applyDelayMs }),
+        standbyLines({ host: upstream.host, port: upstream.port, user: 'postgres', slot: r.name, applyDelayMs: options.applyDelayMs }),
         as,
         true,
       );
     }
-    await Promise.all(replicas.map((r) => r.start()));
+    // Replicas start once their upstream streams; a cascading one's slot is made on its upstream
+    // (the primary's for it, made above, goes: it would hold WAL for a standby that never comes).
+    const started = new Set<NativeReplica>();
+    while (started.size < replicas.length) {
+      const ready = replicas.filter((r) => !started.has(r) && (upstreamOf(r) === primary || started.has(upstreamOf(r) as NativeReplica)));
+      for (const r of ready) {
+        const upstream = upstreamOf(r);
+        if (upstream !== primary) {
+          await querySql(primary.connectionString, `select pg_drop_replication_slot('${r.name}')`);
+          await querySql(upstream.connectionString, `select pg_create_physical_replication_slot('${r.name}', true)`);
+        }
+      }
+      await Promise.all(ready.map((r) => r.start()));
+      for (const r of ready) started.add(r);
+    }
     await redisStarted;
     cluster.startupMs = Math.round(performance.now() - began);
     return cluster;

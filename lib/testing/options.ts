@@ -21,6 +21,12 @@ export interface ClusterOptions {
    * them and containers only when a Docker engine is reachable.
    */
   provider?: ClusterProvider;
+  /**
+   * Cascading replicas: which replica another streams from instead of the primary, e.g.
+   * `{ r2: 'r1' }` (r2 receives the WAL r1 has received). Chains are allowed, cycles are not.
+   * Native provider only. Default: every replica streams from the primary.
+   */
+  upstreams?: Record<string, string>;
   /** Initial `recovery_min_apply_delay` of every replica, in ms. Default 0. */
   applyDelayMs?: number;
   /** Extra postgresql.conf settings for every node, e.g. `{ max_connections: 200 }`. */
@@ -58,6 +64,7 @@ export interface ResolvedClusterOptions {
   replicas: number;
   redis: boolean;
   provider: ClusterProvider;
+  upstreams: Record<string, string>;
   applyDelayMs: number;
   settings: Record<string, SettingValue>;
   pgBin: string | undefined;
@@ -75,6 +82,7 @@ const KNOWN: ReadonlyArray<keyof ClusterOptions> = [
   'replicas',
   'redis',
   'provider',
+  'upstreams',
   'applyDelayMs',
   'settings',
   'pgBin',
@@ -145,12 +153,17 @@ export function resolveClusterOptions(options: ClusterOptions = {}): ResolvedClu
   if (!IDENTIFIER.test(database)) {
     throw invalid(`database must be a lower-case identifier, got ${JSON.stringify(database)}`);
   }
+  const replicas = nonNegativeInteger('replicas', options.replicas ?? 2, MAX_REPLICAS);
+  const upstreams = resolveUpstreams(options.upstreams, replicas);
+  if (Object.keys(upstreams).length > 0 && provider === 'containers')
+    throw invalid('upstreams (cascading replicas) need the native provider');
   const startTimeoutMs = nonNegativeInteger('startTimeoutMs', options.startTimeoutMs ?? 60_000);
   if (startTimeoutMs < 1000) throw invalid('startTimeoutMs must be at least 1000');
   return {
-    replicas: nonNegativeInteger('replicas', options.replicas ?? 2, MAX_REPLICAS),
+    replicas,
     redis: options.redis ?? false,
     provider,
+    upstreams,
     applyDelayMs: nonNegativeInteger('applyDelayMs', options.applyDelayMs ?? 0, 3_600_000),
     settings: { ...settings },
     pgBin: optionalString('pgBin', options.pgBin),
@@ -163,4 +176,22 @@ export function resolveClusterOptions(options: ClusterOptions = {}): ResolvedClu
     redisImage: optionalString('redisImage', options.redisImage) ?? 'redis:7',
     appRole: options.appRole ?? false,
   };
+}
+
+/** `upstreams` checked: replica names that exist, no replica its own upstream, no cycle. */
+function resolveUpstreams(value: unknown, replicas: number): Record<string, string> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw invalid('upstreams must be an object of replica names, e.g. { r2: "r1" }');
+  const names = new Set(Array.from({ length: replicas }, (_, i) => `r${i + 1}`));
+  const upstreams = { ...(value as Record<string, unknown>) };
+  for (const [replica, upstream] of Object.entries(upstreams)) {
+    if (!names.has(replica)) throw invalid(`upstreams: "${replica}" is not one of the replicas (${[...names].join(', ') || 'none'})`);
+    if (typeof upstream !== 'string' || !names.has(upstream))
+      throw invalid(`upstreams.${replica} must name another replica, got ${JSON.stringify(upstream)}`);
+    for (let at: string | undefined = upstream, hops = 0; at !== undefined; at = upstreams[at] as string | undefined, hops++) {
+      if (at === replica || hops > replicas) throw invalid(`upstreams: ${replica} would stream from itself (a cycle)`);
+    }
+  }
+  return upstreams as Record<string, string>;
 }
