@@ -5,10 +5,10 @@ import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
 import { answeredPoll, clusterHistory, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
 import { monitorPoolConfig } from './monitor-connection.js';
-import { judgeAhead, POLL_SQL, polledReplay, SYSTEM_ID_SQL, watched, type PollRow, type Watched } from './node-poll.js';
+import { askIdentity, judgeAhead, POLL_SQL, polledReplay, watched, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
-import { endOfInserted, WAL_LAYOUT_SQL, walLayoutOf } from './wal-layout.js';
+import { endOfInserted } from './wal-layout.js';
 import { serverIdOf } from './server-ids.js';
 import { PrimaryHistory } from './primary-history.js';
 import type { PositionSample } from './session.js';
@@ -201,20 +201,7 @@ export class Monitor implements MonitorView {
     const sentAt = performance.now();
     try {
       row = (await untraced(() => watched.pool.query<PollRow>(POLL_SQL))).rows[0];
-      if (!watched.systemIdAsked) {
-        watched.systemIdAsked = true;
-        // Keep the last known identity if asking fails this time.
-        state.systemId =
-          (await untraced(() => watched.pool.query<{ system_id: string }>(SYSTEM_ID_SQL)).then(
-            (r) => r.rows[0]?.system_id,
-            () => undefined,
-          )) ?? state.systemId;
-        watched.layout =
-          (await untraced(() => watched.pool.query(WAL_LAYOUT_SQL)).then(
-            (r) => walLayoutOf(r.rows[0]),
-            () => undefined,
-          )) ?? watched.layout;
-      }
+      if (!watched.systemIdAsked) await askIdentity(watched);
     } catch (err) {
       state.lastError = err instanceof Error ? err.message : String(err);
     }

@@ -4,7 +4,8 @@ import { tryParseLsn, type Lsn } from './lsn.js';
 import { aheadOfPrimary, historyKey, type NodeState } from './node-state.js';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 import { SharedRoundTrip } from './shared-round-trip.js';
-import type { WalLayout } from './wal-layout.js';
+import { untraced } from './otel.js';
+import { WAL_LAYOUT_SQL, walLayoutOf, type WalLayout } from './wal-layout.js';
 
 // One round trip answers everything, on a primary or a replica alike, for any role (nothing here
 // needs superuser or pg_monitor; replay lag is derived from positions, see
@@ -112,4 +113,20 @@ export function judgeAhead(replica: Watched, primary: Watched, insert: Lsn | und
 export function polledReplay(row: PollRow): Watched['polled'] {
   const replay = tryParseLsn(row.replay ?? undefined);
   return replay === undefined ? undefined : { replay, answeredAt: performance.now() };
+}
+
+/**
+ * Asked once per node (again after a failed poll): its system identifier and WAL layout. What
+ * the server refuses this time (some managed services restrict `pg_control_*()`) stays as last known.
+ */
+export async function askIdentity(watched: Watched): Promise<void> {
+  watched.systemIdAsked = true;
+  const firstRow = (sql: string) =>
+    untraced(() => watched.pool.query<Record<string, unknown>>(sql)).then(
+      (r) => r.rows[0],
+      () => undefined,
+    );
+  const ids = await firstRow(SYSTEM_ID_SQL);
+  if (typeof ids?.system_id === 'string') watched.state.systemId = ids.system_id;
+  watched.layout = walLayoutOf(await firstRow(WAL_LAYOUT_SQL)) ?? watched.layout;
 }
