@@ -6,7 +6,10 @@
 import { spawnSync } from 'node:child_process';
 import { installMajor, MAJORS } from './install.js';
 
-/** Read-your-writes, monotonic reads, failover and the replica fault drills, and what version-dependent SQL they rest on. */
+/**
+ * Read-your-writes, monotonic reads, failover and the replica fault drills, what version-dependent
+ * SQL they rest on, and the topologies: cascading replicas, PgBouncer in front of each node.
+ */
 export const CORE = [
   'test/integration/server-version.test.ts',
   'test/integration/read-your-writes.test.ts',
@@ -18,6 +21,10 @@ export const CORE = [
   'test/integration/waiting.test.ts',
   'test/integration/round-trips.test.ts',
   'test/integration/cluster.test.ts',
+  'test/integration/cluster-app-role.test.ts',
+  'test/integration/page-boundary.test.ts',
+  'test/integration/cascading.test.ts',
+  'test/integration/pgbouncer.test.ts',
   'test/faults/replicas.test.ts',
 ];
 
