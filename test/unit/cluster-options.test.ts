@@ -46,11 +46,15 @@ describe('startCluster options', () => {
     expect(resolveClusterOptions({ replicas: 3, upstreams: { r2: 'r1', r3: 'r2' } }).upstreams).toEqual({ r2: 'r1', r3: 'r2' });
     expect(resolveClusterOptions({ replicas: 1 }).upstreams).toEqual({});
     expect(() => resolveClusterOptions({ replicas: 2, upstreams: { r3: 'r1' } })).toThrow(invalid(/"r3" is not one of the replicas/));
-    expect(() => resolveClusterOptions({ replicas: 2, upstreams: { r2: 'primary' } })).toThrow(invalid(/upstreams.r2 must name another replica/));
+    expect(() => resolveClusterOptions({ replicas: 2, upstreams: { r2: 'primary' } })).toThrow(
+      invalid(/upstreams.r2 must name another replica/),
+    );
     expect(() => resolveClusterOptions({ replicas: 2, upstreams: { r2: 'r2' } })).toThrow(invalid(/cycle/));
     expect(() => resolveClusterOptions({ replicas: 3, upstreams: { r1: 'r2', r2: 'r3', r3: 'r1' } })).toThrow(invalid(/cycle/));
     expect(() => resolveClusterOptions({ replicas: 2, upstreams: ['r1'] as never })).toThrow(invalid(/upstreams must be an object/));
-    expect(() => resolveClusterOptions({ replicas: 2, provider: 'containers', upstreams: { r2: 'r1' } })).toThrow(invalid(/native provider/));
+    expect(() => resolveClusterOptions({ replicas: 2, provider: 'containers', upstreams: { r2: 'r1' } })).toThrow(
+      invalid(/native provider/),
+    );
   });
 
   it('validates before starting anything', async () => {
