@@ -90,12 +90,20 @@ export class Backends {
   readonly #revealed = new Map<number, Set<BackendHolder>>();
 
   constructor(nodes: readonly NodePool[]) {
-    for (const node of nodes) {
-      const open = new Set<object>();
-      this.#connections.set(node, open);
-      node.pool.on('connect', (client: object) => open.add(client));
-      node.pool.on('remove', (client: object) => open.delete(client));
-    }
+    for (const node of nodes) this.add(node);
+  }
+
+  /** Tracks `node`'s connections from now on (every node at start; a replica added later). */
+  add(node: NodePool): void {
+    const open = new Set<object>();
+    this.#connections.set(node, open);
+    node.pool.on('connect', (client: object) => open.add(client));
+    node.pool.on('remove', (client: object) => open.delete(client));
+  }
+
+  /** Stops tracking a removed replica's connections (once its pool has ended). */
+  remove(node: NodePool): void {
+    this.#connections.delete(node);
   }
 
   /** `holder` revealed `pid`: signals to it reach `holder.current(pid)` until {@link forget}. */

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import { Classifier } from './classifier.js';
 import { ClientRegistry } from './client-registry.js';
 import { RoutedClient } from './client.js';
@@ -7,8 +8,8 @@ import { Dispatch } from './dispatch.js';
 import { rateLimited } from './log.js';
 import { Monitor } from './monitor.js';
 import type { MonitorFactory, MonitorView } from './monitor-view.js';
-import { NodePools, replicaBounds, type NodeConfig, type PoolFactory } from './nodes.js';
-import type { ResolvedRouterOptions } from './options.js';
+import { NodePools, replicaBounds, type NodeConfig, type NodePool, type PoolFactory } from './nodes.js';
+import { resolveReplicas, type ResolvedRouterOptions } from './options.js';
 import { isConnectionError } from './pg-args.js';
 import { RoutePlanner } from './planner.js';
 import { PrimaryPositions } from './primary-position.js';
@@ -52,6 +53,12 @@ export class Engine {
     (raw): RoutedClient => new RoutedClient(this.dispatch, this.telemetry, this.clients, raw),
   );
   readonly #warn: ReturnType<typeof rateLimited>;
+  /** What runs for each node's pool: at start, and for each replica added later ({@link eachNode}). */
+  readonly #attach: Array<(node: NodePool) => void> = [];
+  /** The replica list in force (see {@link setReplicas}). */
+  #replicaConfigs: ResolvedRouterOptions['replicas'];
+  /** The replica change in progress: changes are made one after another. */
+  #replicaChange: Promise<void> = Promise.resolve();
   /** Stops listening to the store's signs of loss. */
   readonly #unwatchStore: () => void;
 
@@ -60,6 +67,7 @@ export class Engine {
     parts: EngineParts = {},
   ) {
     const warn = (this.#warn = rateLimited(options.logger));
+    this.#replicaConfigs = options.replicas;
     const nodeConfigs: NodeConfig[] = [
       { name: 'primary', role: 'primary', config: options.primary },
       ...options.replicas.map((r) => ({ name: r.name, role: 'replica' as const, config: r.config })),
@@ -73,7 +81,7 @@ export class Engine {
       options.monitor,
       counted,
     );
-    for (const node of this.nodes.all) node.isDown = () => this.monitor.state(node.name)?.status === 'down';
+    this.eachNode((node) => (node.isDown = () => this.monitor.state(node.name)?.status === 'down'));
     this.nodes.fences.pooled = () => this.monitor.state(this.nodes.primary.name)?.pooled;
     const classifier = new Classifier({ writeFunctions: options.writeFunctions, cacheSize: options.classifierCacheSize });
     this.store = new GuardedStore(options.store, options.storeGuard, {
@@ -113,6 +121,54 @@ export class Engine {
     if (heard) return;
     const outcome = failure ? `it was dropped and ${node} is out of rotation until polls see it again` : 'it was dropped';
     this.#warn(`idle-error-${node}`, `an idle connection to ${node} failed; ${outcome}`, { error: String(err) });
+  }
+
+  /** Runs `fn` for every node's pool now, and for each replica added later: one path for both. */
+  eachNode(fn: (node: NodePool) => void): void {
+    this.#attach.push(fn);
+    for (const node of this.nodes.all) fn(node);
+  }
+
+  /**
+   * Replaces the replica list (`router.setReplicas()`): a replica no longer listed, or listed with
+   * other settings, leaves rotation at once and its pool ends once its statements in flight are
+   * done; a new one gets a pool and is polled, and serves reads once the monitor has seen it up
+   * (as at start). Resolves when both are done. Changes are made one after another.
+   */
+  setReplicas(list: unknown): Promise<void> {
+    let next: ResolvedRouterOptions['replicas'];
+    try {
+      next = resolveReplicas(list); // a mistake rejects before anything changes
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const change = this.#replicaChange.then(() => this.#changeReplicas(next));
+    this.#replicaChange = change.catch(() => {});
+    return change;
+  }
+
+  async #changeReplicas(next: ResolvedRouterOptions['replicas']): Promise<void> {
+    const current = new Map(this.#replicaConfigs.map((r) => [r.name, r]));
+    const kept = new Set(next.filter((r) => isDeepStrictEqual(current.get(r.name)?.config, r.config)).map((r) => r.name));
+    this.#replicaConfigs = next;
+    const removed = [...current.keys()].filter((name) => !kept.has(name));
+    const drained = removed.map(async (name) => {
+      const node = this.nodes.remove(name); // out of rotation now
+      await this.monitor.unwatch(name);
+      if (!node) return;
+      await node.pool.end().catch(() => {}); // after its checked-out connections are released
+      this.nodes.backends.remove(node);
+    });
+    const added = next
+      .filter((r) => !kept.has(r.name))
+      .map((r) => {
+        const node: NodeConfig = { name: r.name, role: 'replica', config: r.config };
+        const pool = this.nodes.add({ ...node, config: withRoutedHooks(r.config, () => this.clients) });
+        for (const attach of this.#attach) attach(pool);
+        this.telemetry.addNode(node);
+        return this.monitor.watch(node);
+      });
+    await Promise.all([...drained, ...added]);
   }
 
   /** Runs `fn` as session `key`: loads its position lazily, stores the new one at the end. */

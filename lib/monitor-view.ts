@@ -37,6 +37,10 @@ export interface MonitorView {
   states(): NodeState[];
   /** A live sample of a node's position, sent at or after `notBefore` (shared with one in flight). */
   sample(name: string, notBefore?: number): Promise<Sample>;
+  /** Starts watching a replica added at run time; resolves after its first poll. */
+  watch(node: NodeConfig): Promise<void>;
+  /** Stops watching a removed replica. */
+  unwatch(name: string): Promise<void>;
   /**
    * A primary position read elsewhere (after a write), folded into the cache; returns it as the
    * end of the last record inserted, the form replay positions take (see `endOfInserted`).

@@ -46,30 +46,53 @@ export class Monitor implements MonitorView {
     private readonly counted?: LiveSampleCounter,
   ) {
     this.#options = options;
-    for (const node of nodes) {
-      const pool = new pg.Pool(monitorPoolConfig(node.config, options.timeoutMs));
-      // The idle monitor connection dies with its server (a restart between polls): the node may
-      // reopen below its cached position, so it leaves rotation now, not at the next poll.
-      pool.on('error', (err) => {
-        if (isConnectionError(err)) this.reportConnectionFailure(node.name, err);
-      });
-      // A second 'error' of one connection (a FATAL, then the lost socket) must not go unheard.
-      const w = watched(pool, newNodeState(node.name, node.role), (x, sentAt) => this.#sampleOnce(x, sentAt));
-      pool.on('connect', (client) => {
-        client.on('error', () => {});
-        w.processId = (client as pg.Client & { processID?: number | null }).processID ?? undefined;
-      });
-      this.#nodes.set(node.name, w);
-    }
-    this.#primary = [...this.#nodes.values()].find((w) => w.state.role === 'primary');
+    const all = nodes.map((node) => this.#watch(node));
+    this.#primary = all.find((w) => w.state.role === 'primary');
     // The primary first: replicas are judged against its WAL history.
-    const all = [...this.#nodes.values()];
     const primaries = all.filter((w) => w.state.role === 'primary');
-    // Each node's regular polls start after its own first one (a replica that does not answer
-    // holds up nobody else's).
-    const first = (w: Watched): Promise<void> => this.#poll(w).then(() => this.#schedule(w));
-    this.primaryReady = Promise.all(primaries.map(first)).then(() => {});
-    this.ready = this.primaryReady.then(() => Promise.all(all.filter((w) => w.state.role !== 'primary').map(first))).then(() => {});
+    this.primaryReady = Promise.all(primaries.map((w) => this.#first(w))).then(() => {});
+    this.ready = this.primaryReady
+      .then(() => Promise.all(all.filter((w) => w.state.role !== 'primary').map((w) => this.#first(w))))
+      .then(() => {});
+  }
+
+  /** A node's own connection and state, polled from its {@link #first} poll on. */
+  #watch(node: NodeConfig): Watched {
+    const pool = new pg.Pool(monitorPoolConfig(node.config, this.#options.timeoutMs));
+    // The idle monitor connection dies with its server (a restart between polls): the node may
+    // reopen below its cached position, so it leaves rotation now, not at the next poll.
+    pool.on('error', (err) => {
+      if (isConnectionError(err)) this.reportConnectionFailure(node.name, err);
+    });
+    const w = watched(pool, newNodeState(node.name, node.role), (x, sentAt) => this.#sampleOnce(x, sentAt));
+    pool.on('connect', (client) => {
+      // A second 'error' of one connection (a FATAL, then the lost socket) must not go unheard.
+      client.on('error', () => {});
+      w.processId = (client as pg.Client & { processID?: number | null }).processID ?? undefined;
+    });
+    this.#nodes.set(node.name, w);
+    return w;
+  }
+
+  /** A node's first poll; its regular polls start after it (a replica that does not answer holds up nobody else's). */
+  #first(w: Watched): Promise<void> {
+    return this.#poll(w).then(() => this.#schedule(w));
+  }
+
+  /** Starts watching a replica added at run time; resolves after its first poll (answered or not). */
+  watch(node: NodeConfig): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return this.#first(this.#watch(node));
+  }
+
+  /** Stops watching a removed replica: no more polls; its connection is closed. */
+  async unwatch(name: string): Promise<void> {
+    const w = this.#nodes.get(name);
+    if (!w || w === this.#primary) return;
+    this.#nodes.delete(name);
+    clearTimeout(w.timer);
+    this.version++;
+    await w.pool.end().catch(() => {});
   }
 
   state(name: string): NodeState | undefined {
@@ -171,7 +194,7 @@ export class Monitor implements MonitorView {
   }
 
   #schedule(watched: Watched): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#nodes.get(watched.state.name) !== watched) return; // closed, or the node was removed
     const delay = this.#options.intervalMs * (0.8 + Math.random() * 0.4);
     watched.timer = setTimeout(() => {
       void this.#poll(watched).then(() => this.#schedule(watched));

@@ -160,9 +160,8 @@ export interface NodeConfig {
 /** The application's pools: one per server, the primary first. */
 export class NodePools {
   readonly primary: NodePool;
-  readonly replicas: ReadonlyMap<string, NodePool>;
-  /** The primary, then the replicas. */
-  readonly all: readonly NodePool[];
+  readonly #replicas: Map<string, NodePool>;
+  readonly #make: (node: NodeConfig) => NodePool;
 
   /** The router's connections' backends (which pid is on which node, who revealed it). */
   readonly backends: Backends;
@@ -171,18 +170,46 @@ export class NodePools {
 
   /** `bounds`: what pools get where their config sets no timeout (see {@link boundedConfig}). */
   constructor(nodes: readonly NodeConfig[], factory: PoolFactory = defaultPoolFactory, bounds?: NodeBounds) {
-    const made = nodes.map(({ name, role, config }) => ({
+    this.#make = ({ name, role, config }) => ({
       name,
       role,
       pool: factory(boundedConfig(config, role, bounds), { name, role }),
       served: 0,
       ownWaitBound: bounds !== undefined && config.connectionTimeoutMillis === undefined,
-    }));
+    });
+    const made = nodes.map(this.#make);
     this.primary = made.find((n) => n.role === 'primary')!;
-    this.replicas = new Map(made.filter((n) => n.role === 'replica').map((n) => [n.name, n]));
-    this.all = [this.primary, ...this.replicas.values()];
+    this.#replicas = new Map(made.filter((n) => n.role === 'replica').map((n) => [n.name, n]));
     this.backends = new Backends(this.all);
     this.fences = new Fences(this.primary, bounds?.connectMs ?? 2000);
+  }
+
+  /** The replicas in rotation, by name (a removed one is gone at once; see {@link remove}). */
+  get replicas(): ReadonlyMap<string, NodePool> {
+    return this.#replicas;
+  }
+
+  /** The primary, then the replicas. */
+  get all(): readonly NodePool[] {
+    return [this.primary, ...this.#replicas.values()];
+  }
+
+  /** A new replica's pool (`router.setReplicas()`), in rotation once the monitor has seen it up. */
+  add(node: NodeConfig): NodePool {
+    const made = this.#make(node);
+    this.#replicas.set(node.name, made);
+    this.backends.add(made);
+    return made;
+  }
+
+  /**
+   * Takes a replica out of rotation at once; its statements in flight finish on it. Its pool is
+   * the caller's to end (pg-pool ends checked-out connections as they are released).
+   */
+  remove(name: string): NodePool | undefined {
+    const node = this.#replicas.get(name);
+    this.#replicas.delete(name);
+    return node;
   }
 
   /** A count summed over every node's pool. */

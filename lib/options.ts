@@ -117,22 +117,7 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
   if (options.primary === undefined) throw invalid('primary is required: { primary: { connectionString } }');
   const primary = poolConfig('primary', options.primary);
 
-  const list = options.replicas ?? [];
-  if (!Array.isArray(list)) throw invalid('replicas must be an array of pg.PoolConfig & { name? }');
-  const names = new Set<string>();
-  const replicas = list.map((entry, i) => {
-    const { name = `replica${i + 1}`, ...config } = poolConfig(`replicas[${i}]`, entry) as ReplicaConfig;
-    if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
-      throw invalid(`replicas[${i}].name must be 1–64 letters, digits or _.:-, got ${JSON.stringify(name)}`);
-    }
-    if (name === 'primary' || names.has(name))
-      throw invalid(`replicas[${i}].name "${name}" is ${name === 'primary' ? 'reserved' : 'used twice'}`);
-    if (SERVER_ID.test(name)) {
-      throw invalid(`replicas[${i}].name "${name}" has the form of a server id (x. and 12 hex digits), which is reserved`);
-    }
-    names.add(name);
-    return { name, config };
-  });
+  const replicas = resolveReplicas(options.replicas ?? []);
 
   const consistency = options.consistency ?? 'session';
   if (!isConsistency(consistency)) {
@@ -198,4 +183,26 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
     writeFunctions,
     classifierCacheSize: integer('classifierCacheSize', options.classifierCacheSize ?? 5000, 1, 10_000_000),
   };
+}
+
+/**
+ * The replica list of `createRouter()` and `router.setReplicas()`, checked: pg settings, names
+ * (default `replica1`, `replica2`, … by position), none used twice or reserved.
+ */
+export function resolveReplicas(list: unknown): ResolvedRouterOptions['replicas'] {
+  if (!Array.isArray(list)) throw invalid('replicas must be an array of pg.PoolConfig & { name? }');
+  const names = new Set<string>();
+  return list.map((entry: unknown, i) => {
+    const { name = `replica${i + 1}`, ...config } = poolConfig(`replicas[${i}]`, entry) as ReplicaConfig;
+    if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+      throw invalid(`replicas[${i}].name must be 1–64 letters, digits or _.:-, got ${JSON.stringify(name)}`);
+    }
+    if (name === 'primary' || names.has(name))
+      throw invalid(`replicas[${i}].name "${name}" is ${name === 'primary' ? 'reserved' : 'used twice'}`);
+    if (SERVER_ID.test(name)) {
+      throw invalid(`replicas[${i}].name "${name}" has the form of a server id (x. and 12 hex digits), which is reserved`);
+    }
+    names.add(name);
+    return { name, config };
+  });
 }

@@ -51,7 +51,7 @@ export class RoutedPool extends PoolBase {
     delete (this as unknown as Record<string, unknown>).Client; // not exposed: a side connection made with it would reach the primary
     this.#engine = engine;
     this.#Promise = engine.options.primary.Promise;
-    for (const node of engine.nodes.all) {
+    engine.eachNode((node) => {
       // Every connection keeps one 'error' listener for life: pg can emit a second 'error' (a
       // FATAL, then the lost socket) after pg-pool's own once-listener of a query has gone, or
       // on a connection being removed from its pool; unheard, that would crash the process. The
@@ -87,7 +87,7 @@ export class RoutedPool extends PoolBase {
           else this.emit(event, ...args);
         });
       }
-    }
+    });
   }
 
   /** Connections open across all nodes. */

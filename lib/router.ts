@@ -3,7 +3,7 @@ import { isConsistency } from './consistency.js';
 import { Engine } from './engine.js';
 import { ErrorCodes, ReplicaRouterError } from './errors.js';
 import { formatLsn } from './lsn.js';
-import { resolveRouterOptions, type RouterOptions } from './options.js';
+import { resolveRouterOptions, type ReplicaConfig, type RouterOptions } from './options.js';
 import { RoutedPool } from './pool.js';
 import { runInScope, withLevel } from './scopes.js';
 import type { TokenRejection } from './token.js';
@@ -113,6 +113,23 @@ export interface Router {
    * ```
    */
   withToken<T>(token: string | undefined, fn: () => Promise<T> | T): Promise<T>;
+  /**
+   * Replaces the replica list at run time (scaling read replicas up or down), checked as in
+   * `createRouter()`. A replica no longer listed, or listed with other settings, leaves rotation
+   * at once; its statements in flight finish on it, then its pool ends. A new one is polled and
+   * serves reads once the monitor has seen it up, as at start. Resolves when both are done;
+   * changes are made one after another. Sessions that read on a removed replica are covered with
+   * a primary position before their next read on another (as when a replica goes down).
+   *
+   * @example
+   * ```ts
+   * await router.setReplicas([
+   *   { name: 'r1', connectionString: process.env.REPLICA1_URL },
+   *   { name: 'r3', connectionString: process.env.REPLICA3_URL }, // r2 is drained and dropped
+   * ]);
+   * ```
+   */
+  setReplicas(replicas: ReplicaConfig[]): Promise<void>;
   /** The monitor's current view of every node. */
   topology(): Topology;
   /** Ends every pool and the monitor. */
@@ -167,6 +184,11 @@ export function createRouter(options: RouterOptions): Router {
         throw new ReplicaRouterError(ErrorCodes.NO_TOKEN_SECRET, 'withToken: createRouter({ tokenSecret }) is needed to verify tokens');
       }
       return engine.withToken(token, fn);
+    },
+    setReplicas(replicas) {
+      if (closed || pool.ending)
+        return Promise.reject(new ReplicaRouterError(ErrorCodes.INVALID_OPTION, 'setReplicas: the router is closed'));
+      return engine.setReplicas(replicas);
     },
     topology() {
       const served = new Map(engine.nodes.all.map((n) => [n.name, n.served]));

@@ -88,14 +88,7 @@ export class Telemetry {
     this.#api = api;
     if (!api) return;
     this.#tracer = api.trace.getTracer(NAME, VERSION);
-    for (const node of nodes) {
-      const where = endpoint(node.config);
-      const attributes: Attributes = { [ATTR.dbSystem]: 'postgresql', [ATTR.node]: node.name, [ATTR.role]: node.role };
-      if (where.database) attributes[ATTR.dbNamespace] = where.database;
-      if (where.host) attributes[ATTR.serverAddress] = where.host;
-      if (where.port) attributes[ATTR.serverPort] = where.port;
-      this.#nodeAttributes.set(node.name, attributes);
-    }
+    for (const node of nodes) this.addNode(node);
     // Metrics need a meter provider registered before the router is created (as the Node SDK
     // does at start-up); without one, no instruments are made and nothing is counted.
     if (api.metrics.getMeterProvider().constructor.name === 'NoopMeterProvider') return;
@@ -134,6 +127,16 @@ export class Telemetry {
       },
       [lagBytes, lagSeconds, up, circuit],
     );
+  }
+  /** The span attributes of a node's server (every node at start; a replica added later). */
+  addNode(node: NodeConfig): void {
+    if (!this.#api) return;
+    const where = endpoint(node.config);
+    const attributes: Attributes = { [ATTR.dbSystem]: 'postgresql', [ATTR.node]: node.name, [ATTR.role]: node.role };
+    if (where.database) attributes[ATTR.dbNamespace] = where.database;
+    if (where.host) attributes[ATTR.serverAddress] = where.host;
+    if (where.port) attributes[ATTR.serverPort] = where.port;
+    this.#nodeAttributes.set(node.name, attributes);
   }
 
   /**

@@ -83,6 +83,16 @@ export class FakeMonitor implements MonitorView {
     return { lsn, sentAt };
   }
 
+  async watch(node: NodeConfig): Promise<void> {
+    this.#states.set(node.name, nodeState(node.name, node.role));
+    this.version++;
+  }
+
+  async unwatch(name: string): Promise<void> {
+    this.#states.delete(name);
+    this.version++;
+  }
+
   notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn {
     this.primaryHistory.note(lsn, sentAt);
     this.set('primary', { insertLsn: lsn, sampledAt: sentAt });
