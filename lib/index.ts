@@ -2,6 +2,7 @@ export { ErrorCodes, ReplicaRouterError, type ErrorCode } from './errors.js';
 export { formatLsn, maxLsn, parseLsn, tryParseLsn, type Lsn } from './lsn.js';
 export { createRouter, type Router, type Topology, type TopologyNode } from './router.js';
 export type { RouterOptions, ReplicaConfig } from './options.js';
+export { discoverReplicas, type DnsDiscoveryOptions, type ReplicaDiscovery } from './dns-discovery.js';
 export type { Consistency } from './consistency.js';
 export { RoutedPool } from './pool.js';
 export { RoutedClient } from './client.js';
