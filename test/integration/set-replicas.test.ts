@@ -99,6 +99,32 @@ describe('router.setReplicas()', () => {
     }
   });
 
+  it('monotonic reads across a removal: a session that read on the removed replica is covered by the primary before it reads on one that is behind', async () => {
+    await r1.pauseReplay();
+    try {
+      await cluster.primary.query("insert into notes (author) values ('dee')");
+      await r2.waitForReplay();
+      const read = () =>
+        router.withSession('dee', () =>
+          router
+            .query<{ n: number; port: number }>("select count(*)::int as n, inet_server_port() as port from notes where author = 'dee'")
+            .then(({ rows }) => ({ n: rows[0]!.n, node: nodeByPort(cluster, rows[0]!.port) })),
+        );
+      await expect.poll(read, { timeout: 5000 }).toEqual({ n: 1, node: 'r2' }); // the session has seen the row on r2
+      await router.setReplicas([entry(r1)]);
+      const naive = naivePool(urlAs(r1));
+      try {
+        expect((await naive.query("select count(*)::int as n from notes where author = 'dee'")).rows[0].n).toBe(0); // r1 would go back in time
+      } finally {
+        await naive.end();
+      }
+      for (let i = 0; i < 5; i++) expect(await read()).toEqual({ n: 1, node: 'primary' });
+    } finally {
+      await r1.resumeReplay();
+      await router.setReplicas([entry(r1), entry(r2)]);
+    }
+  });
+
   it('a bad list is refused with a stable code and changes nothing', async () => {
     const before = replicaStatus();
     await expect(router.setReplicas([{ name: 'primary', connectionString: urlAs(r1) }])).rejects.toMatchObject({
