@@ -1,19 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isConsistency, levelName, type Consistency } from '../../lib/consistency.js';
-import { ATTR, sessionHash } from '../../lib/telemetry.js';
+import { isConsistency, type Consistency } from '../../lib/consistency.js';
 import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import { requestScopesOf } from '../../lib/internal.js';
-import { BAGGAGE_KEY, otelApi } from '../../lib/otel.js';
-import { TOKEN_HEADER } from '../../lib/propagation.js';
 import type { Router } from '../../lib/router.js';
-import { checkKnownKeys } from '../../lib/suggest.js';
 import { runAtLevel, type RequestScope } from '../../lib/request-scope.js';
-import { carriedPosition, positionCookie, resolveIdentity, type CookieOptions, type IdentityRules } from './identity.js';
-import { gateResponse } from './response-gate.js';
-import { parseClientLevel, stronger } from './levels.js';
+import { stronger } from '../http/levels.js';
+import { httpSettings, openHttpRequest, type HttpConsistencyOptions } from '../http/request.js';
 
 export { tokenHeaders, withTokenBaggage, TOKEN_HEADER } from '../../lib/propagation.js';
-export type { CookieOptions } from './identity.js';
+export type { CookieOptions } from '../http/identity.js';
 
 /** The parts of an Express request the middleware reads (Express's own `Request` fits). */
 export interface ConsistencyRequest extends IncomingMessage {
@@ -28,50 +23,17 @@ type Next = (err?: unknown) => void;
 type Handler = (req: ConsistencyRequest, res: ServerResponse, next: Next) => void;
 
 /**
- * Options for {@link consistency}.
+ * Options for {@link consistency} (the same for every HTTP adapter): `session` (the key for a
+ * request, e.g. a user id; else express-session's id, else the middleware's own cookie), `cookie`,
+ * `tokenHeader`, `levelHeader`, `levelQuery`, `baggage`, `positionCookie`.
  */
-export interface ConsistencyOptions {
-  /**
-   * The session key for a request (a user id, an API key id), or undefined to fall back to
-   * express-session's id, then the middleware's own cookie. Called when the session is first
-   * needed (the request's first statement, else when the response goes out), so after per-route
-   * auth middleware set `req.auth` / `req.user`; possibly more than once per request. A throw
-   * sends that request's reads to the primary and stores nothing (logged).
-   */
-  session?: (req: ConsistencyRequest) => string | number | undefined | null;
-  /** The middleware's own session cookie, used when nothing else identifies the session. `false`: never issue one. */
-  cookie?: CookieOptions | false;
-  /** Header carrying the consistency token in and out. Default `x-consistency-token`. `false`: no token header. */
-  tokenHeader?: string | false;
-  /** Header a client may use to ask for a stronger level for one request. Default `x-consistency`. `false`: ignored. */
-  levelHeader?: string | false;
-  /** Query parameter a client may use likewise (`?consistency=primary`). Default `consistency`. `false`: ignored. */
-  levelQuery?: string | false;
-  /** Also accept a token from OpenTelemetry baggage (`pgrr.token`) when `@opentelemetry/api` is installed. Default true. */
-  baggage?: boolean;
-  /**
-   * The cookie that carries a session's position to the client when the store could not take it
-   * (a timeout, an open circuit): signed with the router's `tokenSecret`, merged on the next
-   * request (on any instance) like a token, cleared once the position is stored. Same attributes
-   * as `cookie`. Default `{ name: 'pgrr_pos', maxAgeSeconds: 600 }`. `false`: never set one (only a
-   * client that echoes the token header then keeps such a write). Needs `tokenSecret`.
-   */
-  positionCookie?: { name?: string; maxAgeSeconds?: number } | false;
-}
+export type ConsistencyOptions = HttpConsistencyOptions<ConsistencyRequest>;
 
-const KNOWN = ['session', 'cookie', 'tokenHeader', 'levelHeader', 'levelQuery', 'baggage', 'positionCookie'];
 const REQUESTED = Symbol('pg-replica-router.requested-level');
 const SCOPE = Symbol('pg-replica-router.request-scope');
 
 function invalid(message: string): ReplicaRouterError {
   return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `consistency(): ${message}`);
-}
-
-function headerName(name: string, value: unknown, fallback: string): string | false {
-  if (value === undefined) return fallback;
-  if (value === false) return false;
-  if (typeof value !== 'string' || !/^[A-Za-z0-9-]+$/.test(value)) throw invalid(`${name} must be a header name or false`);
-  return value.toLowerCase();
 }
 
 /**
@@ -101,66 +63,12 @@ function headerName(name: string, value: unknown, fallback: string): string | fa
 export function consistency(router: Router, options: ConsistencyOptions = {}): Handler {
   const requests = requestScopesOf(router);
   if (!requests) throw invalid('the first argument must be a router made by createRouter()');
-  if (options === null || typeof options !== 'object') throw invalid('options must be an object');
-  checkKnownKeys(options, KNOWN, invalid);
-  if (options.session !== undefined && typeof options.session !== 'function') throw invalid('session must be a function (req) => key');
-  const tokenHeader = headerName('tokenHeader', options.tokenHeader, TOKEN_HEADER);
-  const levelHeader = headerName('levelHeader', options.levelHeader, 'x-consistency');
-  const levelQuery = options.levelQuery === undefined ? 'consistency' : options.levelQuery;
-  if (levelQuery !== false && typeof levelQuery !== 'string') throw invalid('levelQuery must be a parameter name or false');
-  const cookie =
-    options.cookie === false
-      ? false
-      : { name: 'pgrr_sid', maxAgeSeconds: 30 * 24 * 3600, secure: 'auto' as const, path: '/', ...options.cookie };
-  if (cookie && !/^[A-Za-z0-9_-]+$/.test(cookie.name)) throw invalid('cookie.name must be letters, digits, _ or -');
-  const useBaggage = options.baggage ?? true;
-  const carrier = positionCookieOptions(options.positionCookie, cookie);
-
+  const settings = httpSettings(options, invalid);
   return function consistencyMiddleware(req, res, next) {
     try {
-      const incoming = incomingToken(req, tokenHeader, useBaggage);
-      const carried = carrier ? carriedPosition(req, carrier.name) : undefined;
-      const hasToken = incoming !== undefined && requests.verifies(incoming);
-      const rules: IdentityRules<ConsistencyRequest> = { session: options.session, cookie, hasToken };
-      const setHeader = res.setHeader.bind(res); // Node's own: works while the gate holds the response
-      const requested = clientLevel(req, levelHeader, levelQuery);
+      const { request, requested } = openHttpRequest(requests, settings, { req, identity: req, res, query: req.query });
       (req as unknown as Record<symbol, unknown>)[REQUESTED] = requested;
-      const level = stronger(requests.defaultLevel, requested);
-      const request = requests.open({
-        // Asked on the request's first statement (or at its end): after the route's own auth.
-        identity: () => {
-          const { key, source, fresh, cookieless } = resolveIdentity(req, res, rules, setHeader);
-          if (cookieless) requests.noteCookieless(options.session !== undefined);
-          return {
-            key,
-            fresh,
-            spanAttributes: { [ATTR.sessionSource]: source, ...(key === undefined ? {} : { [ATTR.sessionHash]: sessionHash(key) }) },
-          };
-        },
-        onIdentityError: (err) => requests.noteIdentityError(err),
-        token: incoming,
-        consistency: level === requests.defaultLevel ? undefined : level,
-        issueToken: tokenHeader !== false,
-        carried,
-        spanAttributes: { [ATTR.tokenIn]: incoming !== undefined, [ATTR.consistency]: levelName(level) },
-      });
       (req as unknown as Record<symbol, unknown>)[SCOPE] = request;
-      const rekey = () => resolveIdentity(req, res, rules).key;
-      gateResponse(
-        res,
-        async (setHeader) => {
-          const { token, unstored, stored } = await request.finish(rekey);
-          if (token && tokenHeader) setHeader(tokenHeader, token);
-          // Not stored: the client carries the position to its next request; stored: cleared.
-          if (carrier && (unstored !== undefined || (stored && carried !== undefined))) {
-            setHeader('Set-Cookie', positionCookie(req, res, carrier, unstored));
-          }
-        },
-        async () => {
-          await request.finish(rekey); // what was written while the body streamed
-        },
-      );
-      res.once('close', () => request.close());
       request.run(() => next());
     } catch (err) {
       next(err);
@@ -216,42 +124,4 @@ export function requireConsistency(level: Consistency): Handler {
       next(new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'requireConsistency() needs app.use(consistency(router)) before it'));
     }
   };
-}
-
-function positionCookieOptions(
-  option: ConsistencyOptions['positionCookie'],
-  cookie: Required<CookieOptions> | false,
-): Required<CookieOptions> | false {
-  if (option === false) return false;
-  if (option !== undefined && (option === null || typeof option !== 'object')) throw invalid('positionCookie must be an object or false');
-  checkKnownKeys(option ?? {}, ['name', 'maxAgeSeconds'], invalid, 'positionCookie.');
-  const name = option?.name ?? 'pgrr_pos';
-  const maxAgeSeconds = option?.maxAgeSeconds ?? 600;
-  if (typeof name !== 'string' || !/^[A-Za-z0-9_-]+$/.test(name)) throw invalid('positionCookie.name must be letters, digits, _ or -');
-  if (cookie && name === cookie.name) throw invalid('positionCookie.name must differ from cookie.name');
-  if (!Number.isInteger(maxAgeSeconds) || maxAgeSeconds < 1) throw invalid('positionCookie.maxAgeSeconds must be a positive integer');
-  return { name, maxAgeSeconds, secure: cookie ? cookie.secure : 'auto', path: cookie ? cookie.path : '/' };
-}
-
-function incomingToken(req: ConsistencyRequest, header: string | false, baggage: boolean): string | undefined {
-  if (header) {
-    const value = req.headers[header];
-    const token = Array.isArray(value) ? value[0] : value;
-    if (token) return token;
-  }
-  if (!baggage) return undefined;
-  const api = otelApi();
-  if (!api) return undefined;
-  const fromContext = api.propagation.getBaggage(api.context.active())?.getEntry(BAGGAGE_KEY)?.value;
-  if (fromContext) return fromContext;
-  return api.propagation.getBaggage(api.propagation.extract(api.ROOT_CONTEXT, req.headers))?.getEntry(BAGGAGE_KEY)?.value;
-}
-
-function clientLevel(req: ConsistencyRequest, header: string | false, query: string | false): Consistency | undefined {
-  let requested: Consistency | undefined;
-  if (header) requested = parseClientLevel(req.headers[header]);
-  if (query && req.query && typeof req.query === 'object')
-    requested = stronger(requested ?? 'eventual', parseClientLevel((req.query as Record<string, unknown>)[query]));
-  if (requested === 'eventual') return undefined;
-  return requested;
 }

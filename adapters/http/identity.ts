@@ -15,7 +15,7 @@ export interface CookieOptions {
 
 const ID = /^[A-Za-z0-9_-]{22,64}$/;
 
-interface RequestLike extends IncomingMessage {
+export interface RequestLike extends IncomingMessage {
   secure?: boolean;
   session?: { id?: unknown };
   sessionID?: unknown;
