@@ -3,6 +3,8 @@
 // so a read that shows the write came from a node past the session's floor; the same route read
 // without the plugin (a plain pool on a replica) misses it.
 import { Readable } from 'node:stream';
+import fastifyCookie from '@fastify/cookie';
+import fastifySession from '@fastify/session';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
@@ -132,6 +134,33 @@ describe('pg-replica-router/fastify', () => {
     expect((await json(await browser.fetch(`${url}/eventual/x`))).node).not.toBe('primary');
     expect((await json(await browser.fetch(`${url}/eventual/x`, { headers: { 'x-consistency': 'primary' } }))).node).toBe('primary');
     expect((await json(await browser.fetch(`${url}/eventual/x?consistency=primary`))).node).toBe('primary');
+  });
+
+  it("@fastify/session's id keys the session (no cookie of ours is issued)", async () => {
+    const withSessions = Fastify();
+    await withSessions.register(fastifyCookie);
+    await withSessions.register(fastifySession, { secret: 'a session secret of at least 32 characters!', cookie: { secure: false } });
+    await withSessions.register(consistency, { router });
+    withSessions.post<{ Params: { author: string } }>('/notes/:author', async (request) => {
+      (request.session as unknown as { set(key: string, value: unknown): void }).set('seen', true); // a session worth saving
+      await router.query('insert into notes (author) values ($1)', [request.params.author]);
+      return { ok: true };
+    });
+    withSessions.get<{ Params: { author: string } }>('/notes/:author', async (request) => {
+      const { rows } = await router.query<{ n: number; port: number }>(COUNT, [request.params.author]);
+      return { n: rows[0]!.n, node: nodeByPort(cluster, rows[0]!.port) };
+    });
+    const base = await withSessions.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      await pauseAll();
+      const browser = new Browser();
+      await browser.fetch(`${base}/notes/fay`, { method: 'POST' });
+      expect([...browser.cookies.keys()]).toEqual(['sessionId']);
+      expect(await json(await browser.fetch(`${base}/notes/fay`))).toEqual({ n: 1, node: 'primary' });
+      expect(await naiveCount('fay')).toBe(0);
+    } finally {
+      await withSessions.close();
+    }
   });
 
   it('bad options fail the registration with a stable code', async () => {
