@@ -1,11 +1,9 @@
-import pg from 'pg';
 import { tryParseLsn, type Lsn } from './lsn.js';
 import type { LiveSampleCounter, MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { untraced } from './otel.js';
-import { answeredPoll, clusterHistory, failedPoll, forget, newNodeState, sameHistory, type NodeState } from './node-state.js';
-import { monitorPoolConfig } from './monitor-connection.js';
-import { askIdentity, judgeAhead, POLL_SQL, polledReplay, watched, type PollRow, type Watched } from './node-poll.js';
+import { answeredPoll, clusterHistory, failedPoll, forget, sameHistory, type NodeState } from './node-state.js';
+import { askIdentity, asReplayed, judgeAhead, POLL_SQL, polledReplay, watchNode, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
 import { endOfInserted } from './wal-layout.js';
@@ -56,20 +54,14 @@ export class Monitor implements MonitorView {
       .then(() => {});
   }
 
-  /** A node's own connection and state, polled from its {@link #first} poll on. */
+  /** A node's own connection and state (see {@link watchNode}), polled from its {@link #first} poll on. */
   #watch(node: NodeConfig): Watched {
-    const pool = new pg.Pool(monitorPoolConfig(node.config, this.#options.timeoutMs));
-    // The idle monitor connection dies with its server (a restart between polls): the node may
-    // reopen below its cached position, so it leaves rotation now, not at the next poll.
-    pool.on('error', (err) => {
-      if (isConnectionError(err)) this.reportConnectionFailure(node.name, err);
-    });
-    const w = watched(pool, newNodeState(node.name, node.role), (x, sentAt) => this.#sampleOnce(x, sentAt));
-    pool.on('connect', (client) => {
-      // A second 'error' of one connection (a FATAL, then the lost socket) must not go unheard.
-      client.on('error', () => {});
-      w.processId = (client as pg.Client & { processID?: number | null }).processID ?? undefined;
-    });
+    const w = watchNode(
+      node,
+      this.#options.timeoutMs,
+      (err) => this.reportConnectionFailure(node.name, err),
+      (x, sentAt) => this.#sampleOnce(x, sentAt),
+    );
     this.#nodes.set(node.name, w);
     return w;
   }
@@ -126,7 +118,7 @@ export class Monitor implements MonitorView {
         this.version++;
         return { lsn: undefined, sentAt };
       }
-      const lsn = this.#asReplayed(watched, tryParseLsn(rows[0]?.lsn ?? undefined));
+      const lsn = asReplayed(watched, tryParseLsn(rows[0]?.lsn ?? undefined));
       if (lsn !== undefined) this.#raisePosition(watched, lsn, sentAt);
       return { lsn, sentAt };
     } catch {
@@ -144,11 +136,6 @@ export class Monitor implements MonitorView {
     const position = endOfInserted(lsn, primary.layout);
     this.#raisePosition(primary, position, sentAt);
     return position;
-  }
-
-  /** A primary's insert position as an end of record, comparable with replay positions (see {@link endOfInserted}); others as they are. */
-  #asReplayed(watched: Watched, lsn: Lsn | undefined): Lsn | undefined {
-    return lsn !== undefined && watched.state.role === 'primary' ? endOfInserted(lsn, watched.layout) : lsn;
   }
 
   writtenAfter(lsn: Lsn): number | undefined {
@@ -268,7 +255,7 @@ export class Monitor implements MonitorView {
       const age = row.replay_age_ms === null ? Number.NaN : Number(row.replay_age_ms);
       if (Number.isFinite(age)) watched.replayedAt = sentAt - Math.max(0, age);
     }
-    const position = this.#asReplayed(watched, tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined));
+    const position = asReplayed(watched, tryParseLsn((state.role === 'primary' ? row.insert : row.replay) ?? undefined));
     if (position !== undefined) this.#raisePosition(watched, position, sentAt);
     if (state.role !== 'primary') return; // (#raisePosition bumped `version` for what follows)
     for (const other of this.#nodes.values()) if (!judgeAhead(other, watched, position, sentAt)) this.#updateLag(other);

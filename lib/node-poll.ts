@@ -1,11 +1,14 @@
-import type pg from 'pg';
+import pg from 'pg';
+import { monitorPoolConfig } from './monitor-connection.js';
+import type { NodeConfig } from './nodes.js';
+import { isConnectionError } from './pg-args.js';
 import type { Sample } from './monitor-view.js';
 import { tryParseLsn, type Lsn } from './lsn.js';
-import { aheadOfPrimary, historyKey, type NodeState } from './node-state.js';
+import { aheadOfPrimary, historyKey, newNodeState, type NodeState } from './node-state.js';
 import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
 import { SharedRoundTrip } from './shared-round-trip.js';
 import { untraced } from './otel.js';
-import { WAL_LAYOUT_SQL, walLayoutOf, type WalLayout } from './wal-layout.js';
+import { endOfInserted, WAL_LAYOUT_SQL, walLayoutOf, type WalLayout } from './wal-layout.js';
 
 // One round trip answers everything, on a primary or a replica alike, for any role (nothing here
 // needs superuser or pg_monitor; replay lag is derived from positions, see
@@ -90,6 +93,31 @@ export function watched(pool: pg.Pool, state: NodeState, sample: (w: Watched, se
 }
 
 /**
+ * A node's monitor connection (see `monitorPoolConfig`) and state. A connection error of its idle
+ * connection goes to `onConnectionError` at once (the node may reopen below its cached position,
+ * so it leaves rotation now, not at the next poll); the process id its connection was given is
+ * kept, to tell a pooler in between (see `NodeState.pooled`).
+ */
+export function watchNode(
+  node: NodeConfig,
+  timeoutMs: number,
+  onConnectionError: (err: unknown) => void,
+  sample: (w: Watched, sentAt: number) => Promise<Sample>,
+): Watched {
+  const pool = new pg.Pool(monitorPoolConfig(node.config, timeoutMs));
+  pool.on('error', (err) => {
+    if (isConnectionError(err)) onConnectionError(err);
+  });
+  const w = watched(pool, newNodeState(node.name, node.role), sample);
+  pool.on('connect', (client) => {
+    // A second 'error' of one connection (a FATAL, then the lost socket) must not go unheard.
+    client.on('error', () => {});
+    w.processId = (client as pg.Client & { processID?: number | null }).processID ?? undefined;
+  });
+  return w;
+}
+
+/**
  * After a primary poll (its insert position `insert`, asked for at `sentAt`), judges a replica by
  * its last polled replay position, read before `sentAt`: past `insert`, it is on another history
  * (true, and so marked). Not past it, a verdict given under other circumstances (a server
@@ -129,4 +157,9 @@ export async function askIdentity(watched: Watched): Promise<void> {
   const ids = await firstRow(SYSTEM_ID_SQL);
   if (typeof ids?.system_id === 'string') watched.state.systemId = ids.system_id;
   watched.layout = walLayoutOf(await firstRow(WAL_LAYOUT_SQL)) ?? watched.layout;
+}
+
+/** A primary's insert position as an end of record, comparable with replay positions (see `endOfInserted`); a replica's as it is. */
+export function asReplayed(watched: Watched, lsn: Lsn | undefined): Lsn | undefined {
+  return lsn !== undefined && watched.state.role === 'primary' ? endOfInserted(lsn, watched.layout) : lsn;
 }
