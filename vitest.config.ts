@@ -10,7 +10,7 @@ export default defineConfig({
       { find: /^pg-replica-router\/testing$/, replacement: here('./lib/testing/index.ts') },
       { find: /^pg-replica-router\/express$/, replacement: here('./adapters/express/index.ts') },
       { find: /^pg-replica-router\/fastify$/, replacement: here('./adapters/fastify/index.ts') },
-      { find: /^pg-replica-router\/(kysely|drizzle|knex|typeorm|prisma|bullmq)$/, replacement: here('./adapters/$1/index.ts') },
+      { find: /^pg-replica-router\/(kysely|drizzle|knex|typeorm|prisma|bullmq|nestjs)$/, replacement: here('./adapters/$1/index.ts') },
       { find: /^pg-replica-router$/, replacement: here('./lib/index.ts') },
     ],
   },

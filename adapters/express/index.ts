@@ -3,9 +3,9 @@ import { isConsistency, type Consistency } from '../../lib/consistency.js';
 import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import { requestScopesOf } from '../../lib/internal.js';
 import type { Router } from '../../lib/router.js';
-import { runAtLevel, type RequestScope } from '../../lib/request-scope.js';
+import { runAtLevel } from '../../lib/request-scope.js';
 import { stronger } from '../http/levels.js';
-import { httpSettings, openHttpRequest, type HttpConsistencyOptions } from '../http/request.js';
+import { httpSettings, keepOpened, openedFor, openHttpRequest, type HttpConsistencyOptions } from '../http/request.js';
 
 export { tokenHeaders, withTokenBaggage, TOKEN_HEADER } from '../../lib/propagation.js';
 export type { CookieOptions } from '../http/identity.js';
@@ -28,9 +28,6 @@ type Handler = (req: ConsistencyRequest, res: ServerResponse, next: Next) => voi
  * `tokenHeader`, `levelHeader`, `levelQuery`, `baggage`, `positionCookie`.
  */
 export type ConsistencyOptions = HttpConsistencyOptions<ConsistencyRequest>;
-
-const REQUESTED = Symbol('pg-replica-router.requested-level');
-const SCOPE = Symbol('pg-replica-router.request-scope');
 
 function invalid(message: string): ReplicaRouterError {
   return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `consistency(): ${message}`);
@@ -67,8 +64,7 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
   return function consistencyMiddleware(req, res, next) {
     try {
       const { request, requested } = openHttpRequest(requests, settings, { req, identity: req, res, query: req.query });
-      (req as unknown as Record<symbol, unknown>)[REQUESTED] = requested;
-      (req as unknown as Record<symbol, unknown>)[SCOPE] = request;
+      keepOpened(req, { scope: request, requested });
       request.run(() => next());
     } catch (err) {
       next(err);
@@ -98,7 +94,7 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
  * ```
  */
 export function handOver(req: IncomingMessage, key: string | number): void {
-  const request = (req as unknown as Record<symbol, RequestScope | undefined>)[SCOPE];
+  const request = openedFor(req)?.scope;
   if (!request) throw new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'handOver() needs app.use(consistency(router)) before the route');
   if ((typeof key !== 'string' && typeof key !== 'number') || key === '')
     throw invalid('handOver(req, key): key must be a non-empty string or a number');
@@ -119,7 +115,7 @@ export function requireConsistency(level: Consistency): Handler {
   if (!isConsistency(level))
     throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `requireConsistency: not a consistency level: ${JSON.stringify(level)}`);
   return function requireConsistencyMiddleware(req, _res, next) {
-    const effective = stronger(level, (req as unknown as Record<symbol, Consistency | undefined>)[REQUESTED]);
+    const effective = stronger(level, openedFor(req)?.requested);
     if (!runAtLevel(effective, () => next())) {
       next(new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'requireConsistency() needs app.use(consistency(router)) before it'));
     }

@@ -3,10 +3,9 @@ import fp from 'fastify-plugin';
 import { isConsistency, type Consistency } from '../../lib/consistency.js';
 import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import { requestScopesOf } from '../../lib/internal.js';
-import type { RequestScope } from '../../lib/request-scope.js';
 import type { Router } from '../../lib/router.js';
 import type { RequestLike } from '../http/identity.js';
-import { httpSettings, openHttpRequest, type HttpConsistencyOptions } from '../http/request.js';
+import { httpSettings, keepOpened, openedFor, openHttpRequest, type HttpConsistencyOptions } from '../http/request.js';
 
 export { tokenHeaders, withTokenBaggage, TOKEN_HEADER } from '../../lib/propagation.js';
 export type { CookieOptions } from '../http/identity.js';
@@ -24,8 +23,6 @@ export interface FastifyConsistencyOptions extends HttpConsistencyOptions<Fastif
 export interface ConsistencyRouteConfig {
   consistency?: Consistency;
 }
-
-const SCOPE = Symbol('pg-replica-router.request-scope');
 
 function invalid(message: string): ReplicaRouterError {
   return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `pg-replica-router/fastify: ${message}`);
@@ -81,22 +78,22 @@ export const consistency: FastifyPluginCallback<FastifyConsistencyOptions> = fp<
         secure: { value: request.protocol === 'https' },
         sessionID: { get: () => frameworkSessionId(request) },
       }) as RequestLike;
-      const { request: scope } = openHttpRequest(requests, settings, {
+      const { request: scope, requested } = openHttpRequest(requests, settings, {
         req: request,
         identity,
         res: reply.raw,
         query: request.query,
         routeLevel,
       });
-      (request as unknown as Record<symbol, RequestScope>)[SCOPE] = scope;
+      keepOpened(request.raw, { scope, requested });
       scope.run(() => next()); // the hooks that follow run inside the session
     });
     // Entered again before the handler: a body parser's stream events run outside the async
     // context the request began in, so what follows them would run outside the session.
     fastify.addHook('preHandler', (request, _reply, next) => {
-      const scope = (request as unknown as Record<symbol, RequestScope | undefined>)[SCOPE];
-      if (!scope) return next();
-      scope.run(() => next());
+      const opened = openedFor(request.raw);
+      if (!opened) return next();
+      opened.scope.run(() => next());
     });
     done();
   },
@@ -118,7 +115,7 @@ export const consistency: FastifyPluginCallback<FastifyConsistencyOptions> = fp<
  * ```
  */
 export function handOver(request: FastifyRequest, key: string | number): void {
-  const scope = (request as unknown as Record<symbol, RequestScope | undefined>)[SCOPE];
+  const scope = openedFor(request.raw)?.scope;
   if (!scope) throw new ReplicaRouterError(ErrorCodes.MIDDLEWARE_ORDER, 'handOver() needs app.register(consistency, { router }) first');
   if ((typeof key !== 'string' && typeof key !== 'number') || key === '')
     throw invalid('handOver(request, key): key must be a non-empty string or a number');

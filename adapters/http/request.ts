@@ -205,3 +205,21 @@ function incomingToken(req: IncomingMessage, header: string | false, baggage: bo
   if (fromContext) return fromContext;
   return api.propagation.getBaggage(api.propagation.extract(api.ROOT_CONTEXT, req.headers))?.getEntry(BAGGAGE_KEY)?.value;
 }
+
+const OPENED = Symbol('pg-replica-router.request-scope');
+
+/** What an adapter keeps on a request it opened: its scope, and the level its client asked for. */
+export interface OpenedRequest {
+  readonly scope: RequestScope;
+  readonly requested: Consistency | undefined;
+}
+
+/** Keeps what {@link openHttpRequest} opened on `req` (the raw request), for route levels and handOver. */
+export function keepOpened(req: object, opened: OpenedRequest): void {
+  (req as Record<symbol, OpenedRequest>)[OPENED] = opened;
+}
+
+/** What was opened for `req`, if an adapter ran before. */
+export function openedFor(req: object): OpenedRequest | undefined {
+  return (req as Record<symbol, OpenedRequest | undefined>)[OPENED];
+}
