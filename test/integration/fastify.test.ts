@@ -4,6 +4,7 @@
 // without the plugin (a plain pool on a replica) misses it.
 import { Readable } from 'node:stream';
 import fastifyCookie from '@fastify/cookie';
+import fastifySecureSession from '@fastify/secure-session';
 import fastifySession from '@fastify/session';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -160,6 +161,42 @@ describe('pg-replica-router/fastify', () => {
       expect(await naiveCount('fay')).toBe(0);
     } finally {
       await withSessions.close();
+    }
+  });
+
+  it('@fastify/secure-session (no id of its own): the session option keys the session on the user it holds', async () => {
+    const secure = Fastify();
+    await secure.register(fastifySecureSession, { key: Buffer.alloc(32, 7), cookie: { path: '/', secure: false } });
+    type Secure = { get(key: string): unknown; set(key: string, value: unknown): void };
+    const sessionOf = (request: unknown) => (request as { session: Secure }).session;
+    await secure.register(consistency, {
+      router,
+      cookie: false,
+      session: (request) => sessionOf(request).get('user') as string | undefined,
+    });
+    secure.post<{ Params: { user: string } }>('/login/:user', async (request) => {
+      sessionOf(request).set('user', request.params.user);
+      return { ok: true };
+    });
+    secure.post<{ Params: { author: string } }>('/notes/:author', async (request) => {
+      await router.query('insert into notes (author) values ($1)', [request.params.author]);
+      return { ok: true };
+    });
+    secure.get<{ Params: { author: string } }>('/notes/:author', async (request) => {
+      const { rows } = await router.query<{ n: number; port: number }>(COUNT, [request.params.author]);
+      return { n: rows[0]!.n, node: nodeByPort(cluster, rows[0]!.port) };
+    });
+    const base = await secure.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      await pauseAll();
+      const browser = new Browser();
+      await browser.fetch(`${base}/login/gil`, { method: 'POST' });
+      await browser.fetch(`${base}/notes/gil`, { method: 'POST' });
+      expect([...browser.cookies.keys()]).toEqual(['session']); // secure-session's cookie only
+      expect(await json(await browser.fetch(`${base}/notes/gil`))).toEqual({ n: 1, node: 'primary' });
+      expect(await naiveCount('gil')).toBe(0);
+    } finally {
+      await secure.close();
     }
   });
 
