@@ -75,7 +75,7 @@ export function discoverReplicas(router: Router, options: DnsDiscoveryOptions): 
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
 
-  const refresh = async (): Promise<void> => {
+  const resolveAndApply = async (): Promise<void> => {
     let found: Array<{ host: string; port: number }>;
     try {
       found = await lookUp();
@@ -93,6 +93,14 @@ export function discoverReplicas(router: Router, options: DnsDiscoveryOptions): 
     if (key === applied || stopped) return;
     await router.setReplicas(replicas);
     applied = key;
+  };
+
+  // One lookup at a time: an older answer applied after a newer one would undo it.
+  let running: Promise<void> = Promise.resolve();
+  const refresh = (): Promise<void> => {
+    const next = running.then(resolveAndApply, resolveAndApply);
+    running = next.catch(() => {});
+    return next;
   };
 
   const schedule = () => {
