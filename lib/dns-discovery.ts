@@ -87,7 +87,8 @@ export function discoverReplicas(router: Router, options: DnsDiscoveryOptions): 
       found = [];
     }
     const replicas: ReplicaConfig[] = found
-      .map(({ host, port: p }) => ({ ...options.config, name: `${host.replace(/\.$/, '')}:${p}`, host: host.replace(/\.$/, ''), port: p }))
+      .map(({ host, port: p }) => ({ host: host.replace(/\.$/, ''), port: p })) // a fully qualified name's last dot
+      .map(({ host, port: p }) => ({ ...options.config, name: `${host}:${p}`, host, port: p }))
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const key = JSON.stringify(replicas.map((r) => r.name));
     if (key === applied || stopped) return;

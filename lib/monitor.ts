@@ -6,7 +6,6 @@ import { answeredPoll, clusterHistory, failedPoll, forget, sameHistory, type Nod
 import { askIdentity, asReplayed, judgeAhead, POLL_SQL, polledReplay, watchNode, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
-import { endOfInserted } from './wal-layout.js';
 import { serverIdOf } from './server-ids.js';
 import { PrimaryHistory } from './primary-history.js';
 import type { PositionSample } from './session.js';
@@ -133,7 +132,7 @@ export class Monitor implements MonitorView {
   notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn {
     const primary = this.#primary;
     if (!primary) return lsn;
-    const position = endOfInserted(lsn, primary.layout);
+    const position = asReplayed(primary, lsn)!;
     this.#raisePosition(primary, position, sentAt);
     return position;
   }

@@ -214,8 +214,8 @@ export class NodePools {
 
   /** A count summed over every node's pool. */
   sum(key: 'totalCount' | 'idleCount' | 'waitingCount' | 'expiredCount'): number {
-    let total = 0;
-    for (const node of this.all) total += node.pool[key] ?? 0;
+    let total = this.primary.pool[key] ?? 0; // no array per call: pool counts are read often
+    for (const node of this.#replicas.values()) total += node.pool[key] ?? 0;
     return total;
   }
 
