@@ -48,6 +48,26 @@ export function naivePool(connectionString: string): pg.Pool {
   return new pg.Pool({ connectionString, max: 2 });
 }
 
+/** The rows of one statement through a {@link naivePool} (opened and ended for it). */
+export async function naiveQuery<R extends pg.QueryResultRow>(connectionString: string, sql: string, params: unknown[] = []): Promise<R[]> {
+  const pool = naivePool(connectionString);
+  try {
+    return (await pool.query<R>(sql, params)).rows;
+  } finally {
+    await pool.end();
+  }
+}
+
+/** The nodes `count` reads at level `eventual` ran on (by `select inet_server_port()`). */
+export async function eventualReadNodes(router: Router, cluster: Cluster, count: number): Promise<Set<string>> {
+  const nodes = new Set<string>();
+  for (let i = 0; i < count; i++) {
+    const { rows } = await router.withConsistency('eventual', () => router.query<{ port: number }>('select inet_server_port() as port'));
+    nodes.add(nodeByPort(cluster, rows[0]!.port));
+  }
+  return nodes;
+}
+
 /** Waits until the router's monitor sees every running replica at or past the primary. */
 export async function settle(router: Router, cluster: Cluster): Promise<void> {
   await cluster.waitForReplicas();

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { discoverReplicas, type ReplicaDiscovery, type Router } from 'pg-replica-router';
 import type { Cluster, ReplicaHandle } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
+import { eventualReadNodes, naivePool, nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 
 const NAME = '_postgresql._tcp.replicas.test';
@@ -24,14 +24,7 @@ const replicaNames = () =>
     .nodes.filter((n) => n.role === 'replica' && n.status === 'up')
     .map((n) => n.name)
     .sort();
-const eventualReads = async (count: number) => {
-  const nodes = new Set<string>();
-  for (let i = 0; i < count; i++) {
-    const { rows } = await router.withConsistency('eventual', () => router.query<{ port: number }>('select inet_server_port() as port'));
-    nodes.add(nodeByPort(cluster, rows[0]!.port));
-  }
-  return nodes;
-};
+const eventualReads = (count: number) => eventualReadNodes(router, cluster, count);
 
 beforeAll(async () => {
   cluster = await startTestCluster({ replicas: 2 });

@@ -12,7 +12,7 @@ import type { Router } from 'pg-replica-router';
 import { consistency } from 'pg-replica-router/fastify';
 import type { Cluster } from 'pg-replica-router/testing';
 import { Browser } from '../helpers/http.js';
-import { naivePool, nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
+import { naiveQuery, nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 
 const SECRET = 'a fastify test secret, 16+ bytes';
 let cluster: Cluster;
@@ -74,14 +74,7 @@ const pauseAll = async () => {
   for (const replica of cluster.replicas) await replica.pauseReplay();
 };
 
-async function naiveCount(author: string): Promise<number> {
-  const pool = naivePool(urlAs(cluster.replicas[0]!));
-  try {
-    return (await pool.query(COUNT, [author])).rows[0].n;
-  } finally {
-    await pool.end();
-  }
-}
+const naiveCount = async (author: string) => (await naiveQuery<{ n: number }>(urlAs(cluster.replicas[0]!), COUNT, [author]))[0]!.n;
 
 const json = async (res: Response) => {
   expect(res.status).toBe(200);

@@ -12,7 +12,7 @@ import type { Router } from 'pg-replica-router';
 import { ConsistencyModule, RequireConsistency } from 'pg-replica-router/nestjs';
 import type { Cluster } from 'pg-replica-router/testing';
 import { Browser } from '../helpers/http.js';
-import { naivePool, nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
+import { naiveQuery, nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 
 const COUNT = 'select count(*)::int as n, inet_server_port() as port from notes where author = $1';
 let cluster: Cluster;
@@ -66,14 +66,7 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
-async function naiveCount(author: string): Promise<number> {
-  const pool = naivePool(urlAs(cluster.replicas[0]!));
-  try {
-    return (await pool.query(COUNT, [author])).rows[0].n;
-  } finally {
-    await pool.end();
-  }
-}
+const naiveCount = async (author: string) => (await naiveQuery<{ n: number }>(urlAs(cluster.replicas[0]!), COUNT, [author]))[0]!.n;
 
 const json = async (res: Response) => {
   expect(res.status).toBe(200);
