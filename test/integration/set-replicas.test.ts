@@ -5,7 +5,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Router } from 'pg-replica-router';
 import type { Cluster, ReplicaHandle } from 'pg-replica-router/testing';
-import { naivePool, nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
+import { engineOf } from '../../lib/internal.js';
+import { eventualReadNodes, naivePool, nodeByPort, routerFor, settle, startTestCluster, urlAs } from '../helpers/cluster.js';
 
 let cluster: Cluster;
 let r1: ReplicaHandle;
@@ -20,14 +21,7 @@ const replicaStatus = () =>
       .nodes.filter((n) => n.role === 'replica')
       .map((n) => [n.name, n.status]),
   );
-const eventualReads = async (count: number) => {
-  const nodes = new Set<string>();
-  for (let i = 0; i < count; i++) {
-    const { rows } = await router.withConsistency('eventual', () => router.query<{ port: number }>('select inet_server_port() as port'));
-    nodes.add(nodeByPort(cluster, rows[0]!.port));
-  }
-  return nodes;
-};
+const eventualReads = (count: number) => eventualReadNodes(router, cluster, count);
 
 beforeAll(async () => {
   cluster = await startTestCluster({ replicas: 2 });
@@ -123,6 +117,22 @@ describe('router.setReplicas()', () => {
       await r1.resumeReplay();
       await router.setReplicas([entry(r1), entry(r2)]);
     }
+  });
+
+  it('calls in a row take effect in order; a replica listed with other settings gets a new pool', async () => {
+    const poolOf = (name: string) => engineOf(router)!.nodes.replicas.get(name)?.pool;
+    const before = poolOf('r1');
+    expect(before).toBeDefined();
+    await Promise.all([
+      router.setReplicas([entry(r2)]),
+      router.setReplicas([{ ...entry(r1), max: 3 }, entry(r2)]), // r1 back, with another pool size
+    ]);
+    const after = poolOf('r1');
+    expect(after).toBeDefined();
+    expect(after).not.toBe(before);
+    expect((after as unknown as { options: { max: number } }).options.max).toBe(3); // pg.Pool's own options
+    await expect.poll(replicaStatus, { timeout: 5000 }).toEqual({ r1: 'up', r2: 'up' });
+    await router.setReplicas([entry(r1), entry(r2)]);
   });
 
   it('a bad list is refused with a stable code and changes nothing', async () => {
