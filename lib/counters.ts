@@ -16,6 +16,8 @@ export interface Counters {
   tokensRejected: Record<TokenRejection, number>;
   /** Requests with a credential (`Authorization`) but no session cookie and no session key: clients that keep no cookies. */
   cookielessClients: number;
+  /** Requests whose client asked for a level (HTTP adapters' `levelHeader` / `levelQuery`): `honoured` when `clientLevels` allowed it, else `refused`. */
+  clientLevels: { honoured: number; refused: number };
 }
 
 export function newCounters(): Counters {
@@ -31,5 +33,6 @@ export function newCounters(): Counters {
     tokensAccepted: 0,
     tokensRejected: { malformed: 0, oversized: 0, forged: 0, version: 0, foreign: 0 },
     cookielessClients: 0,
+    clientLevels: { honoured: 0, refused: 0 },
   };
 }

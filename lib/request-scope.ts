@@ -127,11 +127,20 @@ export class RequestScopes {
     );
   }
 
-  /** The adapter's identity (the `session` option) threw: that request read on the primary and stored nothing. */
-  noteIdentityError(err: unknown): void {
-    this.sessions.warn('session-identity-error', 'the session option threw; that request reads on the primary and stores no position', {
-      error: String(err),
-    });
+  /**
+   * An adapter's option threw: `session` (that request read on the primary and stored nothing)
+   * or `clientLevels` (its client's level was refused).
+   */
+  noteIdentityError(err: unknown, option: 'session' | 'clientLevels' = 'session'): void {
+    const outcome =
+      option === 'session' ? 'that request reads on the primary and stores no position' : "that request's client level is refused";
+    this.sessions.warn(`${option}-option-error`, `the ${option} option threw; ${outcome}`, { error: String(err) });
+  }
+
+  /** A client asked for a level (header or query): honoured when `clientLevels` allowed it, else refused. Counted. */
+  noteClientLevel(honoured: boolean): void {
+    this.sessions.counters.clientLevels[honoured ? 'honoured' : 'refused']++;
+    this.telemetry.clientLevel(honoured);
   }
 
   /**

@@ -55,9 +55,14 @@ export interface Topology {
    * another PostgreSQL system (both treated as the current primary position); `tokensAccepted` and
    * `tokensRejected` by cause (`malformed`, `oversized`, `forged`, `version`, `foreign`);
    * `cookielessClients`: requests with a credential but no session cookie and no session key
-   * (clients that keep no cookies; see the Express middleware's `session` option).
+   * (clients that keep no cookies; see the Express middleware's `session` option);
+   * `clientLevels`: requests whose client asked for a level, `honoured` or `refused` (the HTTP
+   * adapters' `clientLevels` option).
    */
-  readonly counters: Readonly<Omit<Counters, 'tokensRejected'>> & { readonly tokensRejected: Readonly<Record<TokenRejection, number>> };
+  readonly counters: Readonly<Omit<Counters, 'tokensRejected' | 'clientLevels'>> & {
+    readonly tokensRejected: Readonly<Record<TokenRejection, number>>;
+    readonly clientLevels: Readonly<Counters['clientLevels']>;
+  };
 }
 
 /** What {@link createRouter} returns. */
@@ -211,7 +216,11 @@ export function createRouter(options: RouterOptions): Router {
           lastError: s.lastError,
         })),
         store: { state: engine.store.state, ...engine.store.counters },
-        counters: { ...engine.counters, tokensRejected: { ...engine.counters.tokensRejected } },
+        counters: {
+          ...engine.counters,
+          tokensRejected: { ...engine.counters.tokensRejected },
+          clientLevels: { ...engine.counters.clientLevels },
+        },
       };
     },
     close() {

@@ -34,6 +34,7 @@ export const ATTR = {
   tokenOut: 'pgrr.token.out',
   storeOutcome: 'pgrr.store.outcome',
   rejection: 'pgrr.token.rejection',
+  clientLevel: 'pgrr.client_level.outcome',
   errorType: 'error.type',
 } as const;
 
@@ -76,6 +77,7 @@ export class Telemetry {
   readonly #waits: { record(value: number, attributes?: Attributes): void } | undefined;
   readonly #storeErrors: { add(value: number, attributes?: Attributes): void } | undefined;
   readonly #tokenRejections: { add(value: number, attributes?: Attributes): void } | undefined;
+  readonly #clientLevels: { add(value: number, attributes?: Attributes): void } | undefined;
   readonly #nodeAttributes = new Map<string, Attributes>();
   /** Whether a tracing SDK is registered, asked again every 1000 statements (registration is rare). */
   #tracing = false;
@@ -102,6 +104,9 @@ export class Telemetry {
       description: 'Position store calls that timed out, failed, or were not made (circuit open)',
     });
     this.#tokenRejections = meter.createCounter('pgrr.tokens.rejected', { description: 'Consistency tokens ignored, by cause' });
+    this.#clientLevels = meter.createCounter('pgrr.client_levels', {
+      description: 'Requests whose client asked for a consistency level, honoured or refused (clientLevels)',
+    });
     const lagBytes = meter.createObservableGauge('pgrr.replica.lag.bytes', {
       unit: 'By',
       description: "Replica replay lag behind the primary's insert position",
@@ -212,6 +217,10 @@ export class Telemetry {
 
   tokenRejected(cause: string): void {
     this.#tokenRejections?.add(1, { [ATTR.rejection]: cause });
+  }
+
+  clientLevel(honoured: boolean): void {
+    this.#clientLevels?.add(1, { [ATTR.clientLevel]: honoured ? 'honoured' : 'refused' });
   }
 
   /** The request span of the Express middleware (session side). */

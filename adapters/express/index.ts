@@ -25,7 +25,7 @@ type Handler = (req: ConsistencyRequest, res: ServerResponse, next: Next) => voi
 /**
  * Options for {@link consistency} (the same for every HTTP adapter): `session` (the key for a
  * request, e.g. a user id; else express-session's id, else the middleware's own cookie), `cookie`,
- * `tokenHeader`, `levelHeader`, `levelQuery`, `baggage`, `positionCookie`.
+ * `tokenHeader`, `clientLevels`, `levelHeader`, `levelQuery`, `baggage`, `positionCookie`.
  */
 export type ConsistencyOptions = HttpConsistencyOptions<ConsistencyRequest>;
 

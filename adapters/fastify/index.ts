@@ -12,7 +12,7 @@ export type { CookieOptions } from '../http/identity.js';
 
 /**
  * Options of the {@link consistency} plugin: `router`, and the options every HTTP adapter takes
- * (`session`, `cookie`, `tokenHeader`, `levelHeader`, `levelQuery`, `baggage`, `positionCookie`;
+ * (`session`, `cookie`, `tokenHeader`, `clientLevels`, `levelHeader`, `levelQuery`, `baggage`, `positionCookie`;
  * see docs/fastify.md). `session` receives Fastify's request.
  */
 export interface FastifyConsistencyOptions extends HttpConsistencyOptions<FastifyRequest> {

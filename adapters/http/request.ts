@@ -27,7 +27,16 @@ export interface HttpConsistencyOptions<Req> {
   cookie?: CookieOptions | false;
   /** Header carrying the consistency token in and out. Default `x-consistency-token`. `false`: no token header. */
   tokenHeader?: string | false;
-  /** Header a client may use to ask for a stronger level for one request. Default `x-consistency`. `false`: ignored. */
+  /**
+   * Which requests may ask for a stronger level than the route's (`levelHeader` / `levelQuery`).
+   * Default `false`: none — any client could otherwise send `X-Consistency: primary` on every
+   * request and push its reads onto the primary, the scarcest node. `true`: every request (e.g. a
+   * service reached only by trusted callers); a function: the requests it returns true for (e.g.
+   * internal callers). Requests asking are counted either way (`counters.clientLevels`,
+   * metric `pgrr.client_levels`).
+   */
+  clientLevels?: boolean | ((req: Req) => boolean);
+  /** Header a client allowed by `clientLevels` may use to ask for a stronger level for one request. Default `x-consistency`. `false`: ignored. */
   levelHeader?: string | false;
   /** Query parameter a client may use likewise (`?consistency=primary`). Default `consistency`. `false`: ignored. */
   levelQuery?: string | false;
@@ -44,13 +53,23 @@ export interface HttpConsistencyOptions<Req> {
 }
 
 /** The option names of {@link HttpConsistencyOptions}. */
-export const HTTP_OPTION_KEYS = ['session', 'cookie', 'tokenHeader', 'levelHeader', 'levelQuery', 'baggage', 'positionCookie'];
+export const HTTP_OPTION_KEYS = [
+  'session',
+  'cookie',
+  'tokenHeader',
+  'clientLevels',
+  'levelHeader',
+  'levelQuery',
+  'baggage',
+  'positionCookie',
+];
 
 /** {@link HttpConsistencyOptions} checked once, with defaults. */
 export interface HttpSettings<Req> {
   readonly session: ((req: Req) => string | number | undefined | null) | undefined;
   readonly cookie: Required<CookieOptions> | false;
   readonly tokenHeader: string | false;
+  readonly clientLevels: boolean | ((req: Req) => boolean);
   readonly levelHeader: string | false;
   readonly levelQuery: string | false;
   readonly baggage: boolean;
@@ -66,6 +85,9 @@ export function httpSettings<Req>(
   if (options === null || typeof options !== 'object') throw invalid('options must be an object');
   checkKnownKeys(options, [...HTTP_OPTION_KEYS, ...extraKeys], invalid);
   if (options.session !== undefined && typeof options.session !== 'function') throw invalid('session must be a function (req) => key');
+  const clientLevels = options.clientLevels ?? false;
+  if (typeof clientLevels !== 'boolean' && typeof clientLevels !== 'function')
+    throw invalid('clientLevels must be true, false, or a function (req) => boolean');
   const levelQuery = options.levelQuery === undefined ? 'consistency' : options.levelQuery;
   if (levelQuery !== false && typeof levelQuery !== 'string') throw invalid('levelQuery must be a parameter name or false');
   const cookie =
@@ -77,6 +99,7 @@ export function httpSettings<Req>(
     session: options.session,
     cookie,
     tokenHeader: headerName('tokenHeader', options.tokenHeader, TOKEN_HEADER, invalid),
+    clientLevels,
     levelHeader: headerName('levelHeader', options.levelHeader, 'x-consistency', invalid),
     levelQuery,
     baggage: options.baggage ?? true,
@@ -120,7 +143,7 @@ export function openHttpRequest<Req>(
     hasToken,
   };
   const setHeader = res.setHeader.bind(res); // Node's own: works while the gate holds the response
-  const requested = clientLevel(req, exchange.query, settings.levelHeader, settings.levelQuery);
+  const requested = allowedClientLevel(requests, settings, exchange);
   const level = stronger(exchange.routeLevel ?? requests.defaultLevel, requested);
   const request = requests.open({
     // Asked on the request's first statement (or at its end): after the route's own auth.
@@ -157,6 +180,29 @@ export function openHttpRequest<Req>(
   );
   res.once('close', () => request.close());
   return { request, requested };
+}
+
+/**
+ * The level the client asks for, if it asks for one and `clientLevels` lets it; counted either
+ * way. A predicate that throws refuses (logged by the router's logger).
+ */
+function allowedClientLevel<Req>(
+  requests: RequestScopes,
+  settings: HttpSettings<Req>,
+  exchange: HttpExchange<Req>,
+): Consistency | undefined {
+  const requested = clientLevel(exchange.identity, exchange.query, settings.levelHeader, settings.levelQuery);
+  if (requested === undefined) return undefined;
+  let allowed = settings.clientLevels === true;
+  if (typeof settings.clientLevels === 'function') {
+    try {
+      allowed = settings.clientLevels(exchange.req) === true;
+    } catch (err) {
+      requests.noteIdentityError(err, 'clientLevels');
+    }
+  }
+  requests.noteClientLevel(allowed);
+  return allowed ? requested : undefined;
 }
 
 /** The level a client asks for (header, then query), undefined when it asks for nothing stronger than eventual. */

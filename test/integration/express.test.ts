@@ -198,9 +198,33 @@ describe('session identity', () => {
 });
 
 describe('levels', () => {
-  it('a client may ask for a stronger level (header or query), never a weaker one', async () => {
+  it('by default a client cannot pick its level: X-Consistency: primary is ignored and counted as refused', async () => {
     const router = newRouter();
     const { url } = await app(router);
+    await settle(router, cluster);
+    const browser = new Browser();
+    expect((await browser.json(`${url}/follows/x?user=dflt`, { headers: { 'x-consistency': 'primary' } })).node).toMatch(/^r\d$/);
+    expect((await browser.json(`${url}/follows/x?user=dflt&consistency=primary`)).node).toMatch(/^r\d$/);
+    expect((await browser.json(`${url}/follows/x?user=dflt`)).node).toMatch(/^r\d$/); // asks nothing: not counted
+    expect(router.topology().counters.clientLevels).toEqual({ honoured: 0, refused: 2 });
+  });
+
+  it('clientLevels as a predicate: only the requests it allows pick their level', async () => {
+    const router = newRouter();
+    const { url } = await app(router, { middleware: { clientLevels: (req) => req.headers['x-internal-caller'] === 'billing' } });
+    await settle(router, cluster);
+    const browser = new Browser();
+    const primary = { 'x-consistency': 'primary' };
+    expect((await browser.json(`${url}/follows/x?user=pred`, { headers: primary })).node).toMatch(/^r\d$/);
+    expect((await browser.json(`${url}/follows/x?user=pred`, { headers: { ...primary, 'x-internal-caller': 'billing' } })).node).toBe(
+      'primary',
+    );
+    expect(router.topology().counters.clientLevels).toEqual({ honoured: 1, refused: 1 });
+  });
+
+  it('with clientLevels: true a client may ask for a stronger level (header or query), never a weaker one', async () => {
+    const router = newRouter();
+    const { url } = await app(router, { middleware: { clientLevels: true } });
     await settle(router, cluster);
     const browser = new Browser();
     expect((await browser.json(`${url}/follows/x?user=lv`)).node).toMatch(/^r\d$/);
@@ -219,7 +243,7 @@ describe('levels', () => {
 
   it('client-requested levels can be switched off', async () => {
     const router = newRouter();
-    const { url } = await app(router, { middleware: { levelHeader: false, levelQuery: false } });
+    const { url } = await app(router, { middleware: { clientLevels: true, levelHeader: false, levelQuery: false } });
     await settle(router, cluster);
     const browser = new Browser();
     expect((await browser.json(`${url}/follows/x?user=off&consistency=primary`, { headers: { 'x-consistency': 'primary' } })).node).toMatch(

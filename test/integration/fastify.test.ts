@@ -29,7 +29,7 @@ beforeAll(async () => {
   router = routerFor(cluster, { tokenSecret: SECRET });
   await settle(router, cluster);
   app = Fastify();
-  await app.register(consistency, { router, session: (req) => req.headers['x-user']?.toString() });
+  await app.register(consistency, { router, clientLevels: true, session: (req) => req.headers['x-user']?.toString() });
   const count = async (author: string) => {
     const { rows } = await router.query<{ n: number; port: number }>(COUNT, [author]);
     return { n: rows[0]!.n, node: nodeByPort(cluster, rows[0]!.port) };
@@ -120,7 +120,7 @@ describe('pg-replica-router/fastify', () => {
     expect(await naiveCount('eve')).toBe(0);
   });
 
-  it('per-route levels (config.consistency); a client may ask for a stronger level, never a weaker one', async () => {
+  it('per-route levels (config.consistency); with clientLevels: true a client may ask for a stronger level, never a weaker one', async () => {
     await cluster.waitForReplicas();
     const browser = new Browser();
     expect((await json(await browser.fetch(`${url}/primary/x`))).node).toBe('primary');

@@ -78,7 +78,7 @@ describe.each(['express', 'fastify'] as const)('pg-replica-router/nestjs on the 
   let url: string;
 
   beforeAll(async () => {
-    @Module({ imports: [ConsistencyModule.forRoot({ router })], controllers: [NotesController] })
+    @Module({ imports: [ConsistencyModule.forRoot({ router, clientLevels: true })], controllers: [NotesController] })
     class AppModule {}
     const app =
       platform === 'express'
@@ -104,7 +104,7 @@ describe.each(['express', 'fastify'] as const)('pg-replica-router/nestjs on the 
     expect(await naiveCount(author)).toBe(0);
   });
 
-  it('@RequireConsistency sets a route level; a client may ask for a stronger one, never a weaker one', async () => {
+  it('@RequireConsistency sets a route level; with clientLevels: true a client may ask for a stronger one, never a weaker one', async () => {
     await cluster.waitForReplicas();
     const browser = new Browser();
     expect((await json(await browser.fetch(`${url}/notes/primary/x`))).node).toBe('primary');
