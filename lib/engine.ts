@@ -9,7 +9,7 @@ import { rateLimited } from './log.js';
 import { Monitor } from './monitor.js';
 import type { MonitorFactory, MonitorView } from './monitor-view.js';
 import { NodePools, replicaBounds, type NodeConfig, type NodePool, type PoolFactory } from './nodes.js';
-import { resolveReplicas, type ResolvedRouterOptions } from './options.js';
+import { configWarn, resolveReplicas, type ResolvedRouterOptions } from './options.js';
 import { isConnectionError } from './pg-args.js';
 import { RoutePlanner } from './planner.js';
 import { PrimaryPositions } from './primary-position.js';
@@ -53,6 +53,7 @@ export class Engine {
     (raw): RoutedClient => new RoutedClient(this.dispatch, this.telemetry, this.clients, raw),
   );
   readonly #warn: ReturnType<typeof rateLimited>;
+  readonly #configWarn: ReturnType<typeof configWarn>;
   /** What runs for each node's pool: at start, and for each replica added later ({@link eachNode}). */
   readonly #attach: Array<(node: NodePool) => void> = [];
   /** The replica list in force (see {@link setReplicas}). */
@@ -67,6 +68,7 @@ export class Engine {
     parts: EngineParts = {},
   ) {
     const warn = (this.#warn = rateLimited(options.logger));
+    this.#configWarn = configWarn(options.logger);
     this.#replicaConfigs = options.replicas;
     const nodeConfigs: NodeConfig[] = [
       { name: 'primary', role: 'primary', config: options.primary },
@@ -138,7 +140,7 @@ export class Engine {
   setReplicas(list: unknown): Promise<void> {
     let next: ResolvedRouterOptions['replicas'];
     try {
-      next = resolveReplicas(list); // a mistake rejects before anything changes
+      next = resolveReplicas(list, this.#configWarn); // a mistake rejects before anything changes
     } catch (err) {
       return Promise.reject(err);
     }

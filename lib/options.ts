@@ -6,7 +6,8 @@ import { memoryStore } from './stores/memory.js';
 import type { LsnStore } from './stores/store.js';
 import { SERVER_ID } from './server-ids.js';
 import { checkKnownKeys } from './suggest.js';
-import type { Logger } from './log.js';
+import { rateLimited, type Logger } from './log.js';
+import { checkPoolConfig } from './pool-config.js';
 import type { StoreGuardOptions } from './stores/guard.js';
 
 /** A replica's pool configuration: a `pg.PoolConfig` plus an optional name. */
@@ -103,11 +104,21 @@ function integer(name: string, value: unknown, min: number, max: number): number
   return value;
 }
 
-function poolConfig(name: string, value: unknown): pg.PoolConfig {
+/** Warns once per message (unknown pg settings at creation). */
+type ConfigWarn = (message: string) => void;
+
+function poolConfig(name: string, value: unknown, warn: ConfigWarn): pg.PoolConfig {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw invalid(`${name} must be a pg.PoolConfig object, e.g. { connectionString: 'postgres://…' }`);
   }
+  checkPoolConfig(name, value as pg.PoolConfig, invalid, warn);
   return value as pg.PoolConfig;
+}
+
+/** The router's logger for warnings about its configuration, at most once per message. */
+export function configWarn(logger: Logger | false): ConfigWarn {
+  const warn = rateLimited(logger);
+  return (message) => warn(`config:${message}`, message);
 }
 
 /** Checks options once, at creation, and fills in defaults. */
@@ -115,9 +126,13 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
   if (options === null || typeof options !== 'object') throw invalid('options must be an object with at least { primary }');
   checkKeys('', options, KNOWN);
   if (options.primary === undefined) throw invalid('primary is required: { primary: { connectionString } }');
-  const primary = poolConfig('primary', options.primary);
+  const logger = options.logger === undefined ? console : options.logger;
+  if (logger !== false && typeof logger?.warn !== 'function')
+    throw invalid('logger must have a warn(message, details) method, or be false');
+  const warn = configWarn(logger);
+  const primary = poolConfig('primary', options.primary, warn);
 
-  const replicas = resolveReplicas(options.replicas ?? []);
+  const replicas = resolveReplicas(options.replicas ?? [], warn);
 
   const consistency = options.consistency ?? 'session';
   if (!isConsistency(consistency)) {
@@ -140,6 +155,9 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
     throw invalid('writeFunctions must be an array of function names (a trailing * matches a prefix)');
   }
 
+  if ('tokenSecret' in options && options.tokenSecret === undefined) {
+    throw invalid('tokenSecret is undefined: is its environment variable set? Leave the option out to run without consistency tokens');
+  }
   const secrets = options.tokenSecret === undefined ? [] : Array.isArray(options.tokenSecret) ? options.tokenSecret : [options.tokenSecret];
   const tokenSecrets = secrets.map((secret, i) => {
     if (typeof secret !== 'string' && !Buffer.isBuffer(secret))
@@ -155,10 +173,7 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
   const breaker = options.storeBreaker ?? {};
   if (typeof breaker !== 'object' || breaker === null) throw invalid('storeBreaker must be an object { failures?, cooldownMs? }');
   checkKeys('storeBreaker.', breaker, ['failures', 'cooldownMs']);
-  const logger = options.logger === undefined ? console : options.logger;
   if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') throw invalid('telemetry must be true or false');
-  if (logger !== false && typeof logger?.warn !== 'function')
-    throw invalid('logger must have a warn(message, details) method, or be false');
 
   return {
     primary,
@@ -189,11 +204,11 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
  * The replica list of `createRouter()` and `router.setReplicas()`, checked: pg settings, names
  * (default `replica1`, `replica2`, … by position), none used twice or reserved.
  */
-export function resolveReplicas(list: unknown): ResolvedRouterOptions['replicas'] {
+export function resolveReplicas(list: unknown, warn: ConfigWarn = () => {}): ResolvedRouterOptions['replicas'] {
   if (!Array.isArray(list)) throw invalid('replicas must be an array of pg.PoolConfig & { name? }');
   const names = new Set<string>();
   return list.map((entry: unknown, i) => {
-    const { name = `replica${i + 1}`, ...config } = poolConfig(`replicas[${i}]`, entry) as ReplicaConfig;
+    const { name = `replica${i + 1}`, ...config } = poolConfig(`replicas[${i}]`, entry, warn) as ReplicaConfig;
     if (typeof name !== 'string' || !/^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
       throw invalid(`replicas[${i}].name must be 1–64 letters, digits or _.:-, got ${JSON.stringify(name)}`);
     }

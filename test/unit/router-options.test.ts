@@ -36,8 +36,32 @@ describe('createRouter options', () => {
     [{ primary, store: {} }, /store must implement LsnStore/],
     [{ primary, writeFunctions: ['drop table x'] }, /writeFunctions/],
     [{ primary, consistancy: 'session' }, /unknown option "consistancy" \(did you mean "consistency"\?\)/],
+    // what a missing environment variable or another driver's habit looks like
+    [{ primary: { connectionString: undefined } }, /primary.connectionString is undefined: is its environment variable/],
+    [{ primary: { connectionString: '' } }, /primary.connectionString is empty/],
+    [
+      { primary: { connectionstring: 'postgres://x' } },
+      /primary.connectionstring is not a pg setting \(did you mean "connectionString"\?\)/,
+    ],
+    [{ primary: { url: 'postgres://x' } }, /primary.url is not a pg setting \(did you mean "connectionString"\?\)/],
+    [{ primary, replicas: [{ name: 'r1', hostname: 'x' }] }, /replicas\[0\].hostname is not a pg setting \(did you mean "host"\?\)/],
+    [{ primary, replicas: [{ name: 'r1', conectionTimeoutMillis: 5 }] }, /did you mean "connectionTimeoutMillis"/],
+    [{ primary, replicas: [{ name: 'r1', connectionString: undefined }] }, /replicas\[0\].connectionString is undefined/],
+    [{ primary, tokenSecret: undefined }, /tokenSecret is undefined: is its environment variable set\? Leave the option out/],
   ])('rejects %j', (options, message) => {
     expect(() => createRouter(options as never)).toThrow(invalid(message));
+  });
+
+  it('warns once, not throws, for a key pg does not know and that resembles none of its settings', () => {
+    const warnings: string[] = [];
+    const logger = { warn: (message: string) => warnings.push(message) };
+    resolveRouterOptions({ primary: { ...primary, myAppTag: 'x' } as never, replicas: [{ name: 'r1', myAppTag: 'y' } as never], logger });
+    expect(warnings).toEqual([
+      expect.stringMatching(/primary.myAppTag is not a pg setting node-postgres knows/),
+      expect.stringMatching(/replicas\[0\].myAppTag is not a pg setting/),
+    ]);
+    expect(() => resolveRouterOptions({ primary: { ...primary, ssl: false, max: 5, application_name: 'a' }, logger })).not.toThrow();
+    expect(warnings).toHaveLength(2);
   });
 
   it('validates memoryStore options', () => {
