@@ -9,6 +9,7 @@ import { rateLimited } from './log.js';
 import { Monitor } from './monitor.js';
 import type { MonitorFactory, MonitorView } from './monitor-view.js';
 import { NodePools, replicaBounds, type NodeConfig, type NodePool, type PoolFactory } from './nodes.js';
+import { nodeVerdict } from './node-verdict.js';
 import { configWarn, resolveReplicas, type ResolvedRouterOptions } from './options.js';
 import { isConnectionError } from './pg-args.js';
 import { RoutePlanner } from './planner.js';
@@ -109,6 +110,25 @@ export class Engine {
     this.planner = new RoutePlanner(this.nodes, this.monitor, this.sessions, this.counters, options);
     this.dispatch = new Dispatch(classifier, this.planner, this.monitor, this.telemetry, this.scopes);
     this.requests = new RequestScopes(options.consistency, this.sessions, this.tokens, this.telemetry, this.dispatch);
+    this.monitor.ready.then(
+      () => this.#warnUnserving(),
+      () => {},
+    );
+  }
+
+  /**
+   * Warns (once per node and problem) for each node, or each of `names`, that the monitor's first
+   * poll found out of service: down, not a replica, the primary itself, of another cluster. A
+   * wrong URL is said at start, not found later in `topology()`. (`router.doctor()` says more.)
+   */
+  #warnUnserving(names?: readonly string[]): void {
+    const states = this.monitor.states();
+    const primary = states.find((s) => s.role === 'primary');
+    for (const state of states) {
+      if (names && !names.includes(state.name)) continue;
+      const verdict = nodeVerdict(state, primary);
+      if (!verdict.serving && verdict.problem !== 'unknown') this.#warn(`node-${state.name}-${verdict.problem}`, verdict.message);
+    }
   }
 
   /**
@@ -123,6 +143,14 @@ export class Engine {
     if (heard) return;
     const outcome = failure ? `it was dropped and ${node} is out of rotation until polls see it again` : 'it was dropped';
     this.#warn(`idle-error-${node}`, `an idle connection to ${node} failed; ${outcome}`, { error: String(err) });
+  }
+
+  /** Every node as configured now (the replica list as `setReplicas` last set it), with the user's own pg settings. */
+  configuredNodes(): NodeConfig[] {
+    return [
+      { name: 'primary', role: 'primary', config: this.options.primary },
+      ...this.#replicaConfigs.map((r) => ({ name: r.name, role: 'replica' as const, config: r.config })),
+    ];
   }
 
   /** Runs `fn` for every node's pool now, and for each replica added later: one path for both. */
@@ -168,7 +196,7 @@ export class Engine {
         const pool = this.nodes.add({ ...node, config: withRoutedHooks(r.config, () => this.clients) });
         for (const attach of this.#attach) attach(pool);
         this.telemetry.addNode(node);
-        return this.monitor.watch(node);
+        return this.monitor.watch(node).then(() => this.#warnUnserving([r.name]));
       });
     await Promise.all([...drained, ...added]);
   }

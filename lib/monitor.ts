@@ -228,8 +228,9 @@ export class Monitor implements MonitorView {
     if (watched.processId !== undefined) state.pooled = Number(row.backend_pid) !== watched.processId;
     state.lastError = undefined;
     if (state.role === 'replica' && !row.in_recovery) {
-      // Promoted (or misconfigured): it follows its own history now. Never route to it again.
+      // Promoted (or misconfigured: its id tells the primary's URL, see nodeVerdict). Never route to it again.
       state.status = 'not-replica';
+      state.serverId = serverIdOf(state.systemId, row.started, row.addr, row.port);
       return;
     }
     if (state.status === 'not-replica') return;

@@ -9,6 +9,7 @@ import { runInScope, withLevel } from './scopes.js';
 import type { TokenRejection } from './token.js';
 import type { Counters } from './counters.js';
 import { registerEngine } from './internal.js';
+import { runDoctor, type DoctorOptions, type DoctorReport } from './doctor/index.js';
 
 /** One node as {@link Router.topology} reports it. */
 export interface TopologyNode {
@@ -137,6 +138,26 @@ export interface Router {
   setReplicas(replicas: ReplicaConfig[]): Promise<void>;
   /** The monitor's current view of every node. */
   topology(): Topology;
+  /**
+   * Checks the configuration against the real servers and says what routing does and why: each
+   * node reachable, in its role, of the primary's cluster, one server per address (not a load
+   * balancer), streaming and its lag, the role's privileges and what they change, clock skew, a
+   * pooler in front; the store (shared? can it evict or forget?) and the token secret's strength.
+   * Waits for the monitor's first poll of every node. `report.ok` is false when a finding is a
+   * `problem`. The CLI runs the same checks: `npx pg-replica-router doctor`.
+   *
+   * @example
+   * ```ts
+   * import { createRouter, formatDoctorReport } from 'pg-replica-router';
+   *
+   * const router = createRouter({ primary: { connectionString: 'postgres://app@db1/app' } });
+   * const report = await router.doctor();
+   * console.log(formatDoctorReport(report));
+   * if (!report.ok) process.exitCode = 1;
+   * await router.close();
+   * ```
+   */
+  doctor(options?: DoctorOptions): Promise<DoctorReport>;
   /** Ends every pool and the monitor. */
   close(): Promise<void>;
 }
@@ -222,6 +243,9 @@ export function createRouter(options: RouterOptions): Router {
           clientLevels: { ...engine.counters.clientLevels },
         },
       };
+    },
+    doctor(doctorOptions) {
+      return runDoctor(engine, doctorOptions);
     },
     close() {
       closed ??= pool.ending ? engine.close() : pool.end();

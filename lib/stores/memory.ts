@@ -34,6 +34,9 @@ export function memoryStore(options: MemoryStoreOptions = {}): LsnStore {
     async get(key) {
       return cache.get(key);
     },
+    async inspect() {
+      return { kind: 'memory', shared: false, eviction: 'lru', expires: true, persistent: false };
+    },
     async raise(key, next, loaded) {
       // One thread: this read-merge-write cannot interleave with another raise. The merged
       // position carries its version (compared with the loaded one's by the next raise).

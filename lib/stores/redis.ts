@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { ErrorCodes, ReplicaRouterError } from '../errors.js';
 import { decodeStored, encodePosition } from '../position.js';
 import { lossWatch, type RedisEventsLike } from './redis-loss.js';
+import { inspectRedis, type RedisInspectLike } from './redis-inspect.js';
 import type { LsnStore, StoredPosition } from './store.js';
 
 /**
@@ -9,7 +10,7 @@ import type { LsnStore, StoredPosition } from './store.js';
  * promise-returning methods works; without events (`on`/`off`) it cannot report a reconnect as
  * a possible loss (see lib/stores/redis-loss.ts).
  */
-export interface RedisClientLike extends RedisEventsLike {
+export interface RedisClientLike extends RedisEventsLike, RedisInspectLike {
   get(key: string): Promise<string | null>;
   evalsha(...args: [sha1: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
   eval(...args: [script: string, numkeys: number, ...args: Array<string | number>]): Promise<unknown>;
@@ -160,6 +161,7 @@ export function redisStore(client: RedisClientLike, options: RedisStoreOptions =
 
   return {
     onLoss: watch,
+    inspect: () => inspectRedis(client),
     async get(sessionKey) {
       let raw: string | null;
       try {

@@ -71,4 +71,27 @@ export interface LsnStore {
   onLoss?(listener: (reason: string) => void): () => void;
   /** Called by `router.close()`. Must not close a client the user passed in. */
   close?(): Promise<void>;
+  /**
+   * Optional: what `router.doctor()` reports of the store: whether it is shared between
+   * processes, whether it may evict or forget positions. Rejects when the store is unreachable.
+   */
+  inspect?(): Promise<StoreInspection>;
+}
+
+/** What a store says of itself to `router.doctor()` ({@link LsnStore.inspect}). */
+export interface StoreInspection {
+  /** `memory`, `redis`, or a custom store's name. */
+  readonly kind: string;
+  /** Whether every app instance (process) reads the same positions. */
+  readonly shared: boolean;
+  /**
+   * How it makes room when full: Redis's `maxmemory-policy` (`noeviction`, `allkeys-lru`, …), or
+   * `lru` for a bounded in-process store. A position evicted is as if never stored: the session's
+   * reads then need the primary's position (safe, at the primary's cost).
+   */
+  readonly eviction?: string | undefined;
+  /** Whether its positions expire (a TTL): a `volatile-*` eviction policy can then evict them. */
+  readonly expires?: boolean | undefined;
+  /** Whether what it holds survives its restart (Redis: AOF or RDB snapshots on). Undefined: not known. */
+  readonly persistent?: boolean | undefined;
 }
