@@ -94,7 +94,7 @@ export class Engine {
         warn('store-recovered', 'position store reachable again; positions it could not take are merged when their sessions load next'),
       onError: (reason) => this.telemetry.storeError(reason),
     });
-    this.telemetry = new Telemetry(options.telemetry, nodeConfigs, this.monitor, this.store);
+    this.telemetry = new Telemetry(options.telemetry, nodeConfigs, this.monitor, this.store, options.debug);
     const primary = new PrimaryPositions(this.nodes.primary.pool, this.monitor, this.counters, options.monitor.timeoutMs);
     this.sessions = new SessionStore(this.store, primary, this.monitor, (name) => this.nodes.replicas.has(name), this.counters, warn);
     // A store that may have lost acknowledged positions (reconnected, restarted, failed over):

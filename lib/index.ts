@@ -26,3 +26,4 @@ export {
   type Severity,
 } from './doctor/index.js';
 export type { NodeVerdict } from './node-verdict.js';
+export type { DebugDecision } from './debug-log.js';

@@ -8,6 +8,7 @@ import { SERVER_ID } from './server-ids.js';
 import { checkKnownKeys } from './suggest.js';
 import { rateLimited, type Logger } from './log.js';
 import { checkPoolConfig } from './pool-config.js';
+import { debugSink, type DebugDecision, type DebugSink } from './debug-log.js';
 import type { StoreGuardOptions } from './stores/guard.js';
 
 /** A replica's pool configuration: a `pg.PoolConfig` plus an optional name. */
@@ -55,6 +56,23 @@ export interface RouterOptions {
    * without an SDK). Default true.
    */
   telemetry?: boolean;
+  /**
+   * An opt-in log of every routing decision (node, reason, floor), for when tracing is not set
+   * up: `true` writes one line per decision to stderr, a function receives each decision.
+   * Default: on when the `DEBUG` environment variable names `pg-replica-router` (as the `debug`
+   * package reads it), else off.
+   *
+   * @example
+   * ```ts
+   * import { createRouter } from 'pg-replica-router';
+   *
+   * const router = createRouter({
+   *   primary: { connectionString: 'postgres://app@db1/app' },
+   *   debug: (d) => console.log(`${d.node} ${d.reason} floor=${d.floor}`),
+   * });
+   * ```
+   */
+  debug?: boolean | ((decision: DebugDecision) => void);
 }
 
 export interface ResolvedRouterOptions {
@@ -70,6 +88,7 @@ export interface ResolvedRouterOptions {
   storeGuard: StoreGuardOptions;
   logger: Logger | false;
   telemetry: boolean;
+  debug: DebugSink;
 }
 
 const KNOWN = [
@@ -86,6 +105,7 @@ const KNOWN = [
   'storeBreaker',
   'logger',
   'telemetry',
+  'debug',
 ];
 const MONITOR_KNOWN = ['intervalMs', 'timeoutMs', 'downAfter', 'upAfter'];
 
@@ -174,6 +194,8 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
   if (typeof breaker !== 'object' || breaker === null) throw invalid('storeBreaker must be an object { failures?, cooldownMs? }');
   checkKeys('storeBreaker.', breaker, ['failures', 'cooldownMs']);
   if (options.telemetry !== undefined && typeof options.telemetry !== 'boolean') throw invalid('telemetry must be true or false');
+  if (options.debug !== undefined && typeof options.debug !== 'boolean' && typeof options.debug !== 'function')
+    throw invalid('debug must be true, false or a function (decision) => void');
 
   return {
     primary,
@@ -186,6 +208,7 @@ export function resolveRouterOptions(options: RouterOptions): ResolvedRouterOpti
     },
     logger,
     telemetry: options.telemetry ?? true,
+    debug: debugSink(options.debug),
     store,
     consistency,
     maxWaitMs: integer('maxWaitMs', options.maxWaitMs ?? 0, 0, 60_000),

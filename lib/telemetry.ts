@@ -7,6 +7,7 @@ import type { MonitorView } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { otelApi, tracingActive, type Attributes, type OtelApi, type OtelSpan as Span } from './otel.js';
 import type { GuardedStore } from './stores/guard.js';
+import { decisionOf, type DebugSink } from './debug-log.js';
 
 const NAME = 'pg-replica-router';
 const VERSION = '0.1.0';
@@ -85,7 +86,17 @@ export class Telemetry {
   /** Metric attribute sets, made once per (role, reason): nothing is allocated per statement. */
   readonly #decisionAttributes = new Map<string, Attributes>();
 
-  constructor(enabled: boolean, nodes: readonly NodeConfig[], monitor: MonitorView, store: Pick<GuardedStore, 'state'>) {
+  /** The opt-in debug log of decisions (`createRouter({ debug })`). */
+  readonly #debug: DebugSink;
+
+  constructor(
+    enabled: boolean,
+    nodes: readonly NodeConfig[],
+    monitor: MonitorView,
+    store: Pick<GuardedStore, 'state'>,
+    debug: DebugSink = undefined,
+  ) {
+    this.#debug = debug;
     const api = enabled ? otelApi() : null;
     this.#api = api;
     if (!api) return;
@@ -164,6 +175,7 @@ export class Telemetry {
       this.#decisions.add(1, attributes);
     }
     if (route.waitedMs > 0) this.#waits?.record(route.waitedMs / 1000, { [ATTR.reason]: reason });
+    if (this.#debug) this.#logDecision(route, statement, level);
     const tracer = this.#tracer;
     if (!tracer || !this.#tracingActive()) return undefined;
     const span = tracer.startSpan('pgrr.route', { kind: this.#api!.SpanKind.INTERNAL });
@@ -181,6 +193,14 @@ export class Telemetry {
     const replay = role === 'replica' ? replayLsn() : undefined; // looked up only for a recording span
     if (replay !== undefined) span.setAttribute(ATTR.replay, formatLsn(replay));
     return span;
+  }
+
+  #logDecision(route: Route, statement: string, level: Consistency): void {
+    try {
+      this.#debug!(decisionOf(route, statement, level));
+    } catch {
+      // a failing debug sink never breaks a statement
+    }
   }
 
   #tracingActive(): boolean {
