@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { createRouter, memoryStore, redisStore, type LsnStore, type Router } from '../../lib/index.js';
 import { findRedisServer, startCluster, type Cluster } from '../../lib/testing/index.js';
 import { createApp, MODES, SCHEMA, type Mode } from './app.js';
+import { PositionTimeline, positionsHandler } from './positions.js';
 import { DecisionLog } from './telemetry-log.js';
 
 export interface DemoOptions {
@@ -13,6 +14,11 @@ export interface DemoOptions {
   port?: number;
   /** An existing deployment instead of a local cluster: PRIMARY_URL, REPLICA_URLS (comma-separated), REDIS_URL. */
   env?: Record<string, string | undefined>;
+  /**
+   * The routing-decision log, when an OpenTelemetry SDK the caller registered feeds it (given as
+   * one of its span processors, with a context manager). Default: a log with its own tracer provider.
+   */
+  decisions?: DecisionLog;
 }
 
 export interface Demo {
@@ -39,8 +45,8 @@ function listen(app: express.Express, port = 0): Promise<{ port: number; close()
  */
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const env = options.env ?? process.env;
-  const log = new DecisionLog();
-  log.install(); // before the routers: their spans feed the live log
+  const log = options.decisions ?? new DecisionLog();
+  if (!options.decisions) log.install(); // before the routers: their spans feed the live log
 
   let cluster: Cluster | undefined;
   let primaryUrl = env.PRIMARY_URL;
@@ -84,6 +90,9 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     .filter(Boolean))
     await routers[0]!.query(statement);
 
+  // The chart's positions, as the first instance's monitor sees them, and floors as the store holds them.
+  const timeline = new PositionTimeline(routers[0]!, store()).start();
+
   let mode: Mode = 'pgrr';
   let roundRobin = false;
   let turn = 0;
@@ -116,6 +125,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       now: Date.now(),
     });
   });
+  front.get('/control/positions', positionsHandler(timeline, log, names));
   front.post('/control/mode', (req, res) => {
     if (typeof req.body?.mode === 'string' && Object.hasOwn(MODES, req.body.mode)) mode = req.body.mode as Mode;
     res.json({ mode });
@@ -160,6 +170,7 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
     cluster,
     async close() {
       await page.close();
+      await timeline.stop();
       for (const instance of instances) await instance.server.close();
       for (const router of routers) await router.close();
       for (const client of clients) client.disconnect();

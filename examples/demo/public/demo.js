@@ -1,4 +1,6 @@
 // The demo page: plain DOM, polling the demo server's control API.
+import { startTimeline } from './timeline.js';
+
 const $ = (id) => document.getElementById(id);
 const user = () => $('user').value;
 let state = { following: false };
@@ -125,6 +127,7 @@ async function pollOnce() {
   since = status.decisions.length ? status.decisions[status.decisions.length - 1].seq : since;
 }
 
+startTimeline($('chart'), $('legend'), user);
 await refresh();
 await poll();
 setInterval(poll, 1000);
