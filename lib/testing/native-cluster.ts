@@ -21,6 +21,7 @@ import {
 import { NativeRedis } from './redis.js';
 import { querySql } from './sql.js';
 import type { Cluster } from './types.js';
+import { startWatchdog, type Watchdog } from './watchdog.js';
 
 /** Writes a file the PostgreSQL user can own (we may be root). */
 function writeOwned(path: string, content: string, as: RunAs, append = false): void {
@@ -39,6 +40,7 @@ class NativeCluster implements Cluster, Reapable {
     readonly primary: NativePrimary,
     readonly replicas: NativeReplica[],
     readonly redis: NativeRedis | undefined,
+    private readonly watchdog: Watchdog,
   ) {}
 
   async waitForReplicas(timeoutMs?: number): Promise<void> {
@@ -58,6 +60,7 @@ class NativeCluster implements Cluster, Reapable {
     } finally {
       removeTree(this.dir);
       untrack(this);
+      this.watchdog.release();
     }
   }
 
@@ -72,6 +75,7 @@ class NativeCluster implements Cluster, Reapable {
     while (pids.some(alive) && Date.now() < deadline) sleepSync(20);
     for (const pid of pids) if (alive(pid)) signalGroup(pid, 'SIGKILL');
     removeTree(this.dir);
+    this.watchdog.release();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -105,7 +109,8 @@ export async function startNativeCluster(options: ResolvedClusterOptions): Promi
     replicas.push(new NativeReplica(`r${i}`, await freePort(), join(dir, `r${i}`), ctx, primary));
   }
   const redis = redisBin ? new NativeRedis(await freePort(), redisBin, dir, options.startTimeoutMs) : undefined;
-  const cluster = new NativeCluster(dir, primary, replicas, redis);
+  // The exit hooks (track) cover signals and exits; the watchdog covers a SIGKILL of this process.
+  const cluster = new NativeCluster(dir, primary, replicas, redis, startWatchdog(dir));
   track(cluster);
 
   try {

@@ -62,6 +62,9 @@ export class NativeRedis implements RedisHandle {
       'no',
       '--dir',
       this.dir,
+      // Read by the cluster's watchdog (see watchdog.ts) should this process be killed.
+      '--pidfile',
+      join(this.dir, 'redis.pid'),
       '--daemonize',
       'no',
       '--protected-mode',
