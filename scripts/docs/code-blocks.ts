@@ -14,6 +14,16 @@ export interface CodeBlock {
 /** Fence languages that are TypeScript. */
 const TYPESCRIPT = new Set(['ts', 'typescript']);
 
+/** A fence opened and not yet closed: its indentation, its characters, its info string's words. */
+interface OpenFence {
+  indent: number;
+  fence: string;
+  words: string[];
+  /** Its index in the lines. */
+  start: number;
+  code: string[];
+}
+
 /** Opening or closing fence: indentation, the fence itself, the info string. */
 const FENCE = /^(\s*)(`{3,}|~{3,})(.*)$/;
 
@@ -31,25 +41,24 @@ const FENCE = /^(\s*)(`{3,}|~{3,})(.*)$/;
  */
 export function codeBlocks(file: string, lines: readonly string[], firstLine: number): CodeBlock[] {
   const blocks: CodeBlock[] = [];
-  let open: { indent: number; fence: string; words: string[]; start: number; code: string[] } | undefined;
-  lines.forEach((text, index) => {
+  let open: OpenFence | undefined;
+  const finish = ({ words: [lang, ...flags], start, code }: OpenFence) => {
+    if (lang === undefined || !TYPESCRIPT.has(lang.toLowerCase())) return;
+    blocks.push({ file, line: firstLine + start + 1, code: code.join('\n'), skipped: flags.includes('nocheck') ? 'nocheck' : undefined });
+  };
+  for (const [index, text] of lines.entries()) {
     const fence = FENCE.exec(text);
-    if (open) {
-      const closes = fence && fence[2]!.startsWith(open.fence) && fence[3]!.trim() === '';
-      if (!closes) {
-        open.code.push(text.slice(Math.min(open.indent, text.length - text.trimStart().length)));
-        return;
-      }
-      const [lang, ...flags] = open.words;
-      if (lang !== undefined && TYPESCRIPT.has(lang.toLowerCase())) {
-        const skipped = flags.includes('nocheck') ? 'nocheck' : undefined;
-        blocks.push({ file, line: firstLine + open.start + 1, code: open.code.join('\n'), skipped });
-      }
+    if (open && fence && fence[2]!.startsWith(open.fence) && fence[3]!.trim() === '') {
+      finish(open);
       open = undefined;
+    } else if (open) {
+      open.code.push(text.slice(Math.min(open.indent, text.length - text.trimStart().length)));
     } else if (fence && !(fence[2]!.startsWith('`') && fence[3]!.includes('`'))) {
       open = { indent: fence[1]!.length, fence: fence[2]!, words: fence[3]!.trim().split(/\s+/), start: index, code: [] };
     }
-  });
+  }
+  // A fence never closed runs to the end (as in CommonMark): the rest is checked, and fails.
+  if (open) finish(open);
   return blocks;
 }
 

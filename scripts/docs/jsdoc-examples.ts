@@ -30,14 +30,22 @@ function publicDeclarations(checker: ts.TypeChecker, entry: ts.SourceFile): Set<
   return declarations;
 }
 
-/** The fenced TypeScript blocks of one `@example` tag, with their lines in the source file. */
+/**
+ * The fenced TypeScript blocks of one `@example` tag, with their lines in the source file. Read
+ * to the comment's next tag outside a fence: TypeScript ends the tag at a line of code that
+ * starts with `@` (a decorator).
+ */
 function exampleBlocks(root: string, source: ts.SourceFile, tag: ts.JSDocTag): CodeBlock[] {
   const start = tag.getStart(source);
   const firstLine = source.getLineAndCharacterOfPosition(start).line + 1;
-  const lines = source.text
-    .slice(start, tag.end)
-    .split('\n')
-    .map((line) => line.replace(/^\s*\*(?!\/) ?/, '').replace(/\s*\*\/\s*$/, ''));
+  const comment = source.text.slice(start, tag.parent.end).split('\n');
+  const lines: string[] = [];
+  let fenced = false;
+  for (const line of comment.map((text) => text.replace(/^\s*\*(?!\/) ?/, '').replace(/\s*\*\/\s*$/, ''))) {
+    if (lines.length > 0 && !fenced && /^@[A-Za-z]/.test(line)) break;
+    if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
+    lines.push(line);
+  }
   return codeBlocks(path.relative(root, source.fileName), lines, firstLine);
 }
 

@@ -41,6 +41,8 @@ const page = [
   `${fence}ts`,
   "export const borrowed: Visitor = { id: 'b' };", //                26: TS2304, no other block's types
   fence,
+  `${fence}ts`,
+  "const unclosed: number = 'runs to the end';", //                  29: TS2322, not left out
 ].join('\n');
 
 function checkDocs(...files: string[]) {
@@ -60,9 +62,10 @@ describe('npm run docs:check', () => {
       `${name}:9 - error TS2322: Type 'bigint' is not assignable to type 'string'.`,
       `${name}:19 - error TS2322: Type 'string' is not assignable to type 'number'.`,
       `${name}:26 - error TS2304: Cannot find name 'Visitor'.`,
+      `${name}:29 - error TS2322: Type 'string' is not assignable to type 'number'.`,
     ]);
     expect(stderr).toContain("const lsn: string = parseLsn('0/16B3748');");
-    expect(stdout).toContain(`5 TypeScript blocks checked (1 pages), 3 fail (3 errors); not compiled (nocheck): ${name}:12`);
+    expect(stdout).toContain(`6 TypeScript blocks checked (1 pages), 4 fail (4 errors); not compiled (nocheck): ${name}:12`);
   });
 
   it('passes a page whose blocks compile', () => {
@@ -85,6 +88,11 @@ describe('the public JSDoc examples', () => {
     expect(source[createRouter!.line - 1]).toContain(createRouter!.code.split('\n')[0]!.trim());
     expect(blocks.some((block) => block.file === 'lib/router.ts' && block.code.includes('router.withSession('))).toBe(true);
     expect(blocks.some((block) => block.file === 'adapters/express/index.ts')).toBe(true);
+  });
+
+  it('keep a line of code that starts with a decorator (TypeScript ends the tag there)', () => {
+    const module = blocks.find((block) => block.file === 'adapters/nestjs/index.ts' && block.code.includes('class AppModule'));
+    expect(module?.code).toMatch(/^@Module\(/m);
   });
 
   it('leave out internal modules', () => {
