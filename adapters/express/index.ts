@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Request } from 'express';
 import { isConsistency, type Consistency } from '../../lib/consistency.js';
 import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import { requestScopesOf } from '../../lib/internal.js';
@@ -10,24 +11,18 @@ import { httpSettings, keepOpened, openedFor, openHttpRequest, type HttpConsiste
 export { tokenHeaders, withTokenBaggage, TOKEN_HEADER } from '../../lib/propagation.js';
 export type { CookieOptions } from '../http/identity.js';
 
-/** The parts of an Express request the middleware reads (Express's own `Request` fits). */
-export interface ConsistencyRequest extends IncomingMessage {
-  secure?: boolean;
-  query?: unknown;
-  session?: { id?: unknown };
-  sessionID?: unknown;
-  user?: unknown;
-}
-
 type Next = (err?: unknown) => void;
-type Handler = (req: ConsistencyRequest, res: ServerResponse, next: Next) => void;
+type Handler = (req: Request, res: ServerResponse, next: Next) => void;
 
 /**
  * Options for {@link consistency} (the same for every HTTP adapter): `session` (the key for a
  * request, e.g. a user id; else express-session's id, else the middleware's own cookie), `cookie`,
  * `tokenHeader`, `clientLevels`, `levelHeader`, `levelQuery`, `baggage`, `positionCookie`.
+ * `session` and `clientLevels` receive Express's `Request`, with what the app declares on it:
+ * passport's `req.user` (the app's `Express.User`); for a type that is not global, such as
+ * express-jwt's `Request` with `req.auth`, annotate the parameter: `(req: JwtRequest) => …`.
  */
-export type ConsistencyOptions = HttpConsistencyOptions<ConsistencyRequest>;
+export type ConsistencyOptions = HttpConsistencyOptions<Request>;
 
 function invalid(message: string): ReplicaRouterError {
   return new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `consistency(): ${message}`);

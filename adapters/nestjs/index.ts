@@ -12,17 +12,22 @@ import {
   type NestModule,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR, Reflector } from '@nestjs/core';
+import type { IncomingMessage } from 'node:http';
 import { Observable, type Subscription } from 'rxjs';
 import { isConsistency, type Consistency } from '../../lib/consistency.js';
 import { ErrorCodes, ReplicaRouterError } from '../../lib/errors.js';
 import { runAtLevel } from '../../lib/request-scope.js';
 import type { Router } from '../../lib/router.js';
-import { consistency, type ConsistencyOptions } from '../express/index.js';
+import { consistency } from '../express/index.js';
 import { stronger } from '../http/levels.js';
-import { openedFor } from '../http/request.js';
+import { openedFor, type HttpConsistencyOptions } from '../http/request.js';
 
-/** Options of {@link ConsistencyModule.forRoot}: the router, and the options every HTTP adapter takes. */
-export interface ConsistencyModuleOptions extends ConsistencyOptions {
+/**
+ * Options of {@link ConsistencyModule.forRoot}: the router, and the options every HTTP adapter
+ * takes. `session` and `clientLevels` receive the raw request, node's `IncomingMessage` (on Express
+ * also Express's request; on Fastify not Fastify's).
+ */
+export interface ConsistencyModuleOptions extends HttpConsistencyOptions<IncomingMessage> {
   router: Router;
 }
 
