@@ -19,10 +19,15 @@ type JobData = Record<string, unknown>;
  *
  * @example
  * ```ts
+ * import express from 'express';
  * import { Queue } from 'bullmq';
+ * import type { Router } from 'pg-replica-router';
  * import { consistentQueue } from 'pg-replica-router/bullmq';
  *
- * const emails = consistentQueue(router, new Queue('emails', { connection }));
+ * declare const router: Router; // with tokenSecret
+ * declare const app: express.Express; // with app.use(express.json()) and app.use(consistency(router))
+ *
+ * const emails = consistentQueue(router, new Queue('emails', { connection: { host: '127.0.0.1', port: 6379 } }));
  * app.post('/signup', async (req, res) => {
  *   await router.query('insert into users (email) values ($1)', [req.body.email]);
  *   await emails.add('welcome', { email: req.body.email }); // the worker will see the new user
@@ -56,12 +61,17 @@ export function consistentQueue<Q extends Pick<Queue, 'add' | 'addBulk'>>(router
  * @example
  * ```ts
  * import { Worker } from 'bullmq';
+ * import type { Router } from 'pg-replica-router';
  * import { consistentProcessor } from 'pg-replica-router/bullmq';
  *
- * new Worker('emails', consistentProcessor(router, async (job) => {
- *   const { rows } = await router.query('select * from users where email = $1', [job.data.email]);
- *   await sendWelcome(rows[0]);
- * }), { connection });
+ * declare const router: Router; // with the same tokenSecret as the web service's
+ * declare function sendWelcome(user: { email: string }): Promise<void>;
+ *
+ * const processor = consistentProcessor<{ email: string }>(router, async (job) => {
+ *   const { rows } = await router.query<{ email: string }>('select email from users where email = $1', [job.data.email]);
+ *   for (const user of rows) await sendWelcome(user); // the new user is there
+ * });
+ * new Worker('emails', processor, { connection: { host: '127.0.0.1', port: 6379 } });
  * ```
  */
 export function consistentProcessor<T = JobData, R = unknown, N extends string = string>(

@@ -9,10 +9,15 @@ import type { Router } from '../../lib/router.js';
  *
  * @example
  * ```ts
+ * import { integer, pgTable, text } from 'drizzle-orm/pg-core';
+ * import type { Router } from 'pg-replica-router';
  * import { replicaDrizzle } from 'pg-replica-router/drizzle';
- * import * as schema from './schema.js';
  *
- * const db = replicaDrizzle(router, { schema });
+ * declare const router: Router;
+ * const people = pgTable('people', { id: integer('id').primaryKey(), name: text('name').notNull() });
+ *
+ * const db = replicaDrizzle(router, { schema: { people } });
+ * const found = await db.query.people.findMany(); // on a replica that is ready for the session
  * ```
  */
 export function replicaDrizzle<TSchema extends Record<string, unknown> = Record<string, never>>(

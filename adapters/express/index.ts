@@ -43,12 +43,27 @@ function invalid(message: string): ReplicaRouterError {
  * @example
  * ```ts
  * import express from 'express';
+ * import type { Router } from 'pg-replica-router';
  * import { consistency, requireConsistency } from 'pg-replica-router/express';
+ *
+ * declare global {
+ *   // With passport: the app's user type (and `Request.user`, which @types/passport declares).
+ *   namespace Express {
+ *     interface User {
+ *       id: string;
+ *     }
+ *     interface Request {
+ *       user?: User | undefined;
+ *     }
+ *   }
+ * }
+ * declare const router: Router;
+ * declare const authenticate: express.RequestHandler; // e.g. passport.authenticate('jwt', { session: false })
  *
  * const app = express();
  * app.use(consistency(router, { session: (req) => req.user?.id }));
- * app.get('/balance', requireConsistency('primary'), async (req, res) => {
- *   res.json((await router.query('select balance from accounts where id = $1', [req.user.id])).rows[0]);
+ * app.get('/balance', authenticate, requireConsistency('primary'), async (req, res) => {
+ *   res.json((await router.query('select balance from accounts where owner = $1', [req.user!.id])).rows[0]);
  * });
  * ```
  */
@@ -80,10 +95,21 @@ export function consistency(router: Router, options: ConsistencyOptions = {}): H
  *
  * @example
  * ```ts
- * app.use(consistency(router, { session: (req) => req.auth?.sub }));
+ * import express from 'express';
+ * import type { Router } from 'pg-replica-router';
+ * import { consistency, handOver } from 'pg-replica-router/express';
+ *
+ * type JwtRequest = express.Request & { auth?: { sub: string } }; // as express-jwt types it
+ * declare const router: Router;
+ * declare function login(credentials: unknown): Promise<{ id: string }>; // reads (and writes) through the router
+ * declare function signJwt(claims: { sub: string }): string;
+ *
+ * const app = express();
+ * app.use(express.json());
+ * app.use(consistency(router, { session: (req: JwtRequest) => req.auth?.sub }));
  * app.post('/api/users/login', async (req, res) => {
- *   const user = await login(req.body.user);           // reads (and writes) through the router
- *   handOver(req, user.id);                             // the next request is keyed on user.id
+ *   const user = await login(req.body.user);
+ *   handOver(req, user.id); // the next request is keyed on user.id
  *   res.json({ user: { ...user, token: signJwt({ sub: user.id }) } });
  * });
  * ```
@@ -102,6 +128,12 @@ export function handOver(req: IncomingMessage, key: string | number): void {
  *
  * @example
  * ```ts
+ * import express from 'express';
+ * import { requireConsistency } from 'pg-replica-router/express';
+ *
+ * declare const app: express.Express; // with app.use(consistency(router))
+ * declare const handler: express.RequestHandler;
+ *
  * app.get('/balance', requireConsistency('primary'), handler);
  * app.get('/leaderboard', requireConsistency({ maxStalenessMs: 5000 }), handler);
  * ```

@@ -48,8 +48,10 @@ function frameworkSessionId(request: FastifyRequest): unknown {
  * @example
  * ```ts
  * import Fastify from 'fastify';
+ * import type { Router } from 'pg-replica-router';
  * import { consistency } from 'pg-replica-router/fastify';
  *
+ * declare const router: Router;
  * const app = Fastify();
  * await app.register(consistency, { router, session: (req) => req.headers['x-user-id']?.toString() });
  * app.get('/balance', { config: { consistency: 'primary' } }, async () => (await router.query('select 1 as one')).rows[0]);
@@ -107,6 +109,16 @@ export const consistency: FastifyPluginCallback<FastifyConsistencyOptions> = fp<
  *
  * @example
  * ```ts
+ * import Fastify from 'fastify';
+ * import type { Router } from 'pg-replica-router';
+ * import { consistency, handOver } from 'pg-replica-router/fastify';
+ *
+ * declare const router: Router;
+ * declare function login(credentials: unknown): Promise<{ id: string }>; // reads (and writes) through the router
+ * declare function signJwt(claims: { sub: string }): string;
+ *
+ * const app = Fastify();
+ * await app.register(consistency, { router });
  * app.post('/login', async (request) => {
  *   const user = await login(request.body);
  *   handOver(request, user.id);

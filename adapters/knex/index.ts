@@ -56,8 +56,10 @@ function routedDialect(router: Router): typeof Knex.Client {
  * @example
  * ```ts
  * import knex from 'knex';
+ * import type { Router } from 'pg-replica-router';
  * import { knexConfig } from 'pg-replica-router/knex';
  *
+ * declare const router: Router;
  * const db = knex(knexConfig(router));
  * ```
  */

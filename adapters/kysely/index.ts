@@ -10,8 +10,13 @@ import type { Router } from '../../lib/router.js';
  * ```ts
  * import { Kysely } from 'kysely';
  * import Cursor from 'pg-cursor';
+ * import type { Router } from 'pg-replica-router';
  * import { kyselyDialect } from 'pg-replica-router/kysely';
  *
+ * interface Database {
+ *   people: { id: number; name: string };
+ * }
+ * declare const router: Router;
  * const db = new Kysely<Database>({ dialect: kyselyDialect(router, { cursor: Cursor }) });
  * ```
  */

@@ -40,8 +40,14 @@ const OPTIONS = Symbol('pg-replica-router:module-options');
  *
  * @example
  * ```ts
+ * import { Controller, Get, Param } from '@nestjs/common';
+ * import type { Router } from 'pg-replica-router';
+ * import { RequireConsistency } from 'pg-replica-router/nestjs';
+ *
+ * declare const router: Router;
+ *
  * @Controller('accounts')
- * class AccountsController {
+ * export class AccountsController {
  *   @Get(':id/balance')
  *   @RequireConsistency('primary')
  *   balance(@Param('id') id: string) {
@@ -89,8 +95,18 @@ class ConsistencyInterceptor implements NestInterceptor {
  *
  * @example
  * ```ts
- * @Module({ imports: [ConsistencyModule.forRoot({ router, session: (req) => req.headers['x-user-id']?.toString() })], controllers: [NotesController] })
- * class AppModule {}
+ * import { Module } from '@nestjs/common';
+ * import type { Router } from 'pg-replica-router';
+ * import { ConsistencyModule } from 'pg-replica-router/nestjs';
+ *
+ * declare const router: Router;
+ * declare class NotesController {}
+ *
+ * @Module({
+ *   imports: [ConsistencyModule.forRoot({ router, session: (req) => req.headers['x-user-id']?.toString() })],
+ *   controllers: [NotesController],
+ * })
+ * export class AppModule {}
  * ```
  */
 @Module({})

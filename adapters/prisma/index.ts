@@ -13,10 +13,12 @@ import type { Router } from '../../lib/router.js';
  *   (a different version than the application's): it would not recognise the router's pool as a
  *   pool and would silently connect on its own.
  * @example
- * ```ts
- * import { PrismaClient } from './generated/client.js';
+ * ```ts nocheck
+ * import type { Router } from 'pg-replica-router';
  * import { prismaAdapter } from 'pg-replica-router/prisma';
+ * import { PrismaClient } from './generated/client.js'; // generated from your schema (generator "prisma-client")
  *
+ * declare const router: Router;
  * const prisma = new PrismaClient({ adapter: prismaAdapter(router) });
  * ```
  */

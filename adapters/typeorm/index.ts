@@ -20,10 +20,13 @@ export interface TypeOrmPgDriver {
  *
  * @example
  * ```ts
- * import { DataSource } from 'typeorm';
+ * import { DataSource, EntitySchema } from 'typeorm';
+ * import type { Router } from 'pg-replica-router';
  * import { typeormDriver } from 'pg-replica-router/typeorm';
  *
- * const dataSource = new DataSource({ type: 'postgres', driver: typeormDriver(router), entities: [User] });
+ * declare const router: Router;
+ * declare const Person: EntitySchema<{ id: number; name: string }>; // your entities
+ * const dataSource = new DataSource({ type: 'postgres', driver: typeormDriver(router), entities: [Person] });
  * ```
  */
 export function typeormDriver(router: Router): TypeOrmPgDriver {
