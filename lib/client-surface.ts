@@ -102,6 +102,11 @@ export function submitWithClientTypes(client: ClientSurface, submittable: object
  *
  * @example
  * ```ts
+ * import type { Router } from 'pg-replica-router';
+ *
+ * declare const router: Router;
+ * declare const note: string;
+ *
  * const client = await router.pool.connect();
  * client.setTypeParser(20, (v) => BigInt(v)); // int8 as bigint, on replica and primary alike
  * await client.query(`select * from orders where note = ${client.escapeLiteral(note)}`);

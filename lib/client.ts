@@ -34,6 +34,10 @@ import type { ClientRegistry } from './client-registry.js';
  *
  * @example
  * ```ts
+ * import type { Router } from 'pg-replica-router';
+ *
+ * declare const router: Router;
+ *
  * const client = await router.pool.connect();
  * try {
  *   await client.query('begin read only'); // may run on a replica ready for the session
@@ -134,8 +138,15 @@ export class RoutedClient extends ClientSurface {
    * `pg_terminate_backend(pid)` through the router reach the backend the client runs on now.
    * @example
    * ```ts
+   * import type { Router } from 'pg-replica-router';
+   *
+   * declare const router: Router;
+   *
+   * const client = await router.pool.connect();
    * const running = client.query('select pg_sleep(10)');
    * await router.pool.query('select pg_cancel_backend($1)', [client.processID]); // 57014 on `running`
+   * await running.catch((err: { code?: string }) => console.log(err.code)); // '57014'
+   * client.release();
    * ```
    */
   get processID(): number | null {

@@ -38,6 +38,9 @@ export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
  *
  * @example
  * ```ts
+ * import { ReplicaRouterError } from 'pg-replica-router';
+ * import { startCluster } from 'pg-replica-router/testing';
+ *
  * try {
  *   await startCluster({ replicas: -1 });
  * } catch (err) {

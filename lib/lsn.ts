@@ -14,6 +14,8 @@ const LSN_TEXT = /^([0-9A-Fa-f]{1,8})\/([0-9A-Fa-f]{1,8})$/;
  * @throws ReplicaRouterError `ERR_PGRR_INVALID_LSN` for anything else.
  * @example
  * ```ts
+ * import { parseLsn } from 'pg-replica-router';
+ *
  * parseLsn('16/B374D848'); // 97500059720n
  * ```
  */
@@ -37,6 +39,8 @@ export function tryParseLsn(text: unknown): Lsn | undefined {
  *
  * @example
  * ```ts
+ * import { formatLsn } from 'pg-replica-router';
+ *
  * formatLsn(97500059720n); // '16/B374D848'
  * ```
  */

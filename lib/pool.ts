@@ -24,6 +24,10 @@ const PoolBase = pg.Pool as unknown as new (config: pg.PoolConfig) => EventEmitt
  *
  * @example
  * ```ts
+ * import type { Router } from 'pg-replica-router';
+ *
+ * declare const router: Router;
+ *
  * const { rows } = await router.pool.query('select * from users where id = $1', [42]);
  * const client = await router.pool.connect();
  * try {

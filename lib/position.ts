@@ -96,9 +96,18 @@ export function unionNode(a: string | undefined, b: string | undefined): string 
  *
  * @example
  * ```ts
+ * import { mergePosition, type StoredPosition } from 'pg-replica-router';
+ *
+ * // What your store's raise(key, next, loaded) was given, what it holds now, and how it saves.
+ * declare const key: string;
+ * declare const next: StoredPosition;
+ * declare const loaded: StoredPosition | undefined;
+ * declare const current: StoredPosition | undefined;
+ * declare function save(key: string, value: StoredPosition): void;
+ *
  * // inside your store's atomic section:
  * const merged = mergePosition(current, next, loaded);
- * save(key, { ...encode(merged), version: merged.version }); // and `get` returns it again
+ * save(key, { ...merged, version: merged.version }); // `version` is not enumerable: copy it, `get` returns it again
  * ```
  */
 export function mergePosition(

@@ -11,6 +11,12 @@ export const TOKEN_HEADER = 'x-consistency-token';
  *
  * @example
  * ```ts
+ * import type { Router } from 'pg-replica-router';
+ * import { tokenHeaders } from 'pg-replica-router/express';
+ *
+ * declare const router: Router;
+ * declare const invoice: { orderId: number; total: string };
+ *
  * const res = await fetch('http://billing/invoices', {
  *   method: 'POST',
  *   headers: await tokenHeaders(router, { 'content-type': 'application/json' }),
@@ -32,6 +38,11 @@ export async function tokenHeaders(router: Router, init?: ConstructorParameters<
  *
  * @example
  * ```ts
+ * import type { Router } from 'pg-replica-router';
+ * import { withTokenBaggage } from 'pg-replica-router/express';
+ *
+ * declare const router: Router;
+ *
  * await withTokenBaggage(router, () => fetch('http://search/reindex', { method: 'POST' }));
  * ```
  */

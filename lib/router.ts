@@ -78,6 +78,12 @@ export interface Router {
    *
    * @example
    * ```ts
+   * import type { Router } from 'pg-replica-router';
+   *
+   * declare const router: Router;
+   * declare const userId: string;
+   * declare const bio: string;
+   *
    * await router.withSession(`user:${userId}`, async () => {
    *   await router.query('update profiles set bio = $1 where user_id = $2', [bio, userId]);
    * });
@@ -92,6 +98,11 @@ export interface Router {
    *
    * @example
    * ```ts
+   * import type { Router } from 'pg-replica-router';
+   *
+   * declare const router: Router;
+   * declare const id: number;
+   *
    * const balance = await router.withConsistency('primary', () => router.query('select balance from accounts where id = $1', [id]));
    * ```
    */
@@ -103,6 +114,12 @@ export interface Router {
    *
    * @example
    * ```ts
+   * import type { Router } from 'pg-replica-router';
+   *
+   * declare const router: Router;
+   * declare const queue: { add(name: string, data: { orderId: number; consistency: string }): Promise<unknown> };
+   * declare const orderId: number;
+   *
    * await queue.add('send-receipt', { orderId, consistency: await router.currentToken() });
    * ```
    */
@@ -114,6 +131,12 @@ export interface Router {
    *
    * @example
    * ```ts
+   * import type { Router } from 'pg-replica-router';
+   *
+   * declare const router: Router;
+   * declare const worker: { process(name: string, work: (job: { data: { orderId: number; consistency: string } }) => Promise<void>): void };
+   * declare function sendReceipt(orderId: number): Promise<void>;
+   *
    * worker.process('send-receipt', (job) =>
    *   router.withToken(job.data.consistency, () => sendReceipt(job.data.orderId)));
    * ```
@@ -129,6 +152,10 @@ export interface Router {
    *
    * @example
    * ```ts
+   * import type { Router } from 'pg-replica-router';
+   *
+   * declare const router: Router;
+   *
    * await router.setReplicas([
    *   { name: 'r1', connectionString: process.env.REPLICA1_URL },
    *   { name: 'r3', connectionString: process.env.REPLICA3_URL }, // r2 is drained and dropped

@@ -17,7 +17,13 @@ export interface MemoryStoreOptions {
  *
  * @example
  * ```ts
- * const router = createRouter({ primary, replicas, store: memoryStore({ maxSessions: 10_000 }) });
+ * import { createRouter, memoryStore } from 'pg-replica-router';
+ *
+ * const router = createRouter({
+ *   primary: { connectionString: process.env.PRIMARY_URL },
+ *   replicas: [{ name: 'r1', connectionString: process.env.REPLICA1_URL }],
+ *   store: memoryStore({ maxSessions: 10_000 }),
+ * });
  * ```
  */
 export function memoryStore(options: MemoryStoreOptions = {}): LsnStore {

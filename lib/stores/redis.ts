@@ -124,9 +124,12 @@ const RAISE_SHA = createHash('sha1').update(RAISE_SCRIPT).digest('hex');
  * import { Redis } from 'ioredis';
  * import { createRouter, redisStore } from 'pg-replica-router';
  *
+ * const redis = new Redis(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379');
+ * redis.on('error', (err) => console.error('redis:', err.message)); // else ioredis logs "Unhandled error event" on every retry
  * const router = createRouter({
- *   primary, replicas, tokenSecret,
- *   store: redisStore(new Redis(process.env.REDIS_URL), { ttlSeconds: 3600 }),
+ *   primary: { connectionString: process.env.PRIMARY_URL },
+ *   replicas: [{ name: 'r1', connectionString: process.env.REPLICA1_URL }],
+ *   store: redisStore(redis, { ttlSeconds: 3600 }),
  * });
  * ```
  */

@@ -55,6 +55,12 @@ export interface LsnStore {
    * @example
    * ```ts
    * import { EventEmitter } from 'node:events';
+   * import type { LsnStore, StoredPosition } from 'pg-replica-router';
+   *
+   * declare const myClient: {
+   *   get(key: string): Promise<StoredPosition | undefined | null>;
+   *   raise(key: string, next: StoredPosition, loaded: StoredPosition | undefined): Promise<void>;
+   * };
    * const events = new EventEmitter(); // your client's "reconnected" / "failed over" events
    * const store: LsnStore = {
    *   get: (key) => myClient.get(key),

@@ -178,6 +178,9 @@ class Proxy implements FaultProxy {
  *
  * @example
  * ```ts
+ * import pg from 'pg';
+ * import { startFaultProxy } from 'pg-replica-router/testing';
+ *
  * const proxy = await startFaultProxy({ host: '127.0.0.1', port: 5432 });
  * const pool = new pg.Pool({ host: proxy.host, port: proxy.port, user: 'postgres' });
  * proxy.setMode('blackhole'); // queries now hang until a timeout of the client's own
@@ -232,8 +235,12 @@ export interface ProxiedEndpoint {
  *
  * @example
  * ```ts
- * const { proxy, connectionString } = await proxyNode(cluster.replicas[0]);
- * const router = createRouter({ primary: {...}, replicas: [{ name: 'r1', connectionString }] });
+ * import { createRouter } from 'pg-replica-router';
+ * import { proxyNode, startCluster } from 'pg-replica-router/testing';
+ *
+ * const cluster = await startCluster({ replicas: 1 });
+ * const { proxy, connectionString } = await proxyNode(cluster.replicas[0]!);
+ * const router = createRouter({ primary: { connectionString: cluster.primary.connectionString }, replicas: [{ name: 'r1', connectionString }] });
  * proxy.setMode('blackhole');   // r1 stops answering without closing anything
  * ```
  */

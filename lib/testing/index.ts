@@ -38,6 +38,9 @@ export { findPostgresBinaries, findRedisServer, type DiscoveryHost, type Postgre
  *
  * @example
  * ```ts
+ * import pg from 'pg';
+ * import { startCluster } from 'pg-replica-router/testing';
+ *
  * // The application connects as a plain role (`app`), as in production; the handles stay superuser.
  * const cluster = await startCluster({ appRole: true });
  * await cluster.primary.query('create table t (id int)');   // made by the superuser, usable by app
