@@ -29,6 +29,12 @@ export const ErrorCodes = {
   BACKEND_AMBIGUOUS: 'ERR_PGRR_BACKEND_AMBIGUOUS',
   /** A node did not answer within the router's bound (connect or statement); a write's outcome is unknown. */
   NODE_TIMEOUT: 'ERR_PGRR_NODE_TIMEOUT',
+  /** A CLI cluster command found no running cluster (no state file, its process gone, or still starting). */
+  NO_CLUSTER: 'ERR_PGRR_NO_CLUSTER',
+  /** `cluster up` found its state file naming a cluster that is still running. */
+  CLUSTER_RUNNING: 'ERR_PGRR_CLUSTER_RUNNING',
+  /** A CLI cluster command named a replica the running cluster does not have. */
+  UNKNOWN_REPLICA: 'ERR_PGRR_UNKNOWN_REPLICA',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -224,9 +224,6 @@ export class NativeReplica extends NativePostgres implements ReplicaHandle {
 
   async setApplyDelay(ms: number): Promise<void> {
     this.#requireReplica('setApplyDelay');
-    if (!Number.isInteger(ms) || ms < 0 || ms > 3_600_000) {
-      throw new ReplicaRouterError(ErrorCodes.INVALID_OPTION, `setApplyDelay: ms must be an integer from 0 to 3600000, got ${ms}`);
-    }
     await replicaSql.setApplyDelay(this.adminConnectionString, ms, this.ctx.timeoutMs);
   }
 

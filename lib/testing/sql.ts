@@ -1,8 +1,9 @@
 import pg from 'pg';
+import { ErrorCodes, ReplicaRouterError } from '../errors.js';
 import { parseLsn } from '../lsn.js';
 import { waitFor } from './processes.js';
 import type { Row } from './types.js';
-import { INSERT_LSN } from '../position-sql.js';
+import { INSERT_LSN, REPLAY_LSN } from '../position-sql.js';
 
 /** Runs one statement over a short-lived connection. */
 export async function querySql<R extends Row = Row>(connectionString: string, text: string, params?: unknown[]): Promise<R[]> {
@@ -47,6 +48,12 @@ export const replicaSql = {
   },
 
   async setApplyDelay(cs: string, ms: number, timeoutMs: number): Promise<void> {
+    if (!Number.isInteger(ms) || ms < 0 || ms > MAX_APPLY_DELAY_MS) {
+      throw new ReplicaRouterError(
+        ErrorCodes.INVALID_OPTION,
+        `the apply delay must be a whole number of ms from 0 to ${MAX_APPLY_DELAY_MS}, got ${ms}`,
+      );
+    }
     // ALTER SYSTEM takes no parameters; ms is a checked integer.
     await querySql(cs, `alter system set recovery_min_apply_delay = '${ms}ms'`);
     await querySql(cs, 'select pg_reload_conf()');
@@ -74,7 +81,30 @@ export const replicaSql = {
   async streaming(cs: string): Promise<boolean> {
     return (await one(cs, 'select status from pg_stat_wal_receiver')) === 'streaming';
   },
+
+  /** What `pg-replica-router cluster status` shows of a replica, in one round trip. */
+  async status(cs: string): Promise<ReplicaStatusRow> {
+    const [row] = await querySql<ReplicaStatusRow>(
+      cs,
+      `select ${REPLAY_LSN}::text as replay,
+        case when pg_is_in_recovery() then pg_is_wal_replay_paused() end as paused,
+        (select setting::int from pg_settings where name = 'recovery_min_apply_delay') as apply_delay_ms`,
+    );
+    return row!;
+  },
 };
+
+/** The largest `recovery_min_apply_delay` the controls set (an hour). */
+export const MAX_APPLY_DELAY_MS = 3_600_000;
+
+/** A row of {@link replicaSql.status}. */
+export interface ReplicaStatusRow extends Row {
+  /** `pg_last_wal_replay_lsn()` as text; null before the first record is replayed. */
+  replay: string | null;
+  /** Whether replay is paused (null once the node has left recovery). */
+  paused: boolean | null;
+  apply_delay_ms: number;
+}
 
 export const primarySql = {
   async insertLsn(cs: string): Promise<string> {
@@ -83,5 +113,17 @@ export const primarySql = {
   /** Everything committed so far is at or below the flush LSN (an end-of-record position). */
   async flushLsn(cs: string): Promise<string> {
     return String(await one(cs, 'select pg_current_wal_flush_lsn()::text'));
+  },
+  /**
+   * Each standby's `replay_lag` in ms, by its `application_name` (a replica's name): the
+   * primary's own measure of how long ago it flushed WAL the standby has not replayed yet (null
+   * when the primary has no recent measure, e.g. after a while idle).
+   */
+  async replayLagMs(cs: string): Promise<Map<string, number | null>> {
+    const rows = await querySql<{ name: string; ms: number | null }>(
+      cs,
+      'select application_name as name, (extract(epoch from replay_lag) * 1000)::float8 as ms from pg_stat_replication',
+    );
+    return new Map(rows.map((r) => [r.name, r.ms]));
   },
 };

@@ -97,6 +97,13 @@ export async function gone(pids: number[], timeoutMs = 15_000): Promise<number[]
   return pids.filter(alive);
 }
 
+/** Polls until `check` holds or `timeoutMs` has passed; resolves with whether it holds. */
+export async function eventually(check: () => boolean, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  return check();
+}
+
 /** Whether something accepts TCP connections on 127.0.0.1:`port`. */
 export function listening(port: number): Promise<boolean> {
   return new Promise((resolve) => {

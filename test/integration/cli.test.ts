@@ -1,14 +1,23 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
 const cli = fileURLToPath(new URL('../../lib/cli.ts', import.meta.url));
+// A state file of this file's own, so that clusters other test files start do not collide with these.
+const states = mkdtempSync(join(tmpdir(), 'pgrr-cli-test-'));
+const state = join(states, 'cluster.json');
+afterAll(() => rmSync(states, { recursive: true, force: true }));
 
 function runCli(args: string[]) {
-  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', cli, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PGRR_CLUSTER_STATE: state },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -71,6 +80,7 @@ describe('npx pg-replica-router cluster up', () => {
     expect(bad.output().stderr).toMatch(/ERR_PGRR_INVALID_OPTION: --replicas takes a whole number/);
     const unknown = runCli(['cluster', 'down']);
     expect(await unknown.ended).toBe(2);
-    expect(unknown.output().stderr).toMatch(/Usage: pg-replica-router cluster up/);
+    expect(unknown.output().stderr).toMatch(/^Usage: pg-replica-router <command>/);
+    expect(unknown.output().stderr).toMatch(/^pg-replica-router cluster up \[--replicas N\]/m);
   });
 });

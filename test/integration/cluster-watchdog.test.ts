@@ -2,18 +2,11 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCluster } from 'pg-replica-router/testing';
-import { endSpawned, gone, processesMentioning, spawnCollected } from '../helpers/cli.js';
+import { endSpawned, eventually, gone, processesMentioning, spawnCollected } from '../helpers/cli.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/hold-cluster.ts', import.meta.url));
 
 afterEach(endSpawned);
-
-/** Polls until `check` holds or `timeoutMs` has passed. */
-async function eventually(check: () => boolean, timeoutMs = 15_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  return check();
-}
 
 describe('the cluster watchdog', () => {
   it('removes the servers and the directory of a process killed with SIGKILL', async () => {
