@@ -47,9 +47,9 @@ function npmRun(state: string): Spawned {
 }
 
 /** `npx -c '<command>'`: npm exec runs it in `sh -c`, as `npx pg-replica-router cluster up` runs the bin (npm → sh → node). */
-function npxExec(state: string): Spawned {
+function npxExec(state: string, options: { detached?: boolean } = {}): Spawned {
   const command = ['node', '--import', 'tsx', 'lib/cli.ts', 'cluster', 'up', ...args].join(' ');
-  return spawnCollected('npx', ['-c', command], { cwd: repoRoot, env: { ...process.env, PGRR_CLUSTER_STATE: state } });
+  return spawnCollected('npx', ['-c', command], { cwd: repoRoot, env: { ...process.env, PGRR_CLUSTER_STATE: state }, ...options });
 }
 
 async function up(start: (state: string) => Spawned) {
@@ -79,6 +79,16 @@ describe.each([
   it.each(signals)('%s to the npm process removes the whole cluster', async (signal) => {
     const { run, info, processes, state } = await up(start);
     run.child.kill(signal);
+    await run.ended;
+    await expectAllGone(info, processes, state);
+  });
+});
+
+describe('Ctrl-C in a terminal: SIGINT to the whole process group', () => {
+  it('reaches the CLI under npx', async () => {
+    // In a process group of its own, as a terminal's foreground job.
+    const { run, info, processes, state } = await up((file) => npxExec(file, { detached: true }));
+    process.kill(-run.child.pid!, 'SIGINT');
     await run.ended;
     await expectAllGone(info, processes, state);
   });
