@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { startCluster, type Cluster, type ClusterProvider } from '../testing/index.js';
 import { claimState, stateFile, STATE_OPTION, type ClusterInfo } from './cluster-state.js';
 import { wholeNumber, type Command } from './command.js';
-import { watchLifetime, type StopCause } from './lifetime.js';
+import { onStopSignal, watchLifetime, type StopCause } from './lifetime.js';
 import { ancestors } from './process-identity.js';
 
 function describe(cluster: Cluster, state: string): ClusterInfo {
@@ -71,12 +71,16 @@ keeps them up until Ctrl-C, SIGTERM or SIGHUP, or until the process that started
       provider: values.provider as ClusterProvider | undefined, // checked by startCluster
     };
     const state = claimState(stateFile(values.state));
+    // A signal while it starts ends the process (the harness removes what it started); not the file.
+    const stopCleanup = onStopSignal(() => state.release());
     let cluster: Cluster;
     try {
       cluster = await startCluster(options);
     } catch (err) {
       state.release();
       throw err;
+    } finally {
+      stopCleanup();
     }
     const lifetime = watchLifetime(chain);
     try {

@@ -50,3 +50,29 @@ export function watchLifetime(chain: readonly ProcessIdentity[], intervalMs = 20
     },
   };
 }
+
+/**
+ * Until the returned function is called, SIGINT, SIGTERM and SIGHUP run `cleanup` (synchronously)
+ * and still end the process as they would have: by the signal's default action, or through a
+ * handler registered later (the test harness' exit hook, which re-raises it when it is alone).
+ * For the time before {@link watchLifetime} takes over, e.g. while a cluster starts.
+ *
+ * @example
+ * ```ts
+ * const stopCleanup = onStopSignal(() => state.release());
+ * const cluster = await startCluster();
+ * stopCleanup();
+ * ```
+ */
+export function onStopSignal(cleanup: () => void): () => void {
+  const dispose = () => {
+    for (const signal of STOP_SIGNALS) process.off(signal, handler);
+  };
+  const handler = (signal: NodeJS.Signals) => {
+    dispose();
+    cleanup();
+    if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+  };
+  for (const signal of STOP_SIGNALS) process.on(signal, handler);
+  return dispose;
+}

@@ -10,6 +10,7 @@ import {
   gone,
   listening,
   repoRoot,
+  runCli,
   spawnCollected,
   type ClusterInfo,
   type Spawned,
@@ -91,6 +92,18 @@ describe('Ctrl-C in a terminal: SIGINT to the whole process group', () => {
     process.kill(-run.child.pid!, 'SIGINT');
     await run.ended;
     await expectAllGone(info, processes, state);
+  });
+});
+
+describe('a signal while the cluster starts', () => {
+  it('ends the process by that signal, and its state file goes', async () => {
+    const state = join(states, 'starting.json');
+    const run = runCli(['cluster', 'up', '--json'], { PGRR_CLUSTER_STATE: state });
+    expect(await eventually(() => existsSync(state), 20_000)).toBe(true); // claimed: start-up has begun
+    run.child.kill('SIGTERM');
+    expect((await run.ended).signal).toBe('SIGTERM');
+    expect(existsSync(state)).toBe(false);
+    expect(run.output().stdout).toBe(''); // it never got as far as printing the cluster
   });
 });
 
