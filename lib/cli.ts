@@ -5,6 +5,7 @@ import { ReplicaRouterError } from './errors.js';
 import { clusterDelay, clusterPause, clusterResume } from './cli/cluster-control.js';
 import { clusterStatus } from './cli/cluster-status.js';
 import { clusterUp } from './cli/cluster-up.js';
+import { doctor } from './cli/doctor.js';
 import { UsageError, type Command } from './cli/command.js';
 import { commandUsage, usage } from './cli/usage.js';
 
@@ -15,6 +16,7 @@ const COMMANDS: readonly Command[] = [
   clusterPause,
   clusterResume,
   clusterDelay,
+  doctor,
   // A new command: a Command in a file of lib/cli/, imported above, one line here.
 ];
 

@@ -143,7 +143,7 @@ function judgePrivileges(row: Probe['rows'][number], say: Say): void {
   const notes = [`${row.user} is not a superuser (least privilege: good)`];
   if (!row.read_all_stats) {
     notes.push(
-      "without pg_read_all_stats a replica's timeline comes from its control file, so after a failover a replica re-enters rotation only after its next restartpoint",
+      "without pg_read_all_stats a replica's timeline comes from its control file, so after a failover a replica re-enters rotation only once that file shows the new timeline (seconds under writes)",
     );
   }
   if (!row.control_functions) notes.push('pg_control_system() is not executable: the system identifier is not checked');
