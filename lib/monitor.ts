@@ -1,9 +1,8 @@
 import { tryParseLsn, type Lsn } from './lsn.js';
 import type { LiveSampleCounter, MonitorOptions, MonitorView, Sample } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
-import { untraced } from './otel.js';
 import { answeredPoll, clusterHistory, failedPoll, forget, sameHistory, type NodeState } from './node-state.js';
-import { askIdentity, asReplayed, judgeAhead, POLL_SQL, polledReplay, watchNode, type PollRow, type Watched } from './node-poll.js';
+import { askIdentity, asReplayed, judgeAhead, pollNode, polledReplay, watchNode, type PollRow, type Watched } from './node-poll.js';
 import { isConnectionError } from './pg-args.js';
 import { sampleSql } from './position-sql.js';
 import { serverIdOf } from './server-ids.js';
@@ -209,7 +208,7 @@ export class Monitor implements MonitorView {
     let row: PollRow | undefined;
     const sentAt = performance.now();
     try {
-      row = (await untraced(() => watched.pool.query<PollRow>(POLL_SQL))).rows[0];
+      row = await pollNode(watched);
       if (!watched.systemIdAsked) await askIdentity(watched);
     } catch (err) {
       state.lastError = err instanceof Error ? err.message : String(err);

@@ -144,13 +144,38 @@ export function polledReplay(row: PollRow): Watched['polled'] {
 }
 
 /**
+ * One of the monitor's own queries on its connection to a node, with tracing suppressed. Not
+ * `untraced(() => pool.query(sql))`: while the connection runs a request's live sample, pg-pool
+ * queues the query and runs it from that sample's callback, in the request's context, where
+ * instrumentation-pg traced it as part of the request. Awaiting the checkout keeps this context.
+ */
+export function untracedQuery<R extends pg.QueryResultRow>(pool: pg.Pool, sql: string): Promise<pg.QueryResult<R>> {
+  return untraced(async () => {
+    const client = await pool.connect();
+    try {
+      const result = await client.query<R>(sql);
+      client.release();
+      return result;
+    } catch (err) {
+      client.release(err instanceof Error ? err : true); // as pool.query does: a failed connection is not reused
+      throw err;
+    }
+  });
+}
+
+/** One poll of a node: its row of {@link POLL_SQL}. */
+export async function pollNode(watched: Watched): Promise<PollRow | undefined> {
+  return (await untracedQuery<PollRow>(watched.pool, POLL_SQL)).rows[0];
+}
+
+/**
  * Asked once per node (again after a failed poll): its system identifier and WAL layout. What
  * the server refuses this time (some managed services restrict `pg_control_*()`) stays as last known.
  */
 export async function askIdentity(watched: Watched): Promise<void> {
   watched.systemIdAsked = true;
   const firstRow = (sql: string) =>
-    untraced(() => watched.pool.query<Record<string, unknown>>(sql)).then(
+    untracedQuery<Record<string, unknown>>(watched.pool, sql).then(
       (r) => r.rows[0],
       () => undefined,
     );
