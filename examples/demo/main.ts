@@ -1,8 +1,10 @@
 // npm run demo: the follow-button demo on a local primary + 2 replicas (+ Redis), or on an existing
 // deployment given by PRIMARY_URL, REPLICA_URLS (comma-separated) and REDIS_URL.
-import { startDemo } from './server.js';
+import { startTracing } from './otel.js';
 
-const demo = await startDemo({ port: Number(process.env.PORT ?? 3000) });
+const tracing = startTracing(process.env); // with OTEL_EXPORTER_OTLP_ENDPOINT: traces go out by OTLP/HTTP too
+const { startDemo } = await import('./server.js'); // after the SDK has started: pg is patched as it loads
+const demo = await startDemo({ port: Number(process.env.PORT ?? 3000), decisions: tracing?.decisions });
 console.log(`pg-replica-router demo: ${demo.url}`);
 console.log(
   demo.cluster
@@ -11,6 +13,7 @@ console.log(
 );
 const stop = async () => {
   await demo.close();
+  await tracing?.shutdown();
   process.exit(0);
 };
 process.once('SIGINT', stop);
