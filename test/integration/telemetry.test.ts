@@ -182,6 +182,13 @@ describe('metrics', () => {
     expect(points(m, 'pgrr.tokens.rejected').find(([a]) => a['pgrr.token.rejection'] === 'malformed')?.[1]).toBeGreaterThanOrEqual(1);
   });
 
+  it('count client-requested levels, refused by default', async () => {
+    await new Browser().json(`${url}/follows/x`, { headers: { 'x-consistency': 'primary' } });
+    const m = await otel.collect();
+    expect(points(m, 'pgrr.client_levels').find(([a]) => a['pgrr.client_level.outcome'] === 'refused')?.[1]).toBe(1);
+    expect(points(m, 'pgrr.client_levels').find(([a]) => a['pgrr.client_level.outcome'] === 'honoured')).toBeUndefined();
+  });
+
   it("records no spans for the monitor's background polls", async () => {
     otel.reset();
     await new Promise((resolve) => setTimeout(resolve, 400)); // several polls at 100 ms
