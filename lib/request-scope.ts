@@ -127,10 +127,7 @@ export class RequestScopes {
     );
   }
 
-  /**
-   * An adapter's option threw: `session` (that request read on the primary and stored nothing)
-   * or `clientLevels` (its client's level was refused).
-   */
+  /** An adapter's option threw: `session` (that request read on the primary, stored nothing) or `clientLevels` (level refused). */
   noteIdentityError(err: unknown, option: 'session' | 'clientLevels' = 'session'): void {
     const outcome =
       option === 'session' ? 'that request reads on the primary and stores no position' : "that request's client level is refused";
