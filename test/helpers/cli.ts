@@ -10,17 +10,8 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const cliSource = fileURLToPath(new URL('../../lib/cli.ts', import.meta.url));
 
 /** What `cluster up --json` prints. */
-export interface ClusterInfo {
-  provider: string;
-  startupMs: number;
-  primary: string;
-  replicas: Record<string, string>;
-  redis: string | null;
-  dir: string | null;
-  pid: number;
-  pids: Record<string, number> | null;
-  state: string;
-}
+export type { ClusterInfo } from '../../lib/cli/cluster-state.js';
+import type { ClusterInfo } from '../../lib/cli/cluster-state.js';
 
 /** A spawned process with its output collected, its first JSON line, and its end. */
 export interface Spawned {
