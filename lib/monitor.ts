@@ -149,7 +149,8 @@ export class Monitor implements MonitorView {
   }
 
   nodeOfServer(id: string): string | undefined {
-    return this.states().find((state) => state.serverId === id)?.name;
+    for (const { state } of this.#nodes.values()) if (state.serverId === id) return state.name;
+    return undefined;
   }
 
   /** The primary's WAL history, as far as known (see {@link clusterHistory}). */

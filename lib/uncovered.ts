@@ -29,7 +29,8 @@ export function parseUncovered(node: string | undefined): UncoveredReads | undef
 export function unionUncovered(a: UncoveredReads | undefined, b: UncoveredReads | undefined): UncoveredReads | undefined {
   if (a === undefined) return b;
   if (b === undefined || a === b) return a;
-  if (a !== 'primary' && b !== 'primary' && b.length === 1 && a.includes(b[0]!)) return a; // the hot case: one more read on a known replica
+  if (a === 'primary' || b === 'primary') return 'primary';
+  if (b.length === 1 && a.includes(b[0]!)) return a; // the hot case: one more read on a known replica
   return parseUncovered(unionNode(formatUncovered(a), formatUncovered(b)));
 }
 

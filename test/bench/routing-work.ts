@@ -3,6 +3,7 @@
 import { Classifier } from '../../lib/classifier.js';
 import { RoutedPool } from '../../lib/pool.js';
 import { decide } from '../../lib/routing-policy.js';
+import { memoryStore } from '../../lib/stores/memory.js';
 import { fakeEngine } from '../helpers/fake-parts.js';
 import { measureBlocks, type BlockFigures } from './cpu-blocks.js';
 
@@ -41,11 +42,17 @@ export async function routingWorkPerStatement(): Promise<Record<string, BlockFig
   // would be the primary's path, not the replica's).
   for (const name of ['primary', 'r1', 'r2']) monitor.live.set(name, 1000n);
   const pool = new RoutedPool(engine);
+  // The same over the in-process store, which answers in the same turn (the synchronous path).
+  const inMemory = fakeEngine({ store: memoryStore() });
+  for (const name of ['r1', 'r2']) inMemory.monitor.set(name, { replayLsn: 1000n });
+  for (const name of ['primary', 'r1', 'r2']) inMemory.monitor.live.set(name, 1000n);
+  const memoryPool = new RoutedPool(inMemory.engine);
   const sql = 'select id, payload from bench where id = $1';
   const figures = await measureBlocks(
     {
       routedPool: (i) => pool.query(sql, [i]),
       sessionScope: (i) => engine.withSession(`work:${i % 50}`, () => pool.query(sql, [i])),
+      sessionScopeMemoryStore: (i) => inMemory.engine.withSession(`work:${i % 50}`, () => memoryPool.query(sql, [i])),
       checkedOutClient: async (i) => {
         const client = await pool.connect();
         try {
@@ -58,5 +65,6 @@ export async function routingWorkPerStatement(): Promise<Record<string, BlockFig
     { blockSize: 20_000, rounds: 7 },
   );
   await engine.close();
+  await inMemory.engine.close();
   return figures;
 }

@@ -7,6 +7,7 @@
 //  - ours: the router at 'session', maxWaitMs 0;
 //  - oracle: test/bench/oracle.ts (its live replay reads before every read are its cost).
 // Same pool size per node everywhere. Writes docs/throughput.{json,md}.
+import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { createRouter, type Router } from '../../lib/index.js';
 import { startCluster, type Cluster } from '../../lib/testing/index.js';
@@ -36,6 +37,24 @@ const ALL = ['random replica', 'ours', 'oracle'] as const;
 type Variant = (typeof ALL)[number];
 /** BENCH_THROUGHPUT_VARIANTS=ours (e.g. to profile one); the ratio needs `random replica`. */
 const VARIANTS = ALL.filter((v) => (process.env.BENCH_THROUGHPUT_VARIANTS ?? ALL.join(',')).split(',').includes(v));
+
+/**
+ * The whole machine's busy CPU time so far, in µs (Linux `/proc/stat`, all cores; undefined
+ * elsewhere): with PostgreSQL on the same cores, a variant's throughput is bounded by it.
+ */
+function machineBusyMicros(): number | undefined {
+  try {
+    const [user, nice, system, , , irq, softirq, steal] = readFileSync('/proc/stat', 'utf8')
+      .split('\n')[0]!
+      .trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number);
+    return ((user! + nice! + system! + irq! + softirq! + steal!) * 1e6) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return undefined;
+  }
+}
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -101,10 +120,12 @@ async function runCell(cluster: Cluster, variant: Variant, meter: DecisionMeter 
   const decisionsBefore = meter && router ? await meter.read() : undefined;
   const stopProfile = await startProfile(label);
   const cpuBefore = process.cpuUsage();
+  const machineBefore = machineBusyMicros();
   const load = workload();
   await sleep(SECONDS * 1000);
   const result = await load.stop();
   const cpu = process.cpuUsage(cpuBefore);
+  const machine = machineBefore === undefined ? undefined : machineBusyMicros()! - machineBefore;
   await stopProfile();
   const counters = router?.topology().counters;
   const decisions = decisionsBefore ? await meter!.since(decisionsBefore) : {};
@@ -121,6 +142,7 @@ async function runCell(cluster: Cluster, variant: Variant, meter: DecisionMeter 
     requestsPerSecond: Math.round(requests / (result.durationMs / 1000)),
     cpuMicrosPerRequest: perRequest(cpu.user + cpu.system, 1),
     cpuSystemMicrosPerRequest: perRequest(cpu.system, 1),
+    machineCpuMicrosPerRequest: machine === undefined ? 'n/a' : perRequest(machine, 1),
     positionReadsPerRequest: counters
       ? perRequest(counters.positionReads - countersBefore!.positionReads)
       : oracle

@@ -46,6 +46,7 @@ export class FakeMonitor implements MonitorView {
   readonly ready = Promise.resolve();
   readonly primaryReady = Promise.resolve();
   readonly #states = new Map<string, NodeState>();
+  readonly #serverIds = new Map<string, string>();
   /** What a live sample of each node answers (undefined: the node cannot answer). */
   readonly live = new Map<string, Lsn | undefined>();
   /** Live samples asked for, by node. */
@@ -109,11 +110,15 @@ export class FakeMonitor implements MonitorView {
 
   /** Server ids: derived from the node's name (one fake server per name). */
   serverIdOf(name: string): string | undefined {
-    return this.#states.has(name) ? serverIdOf(HISTORY.systemId, name, null, null) : undefined;
+    if (!this.#states.has(name)) return undefined;
+    let id = this.#serverIds.get(name);
+    if (id === undefined) this.#serverIds.set(name, (id = serverIdOf(HISTORY.systemId, name, null, null)));
+    return id; // derived once per name, as the real monitor derives it once per poll answer
   }
 
   nodeOfServer(id: string): string | undefined {
-    return [...this.#states.keys()].find((name) => this.serverIdOf(name) === id);
+    for (const name of this.#states.keys()) if (this.serverIdOf(name) === id) return name;
+    return undefined;
   }
 
   primaryIdentity(): WalHistory {

@@ -42,6 +42,16 @@ export interface PairOutcome {
   readAt: number;
 }
 
+/** A read of `row` at `level` (undefined: the scope's). */
+function readRow(router: Router, via: Via, level: Level | undefined, row: string): Promise<Outcome> {
+  return level ? router.withConsistency(level, () => selectRow(router, via, row)) : selectRow(router, via, row);
+}
+
+async function selectRow(router: Router, via: Via, row: string): Promise<Outcome> {
+  const result = await runVia(router, via, SELECT, [row]);
+  return { version: result.v, port: result.port };
+}
+
 /** Sessions in-process: each operation is one `router.withSession(key, …)`, run the way `via` says. */
 export function directTarget(router: Router, via: Via = 'pool'): Target {
   const levelled = <T>(level: Level | undefined, fn: () => Promise<T>) => (level ? router.withConsistency(level, fn) : fn());
@@ -54,15 +64,12 @@ export function directTarget(router: Router, via: Via = 'pool'): Target {
           return { version: result.v, port: result.port, token: wantToken ? await router.currentToken() : undefined };
         }),
       ),
+    // No named closure per operation: tsx (esbuild keepNames) would name each one, a cost the
+    // baselines' targets do not pay.
     read: (session, row, { level, token }) =>
-      router.withSession(session, () => {
-        const read = () =>
-          levelled(level, async () => {
-            const result = await runVia(router, via, SELECT, [row]);
-            return { version: result.v, port: result.port };
-          });
-        return token === undefined ? read() : router.withToken(token, read);
-      }),
+      router.withSession(session, () =>
+        token === undefined ? readRow(router, via, level, row) : router.withToken(token, () => readRow(router, via, level, row)),
+      ),
     writeAndRead: (session, row, { level }) =>
       router.withSession(session, () =>
         levelled(level, async () => {
