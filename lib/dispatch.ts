@@ -4,6 +4,7 @@ import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { sendSignal, signalledPid, type BackendSignal } from './backends.js';
 import { isConnectionError, isNotSent, isPoolFull, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
+import { caughtUp, flightFor, positioned } from './flight-outcome.js';
 import type { RoutePlanner } from './planner.js';
 import type { Route, RoutedStatement } from './route.js';
 import type { Scope, Scopes } from './scopes.js';
@@ -114,6 +115,7 @@ export class Dispatch {
     query: Q,
     runner: Runner<C, Q, R>,
     exclude: Set<string> | undefined,
+    checked?: ReadonlySet<string>,
   ): Promise<R> {
     const refused = runner.refusal(ctx);
     if (refused) return Promise.reject(refused);
@@ -121,10 +123,11 @@ export class Dispatch {
     if (pinned) return this.#execute(text, pinned, undefined, classification, scope, ctx, query, runner, exclude);
     const statement = routedAs(classification.kind, runner.transaction(ctx) !== undefined);
     const preferred = runner.preferred(ctx);
-    const route = this.planner.planSync(statement, scope, preferred, exclude);
+    const flies = runner.flies?.(ctx, query) === true;
+    const route = this.planner.planSync(statement, scope, preferred, exclude, flies, checked);
     if (route) return this.#execute(text, route.node, route, classification, scope, ctx, query, runner, exclude);
     return this.planner
-      .plan(statement, scope, preferred, exclude)
+      .plan(statement, scope, preferred, exclude, flies)
       .then((planned) => this.#execute(text, planned.node, planned, classification, scope, ctx, query, runner, exclude));
   }
 
@@ -148,7 +151,8 @@ export class Dispatch {
     const mayRetry = node.role === 'replica' && runner.mayRetry(ctx, query);
     const retryable = !retry && mayRetry;
     const refusable = mayRetry && classification.kind === 'read';
-    const ran = runner.execute(ctx, node, span, query, classification, scope, after !== undefined);
+    const position = route && flightFor(route, classification, scope, runner.flies?.(ctx, query) === true);
+    const ran = runner.execute(ctx, node, span, query, classification, scope, after !== undefined, position);
     // `after`: the outcome is noted, and given, only once it resolves (see #runBeforeStart).
     const outcome = after
       ? ran.then(
@@ -159,7 +163,15 @@ export class Dispatch {
     return outcome.then(
       (result) => {
         node.served++;
-        this.#settle(classification, node, scope, ctx, runner, true, undefined);
+        if (position?.mode === 'replay-before' && !caughtUp(this.monitor, node, position, route!.floor)) {
+          // The replica had not replayed the floor when the read ran: its answer is dropped, and
+          // the read is decided again knowing that (another replica known ready, or the primary).
+          this.telemetry.end(span && !runner.holds(ctx, span) ? span : undefined, undefined, true);
+          return this.#attempt(text, classification, scope, ctx, query, runner, exclude, new Set([node.name]));
+        }
+        if (position?.mode === 'replay-before') this.telemetry.replayChecked(span, position.lsn!);
+        const covered = position !== undefined && positioned(this.monitor, scope.session, position);
+        this.#settle(classification, node, scope, ctx, runner, true, undefined, covered);
         if (span && !runner.holds(ctx, span)) this.telemetry.end(span);
         return result;
       },
@@ -234,8 +246,9 @@ export class Dispatch {
     runner: Runner<C, Q, R>,
     ok: boolean,
     err: unknown,
+    readCovered = false,
   ): void {
-    const ended = this.note(classification, node, scope, runner.transaction(ctx), ok, err);
+    const ended = this.note(classification, node, scope, runner.transaction(ctx), ok, err, readCovered);
     runner.settled?.(ctx, node, ended);
   }
 
@@ -247,8 +260,9 @@ export class Dispatch {
     transaction: TransactionState | undefined,
     ok: boolean,
     err?: unknown,
+    readCovered = false,
   ): boolean {
-    return noteOutcome(this.planner.levelOf(scope), classification, node, scope, transaction, ok, err);
+    return noteOutcome(this.planner.levelOf(scope), classification, node, scope, transaction, ok, err, readCovered);
   }
 }
 

@@ -46,6 +46,12 @@ export interface MonitorView {
    * end of the last record inserted, the form replay positions take (see `endOfInserted`).
    */
   notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn;
+  /**
+   * A replica's replay position read elsewhere (with a read, see lib/position-flight.ts), folded
+   * into the cache like a sample when it came from the server polled there (`started`: its
+   * postmaster start time, as the polls read it).
+   */
+  noteReplayPosition(name: string, lsn: Lsn, sentAt: number, started: string | undefined): void;
   /** The latest time the primary was seen below `lsn` (whatever wrote `lsn` happened after it). */
   writtenAfter(lsn: Lsn): number | undefined;
   /** The earliest recent primary position asked for at or after `since`. */

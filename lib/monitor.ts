@@ -29,10 +29,7 @@ export class Monitor implements MonitorView {
   version = 0;
   /** Resolves when every node has been polled once (successfully or not). */
   readonly ready: Promise<void>;
-  /**
-   * Resolves when the primary has been polled once (successfully or not): what routing needs to
-   * judge a floor's history. A replica not polled yet is simply not in rotation.
-   */
+  /** Resolves when the primary has been polled once (answered or not): routing judges floors' histories by it. */
   readonly primaryReady: Promise<void>;
 
   /** `counted`: told of each live sample sent (shared ones once), for the router's round-trip counters. */
@@ -124,16 +121,19 @@ export class Monitor implements MonitorView {
     }
   }
 
-  /**
-   * A primary position read elsewhere (after a write): folded into the cache like a sample.
-   * `sentAt` is `performance.now()` when the query was sent.
-   */
+  /** A primary position read elsewhere (after a write), sent at `sentAt`: folded into the cache like a sample. */
   notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn {
     const primary = this.#primary;
     if (!primary) return lsn;
     const position = asReplayed(primary, lsn)!;
     this.#raisePosition(primary, position, sentAt);
     return position;
+  }
+
+  noteReplayPosition(name: string, lsn: Lsn, sentAt: number, started: string | undefined): void {
+    const w = this.#nodes.get(name);
+    if (w?.state.role === 'replica' && w.state.status === 'up' && started !== undefined && started === w.started)
+      this.#raisePosition(w, lsn, sentAt);
   }
 
   writtenAfter(lsn: Lsn): number | undefined {

@@ -131,6 +131,8 @@ export interface NodePool {
    * ({@link waitingAtMax}). Past the user's own bound, it fails as on pg.
    */
   readonly ownWaitBound?: boolean;
+  /** Its reads were seen sharing a snapshot with a check before them (not READ COMMITTED): none flies (lib/position-flight.ts). */
+  sharedSnapshot?: boolean;
   /** Whether the monitor has the node down (set by the engine once its monitor exists). */
   isDown?: () => boolean;
 }

@@ -4,15 +4,13 @@ import type { Lsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
 import type { NodePool, NodePools } from './nodes.js';
 import type { Route, RoutedStatement } from './route.js';
+import { checkLive } from './live-checks.js';
 import { decide, type Decision, type ReplicaView } from './routing-policy.js';
+
+type CheckDecision = Extract<Decision, { target: 'check' }>;
 import type { Scope } from './scopes.js';
 import type { PositionSample, Session } from './session.js';
 import type { SessionStore } from './session-store.js';
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** The least a round of live checks waits for the other nodes once one answered behind (ms). */
-const ROUND_GRACE_MS = 2;
 
 export interface PlannerOptions {
   /** The router's default level. */
@@ -47,8 +45,18 @@ export class RoutePlanner {
   /**
    * The hot path: a route without any I/O when one can be had (floor known, a replica known
    * ready, no move away from the session's node). Undefined when {@link plan} must do I/O first.
+   * `flies`: the statement can carry a live read of a replica's position (lib/position-flight.ts):
+   * when none is known ready and no wait is allowed, the most advanced candidate is checked in the
+   * read's own flight, not by a round trip first. `checked`: replicas just read behind the floor.
    */
-  planSync(statement: RoutedStatement, scope: Scope, preferred?: string, exclude?: ReadonlySet<string>): Route | undefined {
+  planSync(
+    statement: RoutedStatement,
+    scope: Scope,
+    preferred?: string,
+    exclude?: ReadonlySet<string>,
+    flies = false,
+    checked?: ReadonlySet<string>,
+  ): Route | undefined {
     const level = this.levelOf(scope);
     const session = scope.session;
     const needsFloor = this.#needsFloor(statement, level, scope);
@@ -57,20 +65,14 @@ export class RoutePlanner {
       if ((session.key === undefined && session.writePending) || session.resync || session.positioning) return undefined;
     }
     const monotonic = needsFloor && covers(level, session);
-    const decision = this.#decide(
-      statement,
-      level,
-      scope,
-      preferred ?? (monotonic ? this.#sticky(session) : undefined),
-      undefined,
-      exclude,
-    );
-    if (decision.target === 'check' || (monotonic && this.#moves(session, decision))) return undefined;
+    const decision = this.#decide(statement, level, scope, preferred ?? (monotonic ? this.#sticky(session) : undefined), checked, exclude);
+    if (decision.target === 'check') return this.#flight(decision, session, monotonic, flies, checked);
+    if (monotonic && this.#moves(session, decision)) return undefined;
     return this.#toRoute(decision, session.floor, 0);
   }
 
   /** Plans a statement, doing whatever I/O the decision needs (see the class). */
-  async plan(statement: RoutedStatement, scope: Scope, preferred?: string, exclude?: ReadonlySet<string>): Promise<Route> {
+  async plan(statement: RoutedStatement, scope: Scope, preferred?: string, exclude?: ReadonlySet<string>, flies = false): Promise<Route> {
     const level = this.levelOf(scope);
     const session = scope.session;
     const needsFloor = this.#needsFloor(statement, level, scope);
@@ -89,7 +91,9 @@ export class RoutePlanner {
         exclude,
       );
       if (decision.target === 'check') {
-        waitedMs += await this.#checkLive(decision.nodes, session.floor);
+        const flight = this.#flight(decision, session, monotonic, flies, checked);
+        if (flight) return flight;
+        waitedMs += await checkLive(this.monitor, decision.nodes, session.floor, this.options.maxWaitMs);
         checked = new Set(decision.nodes);
         continue;
       }
@@ -105,6 +109,27 @@ export class RoutePlanner {
     }
   }
 
+  /**
+   * A 'check' as a read that carries its own live check (lib/position-flight.ts): on the node of the
+   * session's uncovered reads if it is a candidate (staying needs no cover), else the most advanced
+   * one. Undefined when the read cannot fly, may wait (the live checks wait), or would move away
+   * from the node of those reads (they are covered first).
+   */
+  #flight(decision: CheckDecision, session: Session, monotonic: boolean, flies: boolean, checked?: ReadonlySet<string>): Route | undefined {
+    if (!flies || checked || this.options.maxWaitMs > 0) return undefined;
+    const sticky = monotonic ? this.#sticky(session) : undefined;
+    const name = sticky !== undefined && decision.nodes.includes(sticky) ? sticky : decision.node;
+    const node = this.nodes.replicas.get(name);
+    if (!node || node.sharedSnapshot || (monotonic && session.movesTo(name))) return undefined;
+    return {
+      node,
+      decision: { target: 'replica', node: name, reason: 'checked-in-flight' },
+      floor: session.floor,
+      waitedMs: 0,
+      flight: 'replay-before',
+    };
+  }
+
   #needsFloor(statement: RoutedStatement, level: Consistency, scope: Scope): boolean {
     return statement === 'read' && !scope.forcePrimary && level !== 'primary' && level !== 'eventual' && this.nodes.replicas.size > 0;
   }
@@ -118,45 +143,6 @@ export class RoutePlanner {
   /** Would this decision read a replica other than the node of the session's uncovered reads? */
   #moves(session: Session, decision: Decision): boolean {
     return decision.target === 'replica' && session.movesTo(decision.node);
-  }
-
-  /**
-   * Samples `nodes` live, in parallel, until one is at or past `floor` (each sample raises the
-   * monitor's cache, which the next decision reads) or all answered behind; then again every few
-   * ms until `maxWaitMs` has passed. Returns the time waited.
-   */
-  async #checkLive(nodes: readonly string[], floor: Lsn): Promise<number> {
-    const started = performance.now();
-    const deadline = started + this.options.maxWaitMs;
-    for (let sentAt = started; ; sentAt = performance.now()) {
-      if (await this.#anyReady(nodes, floor, sentAt)) break;
-      if (performance.now() >= deadline) break;
-      await sleep(Math.min(10, Math.max(1, deadline - performance.now())));
-    }
-    return this.options.maxWaitMs > 0 ? Math.round(performance.now() - started) : 0;
-  }
-
-  /**
-   * One live sample of each of `nodes` (taken after `sentAt`): true as soon as one is at or past
-   * `floor`; false once all answered behind, or a little after the first did (twice its round
-   * trip, at least {@link ROUND_GRACE_MS}): a node that does not answer holds nobody up.
-   */
-  #anyReady(nodes: readonly string[], floor: Lsn, sentAt: number): Promise<boolean> {
-    return new Promise((resolve) => {
-      let pending = nodes.length;
-      let grace: NodeJS.Timeout | undefined;
-      const done = (ready: boolean) => {
-        clearTimeout(grace);
-        resolve(ready);
-      };
-      for (const node of nodes) {
-        void this.monitor.sample(node, sentAt).then(({ lsn }) => {
-          if (lsn !== undefined && lsn >= floor) return done(true);
-          if (--pending === 0) return done(false);
-          grace ??= setTimeout(() => done(false), Math.max(ROUND_GRACE_MS, 2 * (performance.now() - sentAt)));
-        });
-      }
-    });
   }
 
   /**
@@ -217,7 +203,7 @@ export class RoutePlanner {
     level: Consistency,
     scope: Scope,
     preferred: string | undefined,
-    checked: Set<string> | undefined,
+    checked: ReadonlySet<string> | undefined,
     exclude: ReadonlySet<string> | undefined,
   ): Decision {
     const session = scope.session;

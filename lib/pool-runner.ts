@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import type { Runner } from './dispatch.js';
 import { waitingAtMax, type NodeConnectionPool } from './nodes.js';
-import { markBackend, markNotSent, type NormalizedQuery, type QueryArg } from './pg-args.js';
+import { markBackend, markNotSent, type NormalizedQuery } from './pg-args.js';
+import { canFly, flyOn } from './position-flight.js';
 import type { Telemetry } from './telemetry.js';
 
 /** How the pool runs a routed statement: on a pooled connection of its node, released after it. */
@@ -16,19 +17,23 @@ export const POOL_RUNNER: Runner<Telemetry, NormalizedQuery, pg.QueryResult> = {
   beforeStart: true,
   mayRetry: () => true,
   abandon: () => true,
-  execute(telemetry, node, span, q, classification, _scope, beforeStart) {
+  flies: (_ctx, q) => q.submittable === undefined && canFly(q.arg, q.values),
+  execute(telemetry, node, span, q, classification, _scope, beforeStart, position) {
     // A write (and any statement before the start) opens its connection first, so that a failure
     // to connect is known not to have sent it: a write cannot have committed; before the start,
-    // the statement is routed again once started.
-    const twoSteps = node.role === 'primary' && (classification.kind !== 'read' || beforeStart);
+    // the statement is routed again once started. A statement flying with a position too.
+    const twoSteps = position !== undefined || (node.role === 'primary' && (classification.kind !== 'read' || beforeStart));
+    const run = position
+      ? (client: pg.PoolClient) => flyOn(client, q.arg as string | pg.QueryConfig, q.values, position)
+      : (client: pg.PoolClient) => client.query(q.arg as pg.QueryConfig, q.values);
     return telemetry.within(span, () =>
-      waitingAtMax(node, () => (twoSteps ? sendOn(node.pool, q.arg, q.values) : node.pool.query(q.arg as pg.QueryConfig, q.values))),
+      waitingAtMax(node, () => (twoSteps ? sendOn(node.pool, run) : node.pool.query(q.arg as pg.QueryConfig, q.values))),
     );
   },
 };
 
-/** pg.Pool#query in two steps: a failure to connect is marked as never sent. */
-async function sendOn(pool: NodeConnectionPool, arg: QueryArg, values: unknown[] | undefined): Promise<pg.QueryResult> {
+/** pg.Pool#query in two steps (`run` on a connection of `pool`): a failure to connect is marked as never sent. */
+async function sendOn(pool: NodeConnectionPool, run: (client: pg.PoolClient) => Promise<pg.QueryResult>): Promise<pg.QueryResult> {
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -41,7 +46,7 @@ async function sendOn(pool: NodeConnectionPool, arg: QueryArg, values: unknown[]
   const ignore = () => {};
   client.on('error', ignore);
   try {
-    const result = await client.query(arg as pg.QueryConfig, values);
+    const result = await run(client);
     client.release();
     return result;
   } catch (err) {

@@ -66,7 +66,7 @@ export type PrimaryReason =
   | 'floor-unknown'
   | 'wrote-in-scope'
   | 'starting';
-export type ReplicaReason = 'eventual' | 'no-floor' | 'caught-up' | 'caught-up-live';
+export type ReplicaReason = 'eventual' | 'no-floor' | 'caught-up' | 'caught-up-live' | 'checked-in-flight';
 export type Reason = PrimaryReason | ReplicaReason;
 
 export type Decision =

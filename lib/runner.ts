@@ -1,6 +1,7 @@
 import type { Classification, StatementKind } from './classifier.js';
 import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
+import type { FlightPosition } from './position-flight.js';
 import type { Scope } from './scopes.js';
 import type { TransactionState } from './transaction-effect.js';
 
@@ -33,12 +34,15 @@ export interface Runner<C, Q, R> {
    * transaction is followed by classifying its statements.
    */
   readonly beforeStart: boolean;
+  /** Whether the statement can fly with a position read (see lib/position-flight.ts); absent: never. */
+  flies?(ctx: C, query: Q): boolean;
   /** Whether a failure on a replica may be retried elsewhere (asked before the statement runs). */
   mayRetry(ctx: C, query: Q): boolean;
   /**
    * Runs the statement on `node`. A failure to get a connection must be marked with
    * `markNotSent` (a write that was never sent cannot have committed; before the start,
    * `beforeStart`, a statement the primary could not take is routed again once started).
+   * `position`: read that position in the same flight (only asked of runners that {@link flies}).
    */
   execute(
     ctx: C,
@@ -48,6 +52,7 @@ export interface Runner<C, Q, R> {
     kind: Classification,
     scope: Scope,
     beforeStart: boolean,
+    position?: FlightPosition,
   ): Promise<R>;
   /**
    * The statement failed on a replica with an error worth another node: drop that connection.

@@ -36,6 +36,8 @@ export class Session {
   writePending = false;
   /** This scope wrote something (its position must be stored even after a failover). */
   wrote = false;
+  /** How many statements that may have written ran on the primary (a position read after the count changed may miss one). */
+  writes = 0;
   /**
    * A write of this session lost its answer and may commit later (see `Fences`): a primary
    * position covers it only once its backend was fenced.
@@ -130,6 +132,7 @@ export class Session {
   noteWrite(): void {
     this.writePending = true;
     this.wrote = true;
+    this.writes++;
   }
 
   /** Marks the floor as belonging to the primary's current history. */
@@ -172,7 +175,10 @@ export class Session {
   /** Takes what an inner scope (which ended) wrote and read: this scope goes on after it. */
   fold(child: Session): void {
     if (child === this) return;
-    if (child.writePending) this.writePending = true;
+    if (child.writePending) {
+      this.writePending = true;
+      this.writes++; // a position of this session's in flight may not be past it
+    }
     if (child.fenced) this.fenced = true;
     if (child.resync) this.resync = true;
     if (child.floor > 0n) {

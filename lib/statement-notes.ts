@@ -10,7 +10,8 @@ import { NO_TRANSACTION, stringEffect, type TransactionState } from './transacti
 /**
  * Records what a statement did to its session and its connection's transaction, and returns
  * whether it ended the transaction:
- * - a read that succeeded: where the session read (monotonic reads);
+ * - a read that succeeded: where the session read (monotonic reads), unless a position taken after
+ *   it already covers it (`readCovered`: see lib/flight-outcome.ts);
  * - outside a transaction, a write on the primary, even a failed one unless it was never sent
  *   (a lost connection after COMMIT may still have committed);
  * - inside one, a COMMIT (even a failed one) after any statement of the transaction ran on the
@@ -27,6 +28,7 @@ export function noteOutcome(
   transaction: TransactionState | undefined,
   ok: boolean,
   err?: unknown,
+  readCovered = false,
 ): boolean {
   if (classification.steps) return noteString(level, classification.steps, node, scope, transaction, ok, err);
   const kind = classification.kind;
@@ -40,7 +42,7 @@ export function noteOutcome(
     }
     return false;
   }
-  if (kind === 'read' && ok) noteRead(level, scope, node);
+  if (kind === 'read' && ok && !readCovered) noteRead(level, scope, node);
   if (!transaction?.open || transaction.unsure) {
     if (node.role === 'primary' && kind === 'write' && (ok || !isNotSent(err))) scope.session.noteWrite();
     if (!transaction?.open) return false;

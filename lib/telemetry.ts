@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { levelName, type Consistency } from './consistency.js';
 import type { Route } from './route.js';
-import { formatLsn } from './lsn.js';
+import { formatLsn, type Lsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
 import type { NodeConfig } from './nodes.js';
 import { otelApi, tracingActive, type Attributes, type OtelApi, type OtelSpan as Span } from './otel.js';
@@ -193,6 +193,11 @@ export class Telemetry {
     const replay = role === 'replica' ? replayLsn() : undefined; // looked up only for a recording span
     if (replay !== undefined) span.setAttribute(ATTR.replay, formatLsn(replay));
     return span;
+  }
+
+  /** The replay position a read checked in its own flight: the span's, in place of the cached one it started with. */
+  replayChecked(span: Span | undefined, lsn: Lsn): void {
+    span?.setAttribute(ATTR.replay, formatLsn(lsn));
   }
 
   #logDecision(route: Route, statement: string, level: Consistency): void {

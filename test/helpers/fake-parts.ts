@@ -94,6 +94,12 @@ export class FakeMonitor implements MonitorView {
     this.version++;
   }
 
+  noteReplayPosition(name: string, lsn: Lsn, sentAt: number): void {
+    const state = this.#states.get(name);
+    if (state?.role === 'replica' && (state.replayLsn === undefined || lsn > state.replayLsn))
+      this.set(name, { replayLsn: lsn, sampledAt: sentAt });
+  }
+
   notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn {
     this.primaryHistory.note(lsn, sentAt);
     this.set('primary', { insertLsn: lsn, sampledAt: sentAt });

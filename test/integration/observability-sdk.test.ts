@@ -156,7 +156,7 @@ describe('NodeSDK + HTTP/Express/pg instrumentations + OTLP/HTTP, the app in its
     });
   });
 
-  it('the read that follows, the replica paused: pgrr.route to the primary (replica-behind, a fallback) → pg SELECT on the primary', async () => {
+  it('the read that follows, the replica paused: pgrr.route to r1 with its check in flight (behind: dropped), then to the primary (replica-behind, a fallback)', async () => {
     const read = await call(`/notes/${noteId}`);
     expect(read.json).toEqual({ id: noteId, body: 'hello' }); // read-your-writes
     const spans = await traceOf(read.traceId);
@@ -169,13 +169,15 @@ describe('NodeSDK + HTTP/Express/pg instrumentations + OTLP/HTTP, the app in its
         '  middleware - consistencyMiddleware',
         '    pgrr.request source=cookie store=hit',
         '  request handler',
-        `    pg.query:SELECT postgres port=${replica} ← live check`, // r1's replay position: behind the floor
+        '    pgrr.route node=r1 reason=checked-in-flight fallback=false',
+        `      pg.query:SELECT postgres port=${replica}`, // with r1's replay position just before it: behind the floor, the answer dropped
         '    pgrr.route node=primary reason=replica-behind fallback=true',
         `      pg.query:SELECT postgres port=${primary}`,
         `    pg.query:SELECT postgres port=${primary} ← the primary's position`, // what the read observed (monotonic reads)
       ].join('\n'),
     );
-    const [span] = route(spans);
+    const [checked, span] = route(spans);
+    expect(checked!.attributes).toMatchObject({ 'pgrr.node': 'r1', 'pgrr.retried': true });
     floor = String(span!.attributes['pgrr.floor_lsn']);
     expect(floor).not.toBe('0/0');
     expect(span!.attributes).toMatchObject({ 'pgrr.statement.kind': 'read', 'pgrr.wait_ms': 0, 'pgrr.retry': false });
@@ -188,11 +190,14 @@ describe('NodeSDK + HTTP/Express/pg instrumentations + OTLP/HTTP, the app in its
     const spans = await traceOf(read.traceId);
     const request = spans.find((s) => s.name === 'pgrr.request')!;
     expect(request.attributes).toMatchObject({ 'pgrr.token.in': true, 'pgrr.session.source': 'token' });
-    expect(route(spans).map((s) => [s.attributes['pgrr.node'], s.attributes['pgrr.reason']])).toEqual([['primary', 'replica-behind']]);
+    expect(route(spans).map((s) => [s.attributes['pgrr.node'], s.attributes['pgrr.reason']])).toEqual([
+      ['r1', 'checked-in-flight'], // r1 behind the token's position: the answer dropped
+      ['primary', 'replica-behind'],
+    ]);
   });
 
   it("no monitor poll inside a request's trace, even when one waits for the connection a read's live check holds", async () => {
-    // Each read checks r1 live, and samples the primary after it, on the monitor's connections;
+    // Each read checks r1 (in its own flight), and samples the primary after it on the monitor's connection;
     // a poll due meanwhile waits for the connection (before the fix: 8 reads in 40 carried one).
     const traces: string[] = [];
     for (let i = 0; i < 30; i++) {

@@ -100,7 +100,7 @@ describe('traces', () => {
     await requestSpans(1);
     const route = otel.spans().find((s) => s.name === 'pgrr.route')!;
     expect(attr(route, 'pgrr.node.role')).toBe('replica');
-    expect(['caught-up', 'caught-up-live']).toContain(attr(route, 'pgrr.reason'));
+    expect(['caught-up', 'caught-up-live', 'checked-in-flight']).toContain(attr(route, 'pgrr.reason'));
     expect(parseLsn(attr(route, 'pgrr.floor_lsn') as string)).toBe(floor);
     expect(parseLsn(attr(route, 'pgrr.replica.replay_lsn') as string)).toBeGreaterThanOrEqual(floor);
     expect(attr(route, 'pgrr.fallback')).toBe(false);

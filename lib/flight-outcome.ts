@@ -1,0 +1,52 @@
+// What a statement's flight read beside it (lib/position-flight.ts) means for its route and its
+// session: the one place flights are asked for and their positions taken in.
+import type { Classification } from './classifier.js';
+import type { Lsn } from './lsn.js';
+import type { MonitorView } from './monitor-view.js';
+import type { NodePool } from './nodes.js';
+import { flightPosition, type FlightPosition } from './position-flight.js';
+import type { Route } from './route.js';
+import type { Scope } from './scopes.js';
+import type { Session } from './session.js';
+
+/**
+ * The position a statement flies with, if any:
+ * - the planner's live check of a replica (`replay-before`, see `RoutePlanner.planSync`);
+ * - the primary's position after a read the session's own write sent there (`insert-after`):
+ *   the scope's writes acknowledged before it are then positioned, and the read covered, without
+ *   a round trip of their own (see `SessionStore.persist`). Not while a write of the session has
+ *   an unknown outcome (`fenced`): only a position after its backend ended covers it.
+ */
+export function flightFor(route: Route, classification: Classification, scope: Scope, flies: boolean): FlightPosition | undefined {
+  // (The scope's session is read only then: a request's is resolved lazily, not before the start.)
+  if (route.flight) return flightPosition(route.flight, scope.session.writes);
+  const own = route.decision.target === 'primary' && route.decision.reason === 'wrote-in-scope';
+  if (!own || !flies || classification.kind !== 'read' || scope.session.fenced) return undefined;
+  return flightPosition('insert-after', scope.session.writes);
+}
+
+/**
+ * A replica read's own live position (`replay-before`), folded into the monitor's cache: whether
+ * its answer stands — the replica had replayed `floor`, and the read took its own snapshot after
+ * the check. A node whose reads share a snapshot with it (REPEATABLE READ by default) flies no more.
+ */
+export function caughtUp(monitor: MonitorView, node: NodePool, position: FlightPosition, floor: Lsn): boolean {
+  if (position.lsn === undefined) return false;
+  monitor.noteReplayPosition(node.name, position.lsn, position.sentAt, position.started);
+  if (!position.ownSnapshot) node.sharedSnapshot = true;
+  return position.ownSnapshot && position.lsn >= floor;
+}
+
+/**
+ * The primary's position after a read (`insert-after`) taken in: the session's floor raised to it,
+ * its reads that ended before the flight was sent covered, its writes positioned if none was
+ * acknowledged since the flight was planned. True when the read itself is covered (not to be
+ * noted as an uncovered read on the primary).
+ */
+export function positioned(monitor: MonitorView, session: Session, position: FlightPosition): boolean {
+  if (position.mode !== 'insert-after' || position.lsn === undefined) return false;
+  const lsn = monitor.notePrimaryPosition(position.lsn, position.sentAt);
+  session.cover({ lsn, sentAt: position.sentAt }, monitor.primaryIdentity());
+  if (session.writes === position.writesBefore) session.writePending = false;
+  return true;
+}
