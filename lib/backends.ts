@@ -174,6 +174,15 @@ export function watchEndedAlone(client: pg.ClientBase): void {
   });
 }
 
+/**
+ * `client`'s connection is ended on this side, its node not known to be down: pg's pipeline mode
+ * ends a connection whose statement passed its read bound (see lib/position-flight.ts), where
+ * pg otherwise only fails the statement and pg-pool then drops the connection.
+ */
+export function markEndedHere(client: object): void {
+  endedAlone.add(client);
+}
+
 /** Marks `client` as {@link wasTerminated} (before the terminate is sent). */
 export function markTerminated(client: object): void {
   terminated.add(client);

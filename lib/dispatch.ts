@@ -4,7 +4,7 @@ import type { NodePool } from './nodes.js';
 import type { OtelSpan } from './otel.js';
 import { sendSignal, signalledPid, type BackendSignal } from './backends.js';
 import { isConnectionError, isNotSent, isPoolFull, isReadOnlyRefusal, isRecoveryConflict, tagTimeout } from './pg-args.js';
-import { caughtUp, flightFor, positioned } from './flight-outcome.js';
+import { answered, caughtUp, flightFor, positioned } from './flight-outcome.js';
 import type { RoutePlanner } from './planner.js';
 import type { Route, RoutedStatement } from './route.js';
 import type { Scope, Scopes } from './scopes.js';
@@ -127,7 +127,7 @@ export class Dispatch {
     const route = this.planner.planSync(statement, scope, preferred, exclude, flies, checked);
     if (route) return this.#execute(text, route.node, route, classification, scope, ctx, query, runner, exclude);
     return this.planner
-      .plan(statement, scope, preferred, exclude, flies)
+      .plan(statement, scope, preferred, exclude, flies && !checked)
       .then((planned) => this.#execute(text, planned.node, planned, classification, scope, ctx, query, runner, exclude));
   }
 
@@ -180,6 +180,12 @@ export class Dispatch {
         if (!isNotSent(err) && !isPoolFull(err)) node.served++; // a statement that waited for a connection in vain was never sent
         this.#settle(classification, node, scope, ctx, runner, false, err);
         const own = span && !runner.holds(ctx, span) ? span : undefined;
+        if (position?.mode === 'replay-before' && answered(err) && !caughtUp(this.monitor, node, position, route!.floor)) {
+          // Its own check found the replica behind the floor: the error may come from what it
+          // does not have yet, so it is dropped as an answer would be.
+          this.telemetry.end(own, err, true);
+          return this.#attempt(text, classification, scope, ctx, query, runner, exclude, new Set([node.name]));
+        }
         if (refusable && isReadOnlyRefusal(err) && runner.abandon(ctx, err)) {
           // A write the classifier could not see: the primary runs it, and it counts as a write.
           // Its text is a write from now on (while cached), so it goes there first next time.

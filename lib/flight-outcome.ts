@@ -4,6 +4,7 @@ import type { Classification } from './classifier.js';
 import type { Lsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
 import type { NodePool } from './nodes.js';
+import { isConnectionError, isNotSent, isPoolFull, isTimeout } from './pg-args.js';
 import { flightPosition, type FlightPosition } from './position-flight.js';
 import type { Route } from './route.js';
 import type { Scope } from './scopes.js';
@@ -27,14 +28,22 @@ export function flightFor(route: Route, classification: Classification, scope: S
 
 /**
  * A replica read's own live position (`replay-before`), folded into the monitor's cache: whether
- * its answer stands — the replica had replayed `floor`, and the read took its own snapshot after
- * the check. A node whose reads share a snapshot with it (REPEATABLE READ by default) flies no more.
+ * the read's outcome stands — the replica had replayed `floor`, as the server the monitor watches
+ * there (the same start time; another one's LSN means nothing against the floor).
  */
 export function caughtUp(monitor: MonitorView, node: NodePool, position: FlightPosition, floor: Lsn): boolean {
   if (position.lsn === undefined) return false;
-  monitor.noteReplayPosition(node.name, position.lsn, position.sentAt, position.started);
-  if (!position.ownSnapshot) node.sharedSnapshot = true;
-  return position.ownSnapshot && position.lsn >= floor;
+  return monitor.noteReplayPosition(node.name, position.lsn, position.sentAt, position.started) && position.lsn >= floor;
+}
+
+/**
+ * Whether a failed statement answered (an error of its own, which may come from what the server
+ * holds: a row it does not have yet), rather than never ran or was stopped: a connection lost, a
+ * connection never had, a cancel, a timeout. An answer from a replica behind the floor is dropped.
+ */
+export function answered(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return !isConnectionError(err) && !isNotSent(err) && !isPoolFull(err) && !isTimeout(err) && code !== '57014';
 }
 
 /**

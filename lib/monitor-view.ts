@@ -49,9 +49,9 @@ export interface MonitorView {
   /**
    * A replica's replay position read elsewhere (with a read, see lib/position-flight.ts), folded
    * into the cache like a sample when it came from the server polled there (`started`: its
-   * postmaster start time, as the polls read it).
+   * postmaster start time, as the polls read it); false when it did not (then it means nothing).
    */
-  noteReplayPosition(name: string, lsn: Lsn, sentAt: number, started: string | undefined): void;
+  noteReplayPosition(name: string, lsn: Lsn, sentAt: number, started: string | undefined): boolean;
   /** The latest time the primary was seen below `lsn` (whatever wrote `lsn` happened after it). */
   writtenAfter(lsn: Lsn): number | undefined;
   /** The earliest recent primary position asked for at or after `since`. */

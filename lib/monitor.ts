@@ -130,10 +130,11 @@ export class Monitor implements MonitorView {
     return position;
   }
 
-  noteReplayPosition(name: string, lsn: Lsn, sentAt: number, started: string | undefined): void {
+  noteReplayPosition(name: string, lsn: Lsn, sentAt: number, started: string | undefined): boolean {
     const w = this.#nodes.get(name);
-    if (w?.state.role === 'replica' && w.state.status === 'up' && started !== undefined && started === w.started)
-      this.#raisePosition(w, lsn, sentAt);
+    const same = w?.state.role === 'replica' && w.state.status === 'up' && started !== undefined && started === w.started;
+    if (same) this.#raisePosition(w, lsn, sentAt);
+    return same;
   }
 
   writtenAfter(lsn: Lsn): number | undefined {

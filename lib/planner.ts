@@ -120,7 +120,7 @@ export class RoutePlanner {
     const sticky = monotonic ? this.#sticky(session) : undefined;
     const name = sticky !== undefined && decision.nodes.includes(sticky) ? sticky : decision.node;
     const node = this.nodes.replicas.get(name);
-    if (!node || node.sharedSnapshot || (monotonic && session.movesTo(name))) return undefined;
+    if (!node || (monotonic && session.movesTo(name))) return undefined;
     return {
       node,
       decision: { target: 'replica', node: name, reason: 'checked-in-flight' },

@@ -94,10 +94,11 @@ export class FakeMonitor implements MonitorView {
     this.version++;
   }
 
-  noteReplayPosition(name: string, lsn: Lsn, sentAt: number): void {
+  noteReplayPosition(name: string, lsn: Lsn, sentAt: number): boolean {
     const state = this.#states.get(name);
-    if (state?.role === 'replica' && (state.replayLsn === undefined || lsn > state.replayLsn))
-      this.set(name, { replayLsn: lsn, sampledAt: sentAt });
+    if (state?.role !== 'replica') return false;
+    if (state.replayLsn === undefined || lsn > state.replayLsn) this.set(name, { replayLsn: lsn, sampledAt: sentAt });
+    return true;
   }
 
   notePrimaryPosition(lsn: Lsn, sentAt: number): Lsn {

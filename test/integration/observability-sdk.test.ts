@@ -170,7 +170,8 @@ describe('NodeSDK + HTTP/Express/pg instrumentations + OTLP/HTTP, the app in its
         '    pgrr.request source=cookie store=hit',
         '  request handler',
         '    pgrr.route node=r1 reason=checked-in-flight fallback=false',
-        `      pg.query:SELECT postgres port=${replica}`, // with r1's replay position just before it: behind the floor, the answer dropped
+        `      pg.query:SELECT postgres port=${replica} ← live check`, // r1's replay position, sent with the read: behind the floor
+        `      pg.query:SELECT postgres port=${replica}`, // the read: its answer dropped
         '    pgrr.route node=primary reason=replica-behind fallback=true',
         `      pg.query:SELECT postgres port=${primary}`,
         `    pg.query:SELECT postgres port=${primary} ← the primary's position`, // what the read observed (monotonic reads)

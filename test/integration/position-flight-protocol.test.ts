@@ -14,6 +14,9 @@ async function clientOf(node: 'primary' | 'replica', config: Partial<pg.ClientCo
   const handle = node === 'primary' ? cluster.primary : cluster.replicas[0]!;
   const client = new pg.Client({ connectionString: urlAs(handle), ...config });
   await client.connect();
+  // In pipeline mode pg ends a connection whose statement timed out (its answers would block the
+  // rest): then it emits 'error', as the router's pooled connections hear (lib/pool.ts).
+  client.on('error', () => {});
   clients.push(client);
   return client as pg.PoolClient;
 }
@@ -55,7 +58,7 @@ describe.each(['primary', 'replica'] as const)('a flight on the %s', (node) => {
     expect(position.lsn).toBeGreaterThanOrEqual(parseLsn(before!.lsn));
     if (node === 'replica') {
       const [server] = (await client.query<{ started: string }>('select pg_postmaster_start_time()::text as started')).rows;
-      expect(position).toMatchObject({ started: server!.started, ownSnapshot: true });
+      expect(position.started).toBe(server!.started);
     }
     expect((await client.query('select 1 as one')).rows).toEqual([{ one: 1 }]); // the connection goes on
   });
@@ -70,11 +73,11 @@ describe.each(['primary', 'replica'] as const)('a flight on the %s', (node) => {
     expect(result.rows).toEqual([{ id: 'int:2' }]);
   });
 
-  it("rejects with the statement's own error; no position; the connection goes on", async () => {
+  it("rejects with the statement's own error; the position is read all the same (its own transaction); the connection goes on", async () => {
     const client = await clientOf(node);
     const position = flightPosition(modeOf[node], 0);
     await expect(flyOn(client, 'select 1 / $1::int as x', [0], position)).rejects.toMatchObject({ code: '22012' });
-    expect(position.mode === 'insert-after' ? position.lsn : undefined).toBeUndefined(); // a position after the statement never ran
+    expect(position.lsn).toBeDefined();
     expect((await client.query('select 2 as two')).rows).toEqual([{ two: 2 }]);
   });
 
@@ -95,17 +98,38 @@ describe.each(['primary', 'replica'] as const)('a flight on the %s', (node) => {
   });
 });
 
+describe('pipeline mode', () => {
+  it("a client of pg's pipeline mode flies as well, and stays in it; another leaves it as it was", async () => {
+    const pipelined = await clientOf('primary', { pipeline: true } as Partial<pg.ClientConfig>);
+    const position = flightPosition('insert-after', 0);
+    expect((await flyOn(pipelined, 'select $1::int as x', [7], position)).rows).toEqual([{ x: 7 }]);
+    expect(position.lsn).toBeDefined();
+    expect((pipelined as unknown as { pipeline: boolean }).pipeline).toBe(true);
+    const plain = await clientOf('primary');
+    await flyOn(plain, 'select $1::int as x', [8], flightPosition('insert-after', 0));
+    expect((plain as unknown as { pipeline: boolean }).pipeline).toBe(false);
+  });
+
+  it('a statement that fails at its commit fails (its own transaction), and the position after it is still read', async () => {
+    await cluster.primary.query('create table parents (id int primary key)');
+    await cluster.primary.query('create table children (id int primary key, parent int references parents deferrable initially deferred)');
+    const client = await clientOf('primary');
+    const position = flightPosition('insert-after', 0);
+    await expect(flyOn(client, 'insert into children values ($1, $2)', [1, 99], position)).rejects.toMatchObject({ code: '23503' });
+    expect(position.lsn).toBeDefined();
+    expect((await client.query('select count(*)::int as n from children')).rows).toEqual([{ n: 0 }]);
+  });
+});
+
 describe('what can fly', () => {
-  it('only what pg sends with the extended protocol anyway: one statement with values, or queryMode extended', () => {
+  it('a plain statement: SQL text or a config without a name, a row count, a submittable or a timeout of its own', () => {
     expect(canFly('select $1', [1])).toBe(true);
-    expect(canFly('select 1', undefined)).toBe(false); // simple protocol: may hold several statements
-    expect(canFly('select 1', [])).toBe(false);
+    expect(canFly('select 1', undefined)).toBe(true);
     expect(canFly({ text: 'select $1', values: [1] }, undefined)).toBe(true);
-    expect(canFly({ text: 'select $1', values: [1] }, [])).toBe(false); // pg takes the argument, even empty
-    expect(canFly({ text: 'select 1', queryMode: 'extended' }, undefined)).toBe(true);
     expect(canFly({ text: 'select $1', name: 'named' }, [1])).toBe(false);
     expect(canFly({ text: 'select $1', rows: 10 }, [1])).toBe(false);
     expect(canFly({ text: 'select $1', query_timeout: 5 }, [1])).toBe(false);
+    expect(canFly({ submit() {} }, undefined)).toBe(false);
     expect(canFly('select $1', 'not an array')).toBe(false);
   });
 });
