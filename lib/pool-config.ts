@@ -23,6 +23,7 @@ const PG_SETTINGS = [
   'options',
   'client_encoding',
   'binary',
+  'pipeline',
   'ssl',
   'sslnegotiation',
   'enableChannelBinding',

@@ -38,6 +38,9 @@ export class DecisionLog implements SpanProcessor {
     if (span.name === 'pgrr.request') return void this.#requests.delete(span.spanContext().spanId);
     if (span.name !== 'pgrr.route') return;
     const a = span.attributes;
+    // An attempt retried elsewhere (a lost connection; a check in flight that found its replica
+    // behind, its answer dropped) is not where the statement ran: its retry is logged.
+    if (a['pgrr.retried'] === true) return;
     const request = span.parentSpanContext && this.#requests.get(span.parentSpanContext.spanId);
     const session = request?.attributes['pgrr.session.hash'];
     this.#entries.push({
