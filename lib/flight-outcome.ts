@@ -4,7 +4,7 @@ import type { Classification } from './classifier.js';
 import type { Lsn } from './lsn.js';
 import type { MonitorView } from './monitor-view.js';
 import type { NodePool } from './nodes.js';
-import { isConnectionError, isNotSent, isPoolFull, isTimeout } from './pg-args.js';
+import { isConnectionError, isNotSent, isPoolFull, isReadOnlyRefusal, isTimeout } from './pg-args.js';
 import { flightPosition, type FlightPosition } from './position-flight.js';
 import type { Route } from './route.js';
 import type { Scope } from './scopes.js';
@@ -43,7 +43,8 @@ export function caughtUp(monitor: MonitorView, node: NodePool, position: FlightP
  */
 export function answered(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return !isConnectionError(err) && !isNotSent(err) && !isPoolFull(err) && !isTimeout(err) && code !== '57014';
+  // (A replica's refusal of a write, 25006, is no answer either: the statement goes to the primary, as a write.)
+  return !isConnectionError(err) && !isNotSent(err) && !isPoolFull(err) && !isTimeout(err) && !isReadOnlyRefusal(err) && code !== '57014';
 }
 
 /**

@@ -5,7 +5,7 @@ import { isConnectionError } from './pg-args.js';
 import type { Sample } from './monitor-view.js';
 import { tryParseLsn, type Lsn } from './lsn.js';
 import { aheadOfPrimary, historyKey, newNodeState, type NodeState } from './node-state.js';
-import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
+import { INSERT_LSN, REPLAY_LSN, STARTED } from './position-sql.js';
 import { SharedRoundTrip } from './shared-round-trip.js';
 import { untraced } from './otel.js';
 import { endOfInserted, WAL_LAYOUT_SQL, walLayoutOf, type WalLayout } from './wal-layout.js';
@@ -27,7 +27,7 @@ export const POLL_SQL = `select pg_is_in_recovery() as in_recovery,
   pg_last_wal_receive_lsn()::text as receive,
   case when pg_is_in_recovery() then null else ${INSERT_LSN}::text end as insert,
   case when pg_is_in_recovery() then extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) * 1000 end as replay_age_ms,
-  pg_postmaster_start_time()::text as started,
+  ${STARTED} as started,
   inet_server_addr()::text as addr,
   inet_server_port() as port,
   pg_backend_pid() as backend_pid,
@@ -67,7 +67,7 @@ export interface Watched {
   layout: WalLayout | undefined;
   /** The process id the monitor's connection was given at login (BackendKeyData). */
   processId: number | undefined;
-  /** `pg_postmaster_start_time()` at the last poll: a change means the server restarted. */
+  /** The postmaster's start time at the last poll ({@link STARTED}): a change means the server restarted. */
   started: string | undefined;
   /** Replica: `performance.now()` when its last replayed commit was made (from its last poll). */
   replayedAt: number | undefined;

@@ -18,28 +18,7 @@ export type NodeConnectionPool = Pick<
 /** Makes the application's pool to one node. Default: `new pg.Pool(config)`. */
 export type PoolFactory = (config: pg.PoolConfig, node: { name: string; role: NodeRole }) => NodeConnectionPool;
 
-export const defaultPoolFactory: PoolFactory = (config) => new CheckoutPool(config);
-
-/**
- * pg.Pool, but a checkout an idle connection serves on the next tick (more idle connections than
- * waiters: it is served first, FIFO) arms no `connectionTimeoutMillis` timer — pg-pool arms one
- * for every checkout, a timer per statement. Should that connection leave meanwhile (expired,
- * failed), the pool is no longer full and connects a new one, bounded as ever.
- */
-class CheckoutPool extends pg.Pool {
-  override connect(...args: unknown[]): never {
-    const connect = pg.Pool.prototype.connect as (this: pg.Pool, ...a: unknown[]) => never;
-    const options = this.options as { connectionTimeoutMillis?: number };
-    const bound = options.connectionTimeoutMillis;
-    if (!bound || this.idleCount <= this.waitingCount) return connect.apply(this, args);
-    options.connectionTimeoutMillis = 0;
-    try {
-      return connect.apply(this, args);
-    } finally {
-      options.connectionTimeoutMillis = bound;
-    }
-  }
-}
+export const defaultPoolFactory: PoolFactory = (config) => new pg.Pool(config);
 
 /**
  * How long the application's pool to a node waits on a server that does not answer, unless its

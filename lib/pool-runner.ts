@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Runner } from './dispatch.js';
 import { waitingAtMax, type NodeConnectionPool } from './nodes.js';
 import { markBackend, markNotSent, type NormalizedQuery } from './pg-args.js';
-import { canFly, flyOn } from './position-flight.js';
+import { canFly, flyOn, spentConnection } from './position-flight.js';
 import type { Telemetry } from './telemetry.js';
 
 /** How the pool runs a routed statement: on a pooled connection of its node, released after it. */
@@ -47,7 +47,7 @@ async function sendOn(pool: NodeConnectionPool, run: (client: pg.PoolClient) => 
   client.on('error', ignore);
   try {
     const result = await run(client);
-    client.release();
+    client.release(spentConnection(client)); // a flight's connection may have failed after the statement's answer
     return result;
   } catch (err) {
     markBackend(err, client);

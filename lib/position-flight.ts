@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import { markEndedHere } from './backends.js';
 import { tryParseLsn, type Lsn } from './lsn.js';
-import { isTimeout } from './pg-args.js';
-import { INSERT_LSN, REPLAY_LSN } from './position-sql.js';
+import { isConnectionError, isTimeout } from './pg-args.js';
+import { INSERT_LSN, REPLAY_LSN, STARTED } from './position-sql.js';
 
 /**
  * Which position a flight reads beside its statement:
@@ -19,7 +19,7 @@ export interface FlightPosition {
   sentAt: number;
   /** The position read; undefined when none was (the node had none, or did not answer). */
   lsn: Lsn | undefined;
-  /** The server's postmaster start time (`replay-before`): which server answered. */
+  /** The server's postmaster start time (`replay-before`, as `STARTED` reads it): which server answered. */
   started: string | undefined;
   /** The session's count of writes when the flight was planned (see `Session.writes`). */
   readonly writesBefore: number;
@@ -30,22 +30,21 @@ export function flightPosition(mode: FlightMode, writesBefore: number): FlightPo
 }
 
 const POSITION_SQL: Record<FlightMode, string> = {
-  'replay-before': `select ${REPLAY_LSN}::text as lsn, pg_postmaster_start_time()::text as started`,
+  'replay-before': `select ${REPLAY_LSN}::text as lsn, ${STARTED} as started`,
   'insert-after': `select ${INSERT_LSN}::text as lsn`,
 };
 
 /**
  * Whether a query can fly with a position: SQL text, or a plain config (no name, no row count, no
- * submittable, no timeout of its own), with an array of values or none.
+ * submittable, no timeout or callback of its own), with an array of values or none.
  */
 export function canFly(arg: unknown, values: unknown): boolean {
   if (values !== undefined && !Array.isArray(values)) return false;
   if (typeof arg === 'string') return true;
   if (typeof arg !== 'object' || arg === null) return false;
-  const c = arg as { text?: unknown; name?: unknown; rows?: unknown; submit?: unknown; query_timeout?: unknown };
-  return (
-    typeof c.text === 'string' && c.name === undefined && c.rows === undefined && c.submit === undefined && c.query_timeout === undefined
-  );
+  const c = arg as { text?: unknown; name?: unknown; rows?: unknown; submit?: unknown; query_timeout?: unknown; callback?: unknown };
+  if (typeof c.text !== 'string' || c.name !== undefined || c.rows !== undefined) return false;
+  return c.submit === undefined && c.query_timeout === undefined && c.callback === undefined;
 }
 
 /** The fields of pg's Client a flight sets or reads (`pipeline`: pg's pipeline mode, as in 8.23; a pg without one ignores it). */
@@ -79,7 +78,10 @@ export async function flyOn(
   let read: Promise<void>;
   try {
     position.sentAt = performance.now();
-    const readPosition = () => c.query(POSITION_SQL[position.mode]).then((r) => note(position, r), ignore);
+    // A position that failed with the connection (its read bound, a lost connection) leaves the
+    // connection spent: pg ends it, and the pool must not hand it out again.
+    const spend = (err: unknown) => void (answered(err) || (markEndedHere(client), spent.add(client)));
+    const readPosition = () => c.query(POSITION_SQL[position.mode]).then((r) => note(position, r), spend);
     if (position.mode === 'replay-before') {
       read = readPosition();
       statement = c.query(arg, values);
@@ -99,10 +101,22 @@ export async function flyOn(
   return statement;
 }
 
+/** Connections whose flight's position read failed with them (see {@link flyOn}): released as failed. */
+const spent = new WeakSet<object>();
+
+/** Why `client` must not go back to its pool after a flight, if it must not. */
+export function spentConnection(client: object): Error | undefined {
+  return spent.has(client) ? new Error('the connection failed reading a position') : undefined;
+}
+
+/** An error the server answered with (the connection goes on), not a lost connection or a timeout. */
+function answered(err: unknown): boolean {
+  return !isTimeout(err) && !isConnectionError(err);
+}
+
 function note(position: FlightPosition, { rows }: pg.QueryResult): void {
   const row = rows[0] as { lsn?: string | null; started?: string | null } | undefined;
   position.lsn = tryParseLsn(row?.lsn ?? undefined);
   position.started = row?.started ?? undefined;
 }
 
-const ignore = () => {};

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { memoryStore, parseLsn, type Router } from 'pg-replica-router';
+import { memoryStore, parseLsn, type DebugDecision, type Router } from 'pg-replica-router';
 import type { Cluster } from 'pg-replica-router/testing';
 import { APP_ROLE } from '../helpers/app-role.js';
 import { cachedAtLeast, naiveQuery, nodeByPort, routerFor, startTestCluster } from '../helpers/cluster.js';
@@ -114,6 +114,32 @@ describe('a read that fails on a replica its own check found behind', () => {
       router.withSession('s5', async () => (await router.query<{ port: number; r: number }>(RECIPROCAL, [5])).rows[0]!),
     );
     expect({ node: nodeByPort(cluster, value.port), r: value.r, liveChecks }).toEqual({ node: 'primary', r: 0, liveChecks: 0 });
+  });
+});
+
+describe('a read that writes (a function the classifier cannot see into), refused by the replica it flew to', () => {
+  it('runs on the primary as a write, not again as a read', async () => {
+    await cluster.primary.query(
+      "create or replace function bump(i int) returns int language sql as 'update counters set n = n + 1 where id = i returning n'",
+    );
+    await r1.waitForReplay();
+    const decisions: DebugDecision[] = [];
+    const own = routerFor(cluster, { store, monitor: { intervalMs: 60_000 }, debug: (d) => decisions.push(d) });
+    try {
+      await own.query('select 1');
+      await cachedAtLeast(own, 'r1', await r1.replayLsn());
+      await r1.pauseReplay();
+      await own.withSession('s6', () => own.query(WRITE, [6])); // a floor r1 has not replayed: the read flies
+      decisions.length = 0;
+      const n = await own.withSession('s6', async () => (await own.query<{ n: number }>('select bump($1) as n', [6])).rows[0]!.n);
+      expect(n).toBe(2);
+      expect(decisions.map((d) => [d.node, d.reason, d.statement])).toEqual([
+        ['r1', 'checked-in-flight', 'read'], // refused there (25006) ...
+        ['primary', 'not-a-read', 'write'], // ... so it is a write: the primary, counted as one
+      ]);
+    } finally {
+      await own.close();
+    }
   });
 });
 
