@@ -119,4 +119,3 @@ function note(position: FlightPosition, { rows }: pg.QueryResult): void {
   position.lsn = tryParseLsn(row?.lsn ?? undefined);
   position.started = row?.started ?? undefined;
 }
-
