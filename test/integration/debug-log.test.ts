@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Cluster } from 'pg-replica-router/testing';
 import type { DebugDecision } from 'pg-replica-router';
-import { routerFor, startTestCluster, urlAs } from '../helpers/cluster.js';
+import { cachedAtLeast, routerFor, startTestCluster, urlAs } from '../helpers/cluster.js';
 
 // The opt-in debug log: why each read went where it did, without any tracing set up.
 
@@ -24,6 +24,7 @@ describe('the debug log of routing decisions', () => {
     const router = routerFor(cluster, { debug: (d) => decisions.push(d) });
     try {
       await router.topology(); // nothing routed yet
+      await cachedAtLeast(router, 'r1', await cluster.replicas[0]!.replayLsn()); // r1 polled: in rotation
       await cluster.replicas[0]!.pauseReplay();
       await router.withSession('u1', async () => {
         await router.query('insert into debug_log_notes values (1)');
