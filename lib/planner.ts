@@ -118,7 +118,7 @@ export class RoutePlanner {
   #flight(decision: CheckDecision, session: Session, monotonic: boolean, flies: boolean, checked?: ReadonlySet<string>): Route | undefined {
     if (!flies || checked || this.options.maxWaitMs > 0) return undefined;
     const sticky = monotonic ? this.#sticky(session) : undefined;
-    const name = sticky !== undefined && decision.nodes.includes(sticky) ? sticky : decision.node;
+    const name = sticky !== undefined && decision.nodes.includes(sticky) ? sticky : this.#mostAdvanced(decision.nodes);
     const node = this.nodes.replicas.get(name);
     if (!node || (monotonic && session.movesTo(name))) return undefined;
     return {
@@ -128,6 +128,17 @@ export class RoutePlanner {
       waitedMs: 0,
       flight: 'replay-before',
     };
+  }
+
+  /**
+   * The candidate the cache has furthest (`nodes` are sorted so), or one at random among several as
+   * far: reads that fly spread over equal replicas, as the reads after a round of live checks do.
+   */
+  #mostAdvanced(nodes: readonly string[]): string {
+    const top = this.monitor.state(nodes[0]!)?.replayLsn;
+    let tied = 1;
+    while (tied < nodes.length && this.monitor.state(nodes[tied]!)?.replayLsn === top) tied++;
+    return nodes[Math.floor(Math.random() * tied)]!;
   }
 
   #needsFloor(statement: RoutedStatement, level: Consistency, scope: Scope): boolean {
