@@ -112,15 +112,17 @@ export class RoutePlanner {
   /**
    * A 'check' as a read that carries its own live check (lib/position-flight.ts): on the node of the
    * session's uncovered reads if it is a candidate (staying needs no cover), else the most advanced
-   * one. Undefined when the read cannot fly, may wait (the live checks wait), or would move away
-   * from the node of those reads (they are covered first).
+   * one. Undefined when the read cannot fly, may wait (the live checks wait), would move away from
+   * the node of those reads (they are covered first), or would queue for a connection: reads that
+   * queue share one round of live checks, which costs less than a check in each.
    */
   #flight(decision: CheckDecision, session: Session, monotonic: boolean, flies: boolean, checked?: ReadonlySet<string>): Route | undefined {
     if (!flies || checked || this.options.maxWaitMs > 0) return undefined;
     const sticky = monotonic ? this.#sticky(session) : undefined;
     const name = sticky !== undefined && decision.nodes.includes(sticky) ? sticky : this.#mostAdvanced(decision.nodes);
     const node = this.nodes.replicas.get(name);
-    if (!node || (monotonic && session.movesTo(name))) return undefined;
+    // Reads queueing for the replica's connections share one live check instead (a burst).
+    if (!node || node.pool.waitingCount > 0 || (monotonic && session.movesTo(name))) return undefined;
     return {
       node,
       decision: { target: 'replica', node: name, reason: 'checked-in-flight' },
