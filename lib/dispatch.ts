@@ -151,7 +151,7 @@ export class Dispatch {
     const mayRetry = node.role === 'replica' && runner.mayRetry(ctx, query);
     const retryable = !retry && mayRetry;
     const refusable = mayRetry && classification.kind === 'read';
-    const position = route && flightFor(route, classification, scope, runner.flies?.(ctx, query) === true);
+    const position = route && flightFor(route, classification, scope, () => runner.flies?.(ctx, query) === true);
     const ran = runner.execute(ctx, node, span, query, classification, scope, after !== undefined, position);
     // `after`: the outcome is noted, and given, only once it resolves (see #runBeforeStart).
     const outcome = after
@@ -164,8 +164,7 @@ export class Dispatch {
       (result) => {
         node.served++;
         if (position?.mode === 'replay-before' && !caughtUp(this.monitor, node, position, route!.floor)) {
-          // The replica had not replayed the floor when the read ran: its answer is dropped, and
-          // the read is decided again knowing that (another replica known ready, or the primary).
+          // The replica had not replayed the floor when the read ran: its answer is dropped.
           this.telemetry.end(span && !runner.holds(ctx, span) ? span : undefined, undefined, true);
           return this.#attempt(text, classification, scope, ctx, query, runner, exclude, new Set([node.name]));
         }

@@ -18,11 +18,11 @@ import type { Session } from './session.js';
  *   a round trip of their own (see `SessionStore.persist`). Not while a write of the session has
  *   an unknown outcome (`fenced`): only a position after its backend ended covers it.
  */
-export function flightFor(route: Route, classification: Classification, scope: Scope, flies: boolean): FlightPosition | undefined {
+export function flightFor(route: Route, classification: Classification, scope: Scope, flies: () => boolean): FlightPosition | undefined {
   // (The scope's session is read only then: a request's is resolved lazily, not before the start.)
   if (route.flight) return flightPosition(route.flight, scope.session.writes);
   const own = route.decision.target === 'primary' && route.decision.reason === 'wrote-in-scope';
-  if (!own || !flies || classification.kind !== 'read' || scope.session.fenced) return undefined;
+  if (!own || classification.kind !== 'read' || scope.session.fenced || !flies()) return undefined;
   return flightPosition('insert-after', scope.session.writes);
 }
 

@@ -80,7 +80,7 @@ export async function flyOn(
     position.sentAt = performance.now();
     // A position that failed with the connection (its read bound, a lost connection) leaves the
     // connection spent: pg ends it, and the pool must not hand it out again.
-    const spend = (err: unknown) => void (answered(err) || (markEndedHere(client), spent.add(client)));
+    const spend = (err: unknown) => void (connectionGoesOn(err) || (markEndedHere(client), spent.add(client)));
     const readPosition = () => c.query(POSITION_SQL[position.mode]).then((r) => note(position, r), spend);
     if (position.mode === 'replay-before') {
       read = readPosition();
@@ -110,7 +110,7 @@ export function spentConnection(client: object): Error | undefined {
 }
 
 /** An error the server answered with (the connection goes on), not a lost connection or a timeout. */
-function answered(err: unknown): boolean {
+function connectionGoesOn(err: unknown): boolean {
   return !isTimeout(err) && !isConnectionError(err);
 }
 
